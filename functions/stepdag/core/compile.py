@@ -25,9 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from stepdag.core.errors import CompileError
+from stepdag.core.errors import CompileError, StepdagInvalidInput, StepdagInvalidOutput
 from stepdag.core.graph import Leaf, Par, Seq, Tree, level_decompose, sp_decompose
-from stepdag.core.model import LAMBDA_TRANSIENT_ERRORS, Dag, LambdaConfig, Node
+from stepdag.core.model import LAMBDA_TRANSIENT_ERRORS, Dag, LambdaConfig, Node, enum_value
 
 MAX_STATE_NAME = 80
 MAX_DEFINITION_BYTES = 1_048_576
@@ -35,7 +35,10 @@ MAX_HISTORY_EVENTS = 25_000
 DEFAULT_FUNCTION_PLACEHOLDER = "${NodeRunnerFunctionArn}"
 
 # Deterministic failures: retrying cannot help, so they bypass every user retrier.
-NON_RETRYABLE_ERRORS: tuple[str, ...] = ("stepdag.InvalidInput", "stepdag.InvalidOutput")
+NON_RETRYABLE_ERRORS: tuple[str, ...] = (
+    StepdagInvalidInput.__name__,
+    StepdagInvalidOutput.__name__,
+)
 
 Strategy = Literal["sp", "levels"]
 ASL = dict[str, Any]
@@ -253,7 +256,7 @@ class _Builder:
             }
             if r.max_delay is not None:
                 rule["MaxDelaySeconds"] = r.max_delay
-            jitter = str(getattr(r.jitter, "value", r.jitter))
+            jitter = enum_value(r.jitter)
             if jitter != "NONE":
                 rule["JitterStrategy"] = jitter
             out.append(rule)

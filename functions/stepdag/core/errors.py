@@ -76,6 +76,27 @@ class InputValidationError(StepdagError):
     code = "invalid_input"
 
 
+class StepdagInvalidInput(InputValidationError):
+    """Raised by the node runner; the class name is the Step Functions error name.
+
+    Lambda reports ``type(exc).__name__`` as the error, so these names are part of the
+    ASL contract (the compiler never retries them: retrying cannot fix bad data).
+    """
+
+
+class StepdagInvalidOutput(StepdagError):
+    """A node returned a value that does not match its return annotation."""
+
+    http_status = 500
+    code = "invalid_output"
+
+
+class StepdagUpstreamMissing(StepdagError):
+    """A node ran before an upstream output existed: the state machine is out of date."""
+
+    code = "upstream_missing"
+
+
 class StoreError(StepdagError):
     """Base for persistence failures raised by an ExecutionStore backend."""
 

@@ -13,7 +13,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum, StrEnum
 from functools import cached_property
 from typing import Any, TypeVar, overload
 
@@ -30,6 +30,11 @@ LAMBDA_TRANSIENT_ERRORS: tuple[str, ...] = (
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 )
+
+
+def enum_value(value: Enum | str) -> str:
+    """Options accept an Enum member or its plain string value; compare on the string."""
+    return str(value.value if isinstance(value, Enum) else value)
 
 
 class Jitter(StrEnum):
@@ -294,11 +299,25 @@ class Workflow:
 
 
 def resolve_hints(fn: Callable[..., Any]) -> dict[str, Any]:
-    """Evaluate annotations (``from __future__ import annotations`` makes them strings)."""
+    """Evaluate annotations (``from __future__ import annotations`` makes them strings).
+
+    Resolved one by one, so a single unresolvable name leaves only that annotation a
+    string (reported by validation) instead of all of them.
+    """
     try:
         return typing.get_type_hints(fn, include_extras=True)
-    except Exception:  # unresolvable forward refs: fall back to raw, checked later
-        return dict(getattr(fn, "__annotations__", {}))
+    except Exception:
+        pass
+    out: dict[str, Any] = {}
+    globalns = getattr(fn, "__globals__", {})
+    for name, ann in getattr(fn, "__annotations__", {}).items():
+        if isinstance(ann, str):
+            try:
+                ann = eval(ann, globalns)  # same evaluation get_type_hints performs
+            except Exception:
+                pass
+        out[name] = ann
+    return out
 
 
 def signature_params(fn: Callable[..., Any]) -> list[inspect.Parameter]:

@@ -26,6 +26,7 @@ from stepdag.core.model import (
     Param,
     ParamKind,
     UpstreamSkipped,
+    enum_value,
     resolve_hints,
 )
 
@@ -289,7 +290,7 @@ def _option_problems(node: Node) -> Iterable[str]:
             yield f"retry.backoff_rate must be >= 1.0, got {r.backoff_rate}"
         if r.max_delay is not None and r.max_delay < 1:
             yield f"retry.max_delay must be >= 1 second, got {r.max_delay}"
-        if str(getattr(r.jitter, "value", r.jitter)) not in {j.value for j in Jitter}:
+        if enum_value(r.jitter) not in {j.value for j in Jitter}:
             yield f"retry.jitter must be NONE or FULL, got {r.jitter!r}"
         names = r.error_names
         if not names:
@@ -309,9 +310,7 @@ def _option_problems(node: Node) -> Iterable[str]:
         yield f"cache.ttl must be >= 1 second, got {o.cache.ttl}"
     if o.max_items is not None and o.max_items < 0:
         yield f"max_items must be >= 0, got {o.max_items}"
-    if str(getattr(o.on_upstream_skipped, "value", o.on_upstream_skipped)) not in {
-        u.value for u in UpstreamSkipped
-    }:
+    if enum_value(o.on_upstream_skipped) not in {u.value for u in UpstreamSkipped}:
         yield f"on_upstream_skipped must be 'skip' or 'run', got {o.on_upstream_skipped!r}"
     if o.when is not None and not callable(o.when):
         yield "when= must be a callable over upstream outputs"
@@ -340,8 +339,7 @@ def _when(ctx: Context) -> Iterable[Problem]:
 @check("skip-optional")
 def _skip_optional(ctx: Context) -> Iterable[Problem]:
     for node in ctx.nodes.values():
-        mode = str(getattr(node.options.on_upstream_skipped, "value", ""))
-        if mode != UpstreamSkipped.RUN.value:
+        if enum_value(node.options.on_upstream_skipped) != UpstreamSkipped.RUN.value:
             continue
         for p in node.params:
             if p.kind is ParamKind.UPSTREAM and not T.accepts_none(p.annotation):
