@@ -31,7 +31,7 @@ def node_fn(
     fn.__name__ = fn.__qualname__ = name
     params = [inspect.Parameter(d, inspect.Parameter.KEYWORD_ONLY, annotation=Any) for d in deps]
     fn.__signature__ = inspect.Signature(params, return_annotation=Any)  # type: ignore[attr-defined]
-    fn.__annotations__ = {d: Any for d in deps} | {"return": Any}
+    fn.__annotations__ = dict.fromkeys(deps, Any) | {"return": Any}
     return fn
 
 

@@ -8,6 +8,7 @@ workflow module therefore has no side effects beyond creating a few small object
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import types
 import typing
@@ -310,13 +311,11 @@ def resolve_hints(fn: Callable[..., Any]) -> dict[str, Any]:
         pass
     out: dict[str, Any] = {}
     globalns = getattr(fn, "__globals__", {})
-    for name, ann in getattr(fn, "__annotations__", {}).items():
-        if isinstance(ann, str):
-            try:
-                ann = eval(ann, globalns)  # same evaluation get_type_hints performs
-            except Exception:
-                pass
-        out[name] = ann
+    for name, raw in getattr(fn, "__annotations__", {}).items():
+        out[name] = raw
+        if isinstance(raw, str):
+            with contextlib.suppress(Exception):  # left a string; validation reports it
+                out[name] = eval(raw, globalns)  # the evaluation get_type_hints performs
     return out
 
 
