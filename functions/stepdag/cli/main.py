@@ -132,6 +132,8 @@ def graph(
 
 
 def main() -> None:
+    import stepdag.cli.runs  # noqa: F401 - registers the run/inspect commands on `app`
+
     app()
 
 

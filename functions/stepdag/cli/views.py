@@ -1,0 +1,96 @@
+"""Rich renderables shared by the CLI views (local and remote show the same thing)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+_STYLE = {
+    "SUCCEEDED": "green",
+    "FAILED": "bold red",
+    "TIMED_OUT": "red",
+    "ABORTED": "red",
+    "RUNNING": "yellow",
+    "SKIPPED": "dim",
+    "PENDING": "dim",
+    "PENDING_REDRIVE": "yellow",
+}
+
+
+def status_style(status: str) -> Text:
+    return Text(status, style=_STYLE.get(status, ""))
+
+
+def _dur(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return "-"
+    return f"{(end - start).total_seconds():.3f}s"
+
+
+def node_table(nodes: Sequence[Any]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for col in ("NODE", "STATUS", "ATTEMPTS", "DURATION", "DETAIL"):
+        table.add_column(col)
+    for n in sorted(nodes, key=lambda r: (r.started_at or datetime.max.astimezone(), r.node)):
+        if n.map_index is not None:
+            continue
+        detail = ""
+        if n.error:
+            detail = f"{n.error}: {(n.cause or '')[:120]}"
+        elif n.skip_reason:
+            detail = n.skip_reason
+        elif n.items is not None:
+            detail = f"{n.items} items"
+        if n.cache_hit:
+            detail = (detail + " (cache hit)").strip()
+        table.add_row(
+            n.node,
+            status_style(n.status.value),
+            str(n.attempts),
+            _dur(n.started_at, n.ended_at),
+            detail,
+        )
+    return table
+
+
+def execution_view(rec: Any, nodes: Sequence[Any]) -> Group:
+    head = Text.assemble(
+        (f"{rec.name}", "bold"),
+        f"  workflow {rec.workflow}  ",
+        status_style(rec.status.value),
+        f"  {_dur(rec.started_at, rec.ended_at)}",
+        f"  redrives {rec.redrive_count}" if rec.redrive_count else "",
+    )
+    parts: list[Any] = [head, Text(f"id {rec.execution_id}", style="dim")]
+    if rec.rerun_of:
+        parts.append(Text(f"rerun of {rec.rerun_of} from node {rec.rerun_from}", style="dim"))
+    if rec.error:
+        parts.append(Text(f"error {rec.error}: {rec.cause or ''}", style="red"))
+    parts.append(node_table(nodes))
+    return Group(*parts)
+
+
+def timeline(rec: Any, nodes: Sequence[Any], width: int = 40) -> Text:
+    """A text Gantt chart: one bar per node over the execution's wall time."""
+    spans = [
+        (n.node, n.started_at, n.ended_at)
+        for n in nodes
+        if n.map_index is None and n.started_at is not None
+    ]
+    if not spans:
+        return Text("timeline: no node has started", style="dim")
+    t0 = min(s for _, s, _ in spans)
+    t1 = max((e or s) for _, s, e in spans)
+    total = max((t1 - t0).total_seconds(), 1e-9)
+    label = max(len(n) for n, _, _ in spans)
+    out = Text(f"timeline ({total:.3f}s)\n", style="bold")
+    for name, s, e in sorted(spans, key=lambda x: x[1]):
+        a = int((s - t0).total_seconds() / total * width)
+        b = max(a + 1, int(((e or t1) - t0).total_seconds() / total * width))
+        out.append(f"  {name:<{label}} |" + " " * a + "█" * (b - a) + " " * (width - b) + "|\n")
+    return out

@@ -1,0 +1,360 @@
+"""The local engine: the compiled ASL, run by stepdag's interpreter, nodes in-process.
+
+It runs exactly the definition that deploys to Step Functions (the Task resource is
+substituted with a local ARN, as CDK substitutes the real one), so a workflow that
+runs here runs on AWS. State lives in an ExecutionStore (SQLite by default).
+
+Resume is Step Functions' redrive done locally: the same execution id is executed again
+with its redrive count bumped; the node runner answers completed nodes from the store
+without calling them, so only unfinished work runs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from stepdag.asl import Clock, HistoryEvent, StateMachine, TaskContext, TaskFailure
+from stepdag.core.compile import Targets, compile_dag, to_json
+from stepdag.core.errors import InputValidationError, StepdagError
+from stepdag.core.graph import ancestor_sets
+from stepdag.core.model import PARAMS, Dag, Workflow
+from stepdag.core.status import NodeStatus, RunStatus
+from stepdag.runtime.records import ExecutionRecord, NodeKey
+from stepdag.runtime.runner import NodeRunner
+from stepdag.runtime.store import ExecutionStore
+
+LOCAL_FUNCTION_ARN = "arn:aws:lambda:local:000000000000:function:stepdag-node-runner"
+DEFAULT_HOME = Path(".stepdag")
+
+
+def execution_arn(workflow: str, name: str) -> str:
+    return f"arn:aws:states:local:000000000000:execution:{workflow}:{name}"
+
+
+def state_machine_arn(workflow: str) -> str:
+    return f"arn:aws:states:local:000000000000:stateMachine:{workflow}"
+
+
+def lambda_cause(exc: BaseException) -> str:
+    """The Cause Step Functions records for a failed Lambda task (its error JSON)."""
+    # Compact separators, key order of the AWS Python runtime: the exact Cause text.
+    return json.dumps(
+        {"errorMessage": str(exc), "errorType": type(exc).__name__}, separators=(",", ":")
+    )
+
+
+def default_store(home: Path | str = DEFAULT_HOME) -> ExecutionStore:
+    from stepdag.runtime.sqlite import SqliteStore
+
+    Path(home).mkdir(parents=True, exist_ok=True)
+    return SqliteStore(Path(home) / "stepdag.db")
+
+
+class ResumeNotAllowed(StepdagError):
+    http_status = 409
+    code = "resume_not_allowed"
+
+
+@dataclass
+class _EventSink:
+    """Buffers history events and writes them in batches (one transaction per batch).
+
+    History is for inspection; node outputs are what must survive a crash, and those are
+    committed by the runner, so batching here costs no durability that matters.
+    """
+
+    store: ExecutionStore
+    execution_id: str
+    listener: Callable[[HistoryEvent], None] | None = None
+    batch: int = 256
+    _buf: list[dict[str, Any]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, event: HistoryEvent) -> None:
+        if self.listener is not None:
+            self.listener(event)
+        with self._lock:
+            self._buf.append(event.to_dict())
+            if len(self._buf) >= self.batch:
+                self._flush_locked()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if self._buf:
+            self.store.append_events(self.execution_id, self._buf)
+            self._buf = []
+
+
+class LocalEngine:
+    def __init__(
+        self,
+        store: ExecutionStore | None = None,
+        *,
+        clock: Clock | None = None,
+        workflows: Mapping[str, Workflow | Dag] | None = None,
+    ) -> None:
+        self._store = store
+        self.clock = clock
+        self._dags: dict[str, Dag] = {}
+        self._machines: dict[str, StateMachine] = {}
+        self._lock = threading.Lock()
+        for wf in (workflows or {}).values():
+            self.register(wf)
+        self.runner = NodeRunner(self._dags, self.store)
+
+    @property
+    def store(self) -> ExecutionStore:
+        if self._store is None:  # lazily: importing/constructing the engine touches no disk
+            self._store = default_store()
+        return self._store
+
+    # ------------------------------------------------------------------ registry
+
+    def register(self, workflow: Workflow | Dag) -> Dag:
+        dag = workflow.build() if isinstance(workflow, Workflow) else workflow
+        with self._lock:
+            self._dags[dag.workflow] = dag
+            self._machines.pop(dag.workflow, None)
+        return dag
+
+    def definition(self, workflow: str) -> dict[str, Any]:
+        compiled = compile_dag(
+            self._dags[workflow], Targets(resource=lambda _n: LOCAL_FUNCTION_ARN)
+        )
+        return compiled.definition
+
+    def machine(self, workflow: str) -> StateMachine:
+        with self._lock:
+            sm = self._machines.get(workflow)
+        if sm is None:
+            sm = StateMachine(self.definition(workflow), name=workflow)
+            with self._lock:
+                self._machines[workflow] = sm
+        return sm
+
+    # ------------------------------------------------------------------ runs
+
+    def run(
+        self,
+        workflow: Workflow | Dag | str,
+        input: Any = None,
+        *,
+        name: str | None = None,
+        on_event: Callable[[HistoryEvent], None] | None = None,
+        tenant: str | None = None,
+    ) -> ExecutionRecord:
+        """Start an execution and run it to the end; returns the final record."""
+        rec = self.create(workflow, input, name=name, tenant=tenant)
+        return self.execute(rec, on_event=on_event)
+
+    def create(
+        self,
+        workflow: Workflow | Dag | str,
+        input: Any = None,
+        *,
+        name: str | None = None,
+        tenant: str | None = None,
+        rerun_of: str | None = None,
+        rerun_from: str | None = None,
+    ) -> ExecutionRecord:
+        """Validate the input and record a new execution (RUNNING) without running it."""
+        dag = self._dags[workflow] if isinstance(workflow, str) else self.register(workflow)
+        validate_input(dag, input)
+        name = name or uuid.uuid4().hex
+        definition = self.definition(dag.workflow)
+        rec = ExecutionRecord(
+            execution_id=execution_arn(dag.workflow, name),
+            name=name,
+            workflow=dag.workflow,
+            started_at=datetime.now(UTC),
+            input=input,
+            tenant=tenant,
+            definition_sha=_sha(definition),
+            rerun_of=rerun_of,
+            rerun_from=rerun_from,
+        )
+        return self.store.create_execution(rec)
+
+    def resume(
+        self, ref: str, *, on_event: Callable[[HistoryEvent], None] | None = None
+    ) -> ExecutionRecord:
+        """Redrive a failed or interrupted execution; completed nodes are not run again."""
+        rec = self.store.get_execution(ref)
+        if rec.status is RunStatus.SUCCEEDED:
+            raise ResumeNotAllowed(f"execution {rec.name!r} already SUCCEEDED; nothing to resume")
+        self._require_workflow(rec.workflow)
+        rec = self.store.update_execution(
+            rec.execution_id,
+            status=RunStatus.RUNNING,
+            expected=[s for s in RunStatus if s is not RunStatus.SUCCEEDED],
+            redrive_count=rec.redrive_count + 1,
+            error=None,
+            cause=None,
+            ended_at=None,
+        )
+        return self.execute(rec, on_event=on_event)
+
+    def rerun(
+        self,
+        ref: str,
+        from_node: str,
+        *,
+        name: str | None = None,
+        on_event: Callable[[HistoryEvent], None] | None = None,
+    ) -> ExecutionRecord:
+        """New execution that reuses every stored output not downstream of ``from_node``."""
+        old = self.store.get_execution(ref)
+        dag = self._require_workflow(old.workflow)
+        if from_node not in dag.nodes:
+            raise StepdagError(
+                f"workflow {dag.workflow!r} has no node {from_node!r}; "
+                f"nodes: {', '.join(dag.nodes)}"
+            )
+        anc = ancestor_sets(dag.preds)
+        downstream = {n for n in dag.nodes if from_node in anc[n]} | {from_node}
+        reuse = [
+            r.node
+            for r in self.store.list_nodes(old.execution_id)
+            if r.node not in downstream and r.status is NodeStatus.SUCCEEDED
+        ]
+        rec = self.create(
+            dag,
+            old.input,
+            name=name,
+            tenant=old.tenant,
+            rerun_of=old.execution_id,
+            rerun_from=from_node,
+        )
+        self.store.copy_nodes(old.execution_id, rec.execution_id, reuse)
+        return self.execute(rec, on_event=on_event)
+
+    # ------------------------------------------------------------------ internals
+
+    def _require_workflow(self, workflow: str) -> Dag:
+        dag = self._dags.get(workflow)
+        if dag is None:
+            raise StepdagError(
+                f"workflow {workflow!r} is not loaded; pass --workflow or run from the project "
+                "directory so statemachines/ can be discovered"
+            )
+        return dag
+
+    def execute(
+        self, rec: ExecutionRecord, *, on_event: Callable[[HistoryEvent], None] | None = None
+    ) -> ExecutionRecord:
+        """Run a created (or redriven) execution to its end and record the outcome."""
+        sm = self.machine(rec.workflow)
+        sink = _EventSink(self.store, rec.execution_id, on_event)
+        offset = len(self.store.get_events(rec.execution_id)) if rec.redrive_count else 0
+        if offset:
+            sink = _OffsetSink(self.store, rec.execution_id, on_event, offset=offset)
+        try:
+            result = sm.execute(
+                rec.input,
+                task_handler=self._task_handler,
+                name=rec.name,
+                execution_id=rec.execution_id,
+                clock=self.clock,
+                on_event=sink,
+                context_overrides={"Execution": {"RedriveCount": rec.redrive_count}},
+            )
+        finally:
+            sink.flush()
+        status = RunStatus(result.status)
+        output = (
+            self.workflow_output(rec.execution_id, rec.workflow)
+            if result.status == "SUCCEEDED"
+            else None
+        )
+        return self.store.update_execution(
+            rec.execution_id,
+            status=status,
+            expected=[RunStatus.RUNNING],
+            output=output,
+            error=result.error,
+            cause=result.cause,
+            ended_at=datetime.now(UTC),
+        )
+
+    def _task_handler(self, resource: str, parameters: Any, ctx: TaskContext) -> Any:
+        try:
+            return self.runner.handle(parameters)
+        except Exception as exc:
+            # Lambda's contract: error name = exception class, cause = its error JSON.
+            raise TaskFailure(type(exc).__name__, lambda_cause(exc)) from exc
+
+    def workflow_output(self, execution_id: str, workflow: str) -> Any:
+        """The workflow's result: its sink node's output, or {sink: output} for several."""
+        dag = self._dags[workflow]
+        outputs = {}
+        for sink in dag.sinks:
+            r = self.store.get_node(NodeKey(execution_id, sink))
+            outputs[sink] = r.output if r is not None and r.status is NodeStatus.SUCCEEDED else None
+        return outputs[dag.sinks[0]] if len(dag.sinks) == 1 else outputs
+
+
+class _OffsetSink(_EventSink):
+    """A redrive continues the stored history: ids continue after the existing events."""
+
+    def __init__(
+        self,
+        store: ExecutionStore,
+        execution_id: str,
+        listener: Callable[[HistoryEvent], None] | None,
+        *,
+        offset: int,
+    ) -> None:
+        super().__init__(store, execution_id, listener)
+        self.offset = offset
+
+    def __call__(self, event: HistoryEvent) -> None:
+        if self.listener is not None:
+            self.listener(event)
+        data = event.to_dict()
+        data["id"] = data["id"] + self.offset
+        if data.get("previousEventId"):
+            data["previousEventId"] = data["previousEventId"] + self.offset
+        with self._lock:
+            self._buf.append(data)
+            if len(self._buf) >= self.batch:
+                self._flush_locked()
+
+
+def validate_input(dag: Dag, input: Any) -> None:
+    """Fail fast, before anything runs, when the input does not fit any ``params`` type."""
+    for node in dag.nodes.values():
+        param = node.param(PARAMS)
+        if param is None:
+            continue
+        try:
+            TypeAdapter(param.annotation).validate_python(input)
+        except ValidationError as exc:
+            details = "; ".join(
+                f"{'.'.join(str(x) for x in e['loc']) or '(input)'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise InputValidationError(
+                f"workflow {dag.workflow!r}: execution input rejected by node {node.name!r} "
+                f"(parameter {PARAMS!r}): {details}"
+            ) from None
+
+
+def _sha(definition: Mapping[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.sha256(to_json(definition).encode()).hexdigest()
+
+
+__all__ = ["LOCAL_FUNCTION_ARN", "LocalEngine", "ResumeNotAllowed", "execution_arn"]

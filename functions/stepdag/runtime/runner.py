@@ -1,0 +1,525 @@
+"""The node runner: the one code path shared by the local engine and the Lambda handler.
+
+Given a Task payload ``{workflow, node, phase, execution, attempt[, index][, params]}``
+it loads the node's inputs from the store, checks the result cache, calls the function,
+validates the output against its annotation, stores output and status in one
+transaction and returns a small result. Safe under at-least-once delivery: a node that
+completed is never run again, and of several concurrent deliveries of one attempt only
+the one holding the claim runs the function; the others wait for its result.
+
+Phases (see core/compile.py for the ASL shape):
+    run             a plain node
+    condition       evaluate ``when``; records SKIPPED when false → {"run": bool}
+    plan            a map node: count the items → {"items": [0..n-1]}
+    item            one map item (``index``)
+    gather          a map node: collect item outputs into the node's output
+    record_failure  continue_on_failure: record the caught error, then carry on
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import TypeAdapter, ValidationError
+
+from stepdag.core.errors import (
+    ConditionFailed,
+    ExecutionAlreadyExists,
+    ExecutionNotFound,
+    StepdagError,
+    StepdagInvalidInput,
+    StepdagInvalidOutput,
+    StepdagUpstreamMissing,
+)
+from stepdag.core.model import PARAMS, Dag, Node, ParamKind, UpstreamSkipped, enum_value
+from stepdag.core.status import NodeStatus
+from stepdag.runtime.records import CacheEntry, ExecutionRecord, NodeKey, NodeRecord
+from stepdag.runtime.store import ExecutionStore
+
+PHASES = ("run", "condition", "plan", "item", "gather", "record_failure")
+_MISSING: Any = object()
+# Attempts are numbered (redrive, retry): a redrive resets Step Functions' RetryCount,
+# and a failed attempt must not block the redriven one. Retries are capped at 100 + 3.
+REDRIVE_STRIDE = 1000
+LEASE_MARGIN_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRequest:
+    workflow: str
+    node: str
+    phase: str
+    execution: str
+    attempt: int
+    index: int | None = None
+    params: Any = _MISSING
+    error: str | None = None
+    cause: str | None = None
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> NodeRequest:
+        """Parse and check a Task payload; a malformed one is an input error, not a crash."""
+        problems = []
+        for key in ("workflow", "node", "execution"):
+            if not isinstance(payload.get(key), str) or not payload.get(key):
+                problems.append(f"{key!r} must be a non-empty string")
+        phase = payload.get("phase", "run")
+        if phase not in PHASES:
+            problems.append(f"'phase' must be one of {', '.join(PHASES)}, got {phase!r}")
+        attempt = payload.get("attempt", 0)
+        if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
+            problems.append(f"'attempt' must be an int >= 0, got {attempt!r}")
+        index = payload.get("index")
+        if phase == "item" and (not isinstance(index, int) or index < 0):
+            problems.append(f"'index' must be an int >= 0 for phase 'item', got {index!r}")
+        if problems:
+            raise StepdagInvalidInput("invalid node-runner payload: " + "; ".join(problems))
+        return cls(
+            workflow=payload["workflow"],
+            node=payload["node"],
+            phase=phase,
+            execution=payload["execution"],
+            attempt=attempt,
+            index=index if phase == "item" else None,
+            params=payload.get("params", _MISSING),
+            error=payload.get("error"),
+            cause=payload.get("cause"),
+        )
+
+
+class RunnerObserver(Protocol):
+    """Hooks for logs/metrics/traces (the Lambda handler plugs Powertools in here)."""
+
+    def node_started(self, req: NodeRequest) -> None: ...
+    def node_finished(
+        self,
+        req: NodeRequest,
+        status: str,
+        seconds: float,
+        *,
+        output_bytes: int = 0,
+        cache_hit: bool | None = None,
+        error: str | None = None,
+    ) -> None: ...
+
+
+class _NullObserver:
+    def node_started(self, req: NodeRequest) -> None:
+        return None
+
+    def node_finished(
+        self,
+        req: NodeRequest,
+        status: str,
+        seconds: float,
+        *,
+        output_bytes: int = 0,
+        cache_hit: bool | None = None,
+        error: str | None = None,
+    ) -> None:
+        return None
+
+
+def error_class(name: str) -> type[Exception]:
+    """An exception class whose ``__name__`` is ``name``: replays a stored failure with the
+    same Step Functions error name (Lambda reports ``type(exc).__name__``)."""
+    return type(name, (Exception,), {"__module__": "stepdag.replayed"})
+
+
+class NodeRunner:
+    def __init__(
+        self,
+        workflows: Mapping[str, Dag],
+        store: ExecutionStore,
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        observer: RunnerObserver | None = None,
+        owner_prefix: str = "",
+        poll_seconds: float = 0.02,
+    ) -> None:
+        self.workflows = workflows
+        self.store = store
+        self.now = now
+        self.observer: RunnerObserver = observer or _NullObserver()
+        self.owner_prefix = owner_prefix
+        self.poll_seconds = poll_seconds
+        self._adapters: dict[tuple[str, str, str], TypeAdapter[Any]] = {}
+        # Completed outputs are immutable, so decoded values can be reused across calls
+        # (a 1,000-item Map would otherwise decode its source list 1,000 times).
+        self._outputs: OrderedDict[tuple[str, str], Any] = OrderedDict()
+
+    # ------------------------------------------------------------------ entry point
+
+    def handle(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        req = NodeRequest.from_payload(payload)
+        dag = self.workflows.get(req.workflow)
+        if dag is None or req.node not in dag.nodes:
+            known = ", ".join(sorted(self.workflows)) or "none"
+            raise StepdagInvalidInput(
+                f"unknown workflow/node {req.workflow!r}/{req.node!r} (deployed workflows: {known})"
+            )
+        node = dag[req.node]
+        handler = getattr(self, f"_{req.phase}")
+        result: dict[str, Any] = handler(dag, node, req)
+        return result
+
+    # ------------------------------------------------------------------ phases
+
+    def _run(self, dag: Dag, node: Node, req: NodeRequest) -> dict[str, Any]:
+        key = NodeKey(req.execution, node.name, req.index)
+        return self._execute(dag, node, req, key)
+
+    _item = _run
+
+    def _condition(self, dag: Dag, node: Node, req: NodeRequest) -> dict[str, Any]:
+        key = NodeKey(req.execution, node.name)
+        current = self.store.get_node(key)
+        if current is not None and current.status in (NodeStatus.SUCCEEDED, NodeStatus.SKIPPED):
+            return {"node": node.name, "run": current.status is NodeStatus.SUCCEEDED}
+        skipped = self._skipped_upstreams(dag, node, req.execution)
+        if skipped and _mode(node) is UpstreamSkipped.SKIP:
+            self._skip(key, f"upstream skipped: {', '.join(skipped)}", req)
+            return {"node": node.name, "run": False}
+        args: dict[str, Any] = {}
+        for name in node.when_params:
+            if name == PARAMS:
+                args[name] = self._input(dag, node, req)
+            elif name in skipped:
+                args[name] = None
+            else:
+                args[name] = self._upstream_value(dag, node, name, req.execution)
+        assert node.options.when is not None
+        decision = bool(node.options.when(**args))
+        if not decision:
+            self._skip(key, "condition is false", req)
+        return {"node": node.name, "run": decision}
+
+    def _plan(self, dag: Dag, node: Node, req: NodeRequest) -> dict[str, Any]:
+        key = NodeKey(req.execution, node.name)
+        current = self.store.get_node(key)
+        if current is not None and current.is_completed:
+            return {"node": node.name, "status": current.status.value, "items": []}
+        skipped = self._skipped_upstreams(dag, node, req.execution)
+        source = node.options.map_over
+        assert source is not None
+        if source in skipped or (skipped and _mode(node) is UpstreamSkipped.SKIP):
+            self._skip(key, f"upstream skipped: {', '.join(skipped)}", req)
+            return {"node": node.name, "status": "SKIPPED", "items": []}
+        items = self._output(req.execution, source)
+        if not isinstance(items, list):
+            raise StepdagInvalidInput(f"map_over source {source!r} did not produce a list")
+        self.store.set_items(key, len(items))
+        return {"node": node.name, "status": "RUNNING", "items": list(range(len(items)))}
+
+    def _gather(self, dag: Dag, node: Node, req: NodeRequest) -> dict[str, Any]:
+        key = NodeKey(req.execution, node.name)
+        owner = self._owner()
+        claim = self.store.claim_node(
+            key, attempt=self._attempt(req), owner=owner, lease_seconds=60.0, now=self.now()
+        )
+        if not claim.acquired:
+            return self._settled(claim.record, req)
+        outputs = self.store.get_item_outputs(req.execution, node.name)
+        done = self.store.complete_node(key, owner=owner, output=outputs, now=self.now())
+        return {"node": node.name, "status": done.status.value}
+
+    def _record_failure(self, dag: Dag, node: Node, req: NodeRequest) -> dict[str, Any]:
+        key = NodeKey(req.execution, node.name)
+        current = self.store.get_node(key)
+        if current is None or current.status is not NodeStatus.FAILED:
+            owner = self._owner()
+            # The caught attempt may still hold a lease (e.g. it timed out): claim as the
+            # newest attempt of this redrive so the record is taken over at once.
+            claim = self.store.claim_node(
+                key,
+                attempt=self._attempt(req) + REDRIVE_STRIDE - 1,
+                owner=owner,
+                lease_seconds=60.0,
+                now=self.now(),
+            )
+            if claim.acquired:
+                self.store.fail_node(
+                    key,
+                    owner=owner,
+                    error=req.error or "States.TaskFailed",
+                    cause=req.cause or "",
+                    now=self.now(),
+                )
+        return {"node": node.name, "status": NodeStatus.FAILED.value}
+
+    # ------------------------------------------------------------------ the core
+
+    def _execute(self, dag: Dag, node: Node, req: NodeRequest, key: NodeKey) -> dict[str, Any]:
+        if key.map_index is None:  # items inherit their node's skip decision (see _plan)
+            skipped = self._skipped_upstreams(dag, node, req.execution)
+            if skipped and _mode(node) is UpstreamSkipped.SKIP:
+                current = self.store.get_node(key)
+                if current is None or current.status is NodeStatus.PENDING:
+                    self._skip(key, f"upstream skipped: {', '.join(skipped)}", req)
+                    return {"node": node.name, "status": NodeStatus.SKIPPED.value}
+        else:
+            skipped = []
+        owner = self._owner()
+        lease = float(node.options.timeout or node.options.lambda_config.timeout_s) + LEASE_MARGIN_S
+        attempt = self._attempt(req)
+        claim = self.store.claim_node(
+            key, attempt=attempt, owner=owner, lease_seconds=lease, now=self.now()
+        )
+        if not claim.acquired:
+            record = self._wait_for(claim.record, key)
+            if record.status is not NodeStatus.RUNNING:
+                return self._settled(record, req)
+            # The holder's lease ran out (it crashed): take the node over, once.
+            claim = self.store.claim_node(
+                key, attempt=attempt, owner=owner, lease_seconds=lease, now=self.now()
+            )
+            if not claim.acquired:
+                return self._settled(claim.record, req)
+        started = time.perf_counter()
+        self.observer.node_started(req)
+        try:
+            kwargs = self._kwargs(dag, node, req, skipped)
+            cache_key = self._cache_key(dag, node, kwargs) if node.options.cache else None
+            if cache_key is not None:
+                hit = self.store.cache_get(cache_key, now=self.now())
+                if hit is not None:
+                    done = self.store.complete_node(
+                        key,
+                        owner=owner,
+                        output=hit.output,
+                        now=self.now(),
+                        cache=hit,
+                        cache_hit=True,
+                    )
+                    self._finished(req, done, started, cache_hit=True)
+                    return {"node": node.name, "status": done.status.value}
+            value = node.fn(**kwargs)
+            output = self._validate_output(dag, node, value)
+        except Exception as exc:
+            self._fail(key, owner, exc, req, started)
+            raise
+        entry = None
+        if cache_key is not None:
+            assert node.options.cache is not None
+            entry = CacheEntry.for_ttl(
+                cache_key, output, now=self.now(), ttl_seconds=node.options.cache.ttl
+            )
+        try:
+            done = self.store.complete_node(
+                key, owner=owner, output=output, now=self.now(), cache=entry
+            )
+        except ConditionFailed:
+            # Lost the claim (lease expired and a newer attempt took over): that attempt's
+            # result stands; ours is discarded, never stored twice.
+            current = self.store.get_node(key)
+            if current is None:
+                raise
+            return self._settled(current, req)
+        self._finished(req, done, started, cache_hit=False if cache_key else None)
+        return {"node": node.name, "status": done.status.value}
+
+    def _wait_for(self, record: NodeRecord, key: NodeKey) -> NodeRecord:
+        """Another delivery holds the claim: wait for its result instead of running twice.
+
+        Returns once the node is no longer RUNNING, or its holder's lease has expired.
+        """
+        delay = self.poll_seconds
+        while record.status is NodeStatus.RUNNING and record.lease_active(self.now()):
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+            current = self.store.get_node(key)
+            if current is None:
+                break
+            record = current
+        return record
+
+    def _settled(self, record: NodeRecord, req: NodeRequest) -> dict[str, Any]:
+        """The answer for a node someone else already ran (duplicate delivery/resume)."""
+        if record.status is NodeStatus.FAILED:
+            raise error_class(record.error or "States.TaskFailed")(record.cause or "")
+        if record.status is NodeStatus.RUNNING:
+            raise StepdagUpstreamMissing(f"node {record.key} is still running elsewhere")
+        return {"node": req.node, "status": record.status.value}
+
+    # ------------------------------------------------------------------ inputs & outputs
+
+    def _kwargs(self, dag: Dag, node: Node, req: NodeRequest, skipped: list[str]) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        for p in node.params:
+            if p.kind is ParamKind.INPUT:
+                kwargs[p.name] = self._input(dag, node, req)
+            elif p.kind is ParamKind.UPSTREAM:
+                if p.name in skipped:
+                    kwargs[p.name] = None
+                elif node.options.map_over == p.name and req.index is not None:
+                    items = self._output(req.execution, p.name)
+                    kwargs[p.name] = self._adapt(dag, node, p.name, items[req.index])
+                else:
+                    kwargs[p.name] = self._upstream_value(dag, node, p.name, req.execution)
+        return kwargs
+
+    def _upstream_value(self, dag: Dag, node: Node, name: str, execution: str) -> Any:
+        return self._adapt(dag, node, name, self._output(execution, name))
+
+    def _output(self, execution: str, node: str) -> Any:
+        cache_key = (execution, node)
+        if cache_key in self._outputs:
+            self._outputs.move_to_end(cache_key)
+            return self._outputs[cache_key]
+        rec = self.store.get_node(NodeKey(execution, node))
+        if rec is None or rec.status is not NodeStatus.SUCCEEDED:
+            state = "missing" if rec is None else rec.status.value
+            raise StepdagUpstreamMissing(
+                f"upstream {node!r} of execution {execution!r} has no output ({state}); "
+                "the deployed state machine may be older than the workflow code"
+            )
+        self._outputs[cache_key] = rec.output
+        if len(self._outputs) > 256:
+            self._outputs.popitem(last=False)
+        return rec.output
+
+    def _input(self, dag: Dag, node: Node, req: NodeRequest) -> Any:
+        raw = req.params
+        if raw is _MISSING:
+            raw = self.store.get_execution(req.execution).input
+        return self._adapt(dag, node, PARAMS, raw, what="execution input")
+
+    def _adapt(self, dag: Dag, node: Node, name: str, raw: Any, what: str = "") -> Any:
+        param = node.param(name)
+        if param is None and name not in dag.nodes:
+            return raw  # `params` read only by a condition: no annotation to apply
+        # A when= argument that is not a function parameter gets the upstream's own type.
+        annotation = param.annotation if param is not None else dag[name].output_type
+        adapter = self._adapter(dag, node, name, annotation)
+        try:
+            return adapter.validate_python(raw)
+        except ValidationError as exc:
+            label = what or f"output of upstream {name!r}"
+            raise StepdagInvalidInput(
+                f"workflow {dag.workflow!r}, node {node.name!r}, parameter {name!r}: "
+                f"{label} does not match its annotation: {_errors(exc)}"
+            ) from None
+
+    def _validate_output(self, dag: Dag, node: Node, value: Any) -> Any:
+        adapter = self._adapter(dag, node, "return", node.returns)
+        try:
+            return adapter.dump_python(adapter.validate_python(value), mode="json")
+        except ValidationError as exc:
+            raise StepdagInvalidOutput(
+                f"workflow {dag.workflow!r}, node {node.name!r}: returned value does not "
+                f"match the return annotation: {_errors(exc)}"
+            ) from None
+
+    def _adapter(self, dag: Dag, node: Node, name: str, annotation: Any) -> TypeAdapter[Any]:
+        k = (dag.workflow, node.name, name)
+        adapter = self._adapters.get(k)
+        if adapter is None:
+            adapter = self._adapters[k] = TypeAdapter(annotation)
+        return adapter
+
+    def _skipped_upstreams(self, dag: Dag, node: Node, execution: str) -> list[str]:
+        out = []
+        for dep in node.deps:
+            rec = self.store.get_node(NodeKey(execution, dep))
+            if rec is not None and rec.status in (NodeStatus.SKIPPED, NodeStatus.FAILED):
+                out.append(dep)
+        return out
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _cache_key(self, dag: Dag, node: Node, kwargs: Mapping[str, Any]) -> str:
+        assert node.options.cache is not None
+        inputs = {}
+        for name, value in kwargs.items():
+            param = node.param(name)
+            ann = param.annotation if param is not None else Any
+            inputs[name] = self._adapter(dag, node, name, ann).dump_python(value, mode="json")
+        code = node.fn.__code__
+        material = {
+            "workflow": dag.workflow,
+            "node": node.name,
+            "version": node.options.cache.version,
+            # Bytecode + constants: editing the function body invalidates its cache.
+            "code": hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest(),
+            "inputs": inputs,
+        }
+        text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _skip(self, key: NodeKey, reason: str, req: NodeRequest) -> None:
+        try:
+            self.store.skip_node(key, reason=reason, now=self.now())
+        except StepdagError:
+            current = self.store.get_node(key)
+            if current is None or not current.is_completed:
+                raise
+        self.observer.node_finished(req, NodeStatus.SKIPPED.value, 0.0)
+
+    def _fail(
+        self, key: NodeKey, owner: str, exc: Exception, req: NodeRequest, started: float
+    ) -> None:
+        name = type(exc).__name__
+        # A newer attempt may own the node now; its outcome is the one that counts.
+        with contextlib.suppress(ConditionFailed):
+            self.store.fail_node(key, owner=owner, error=name, cause=str(exc), now=self.now())
+        self.observer.node_finished(
+            req, NodeStatus.FAILED.value, time.perf_counter() - started, error=name
+        )
+
+    def _finished(
+        self, req: NodeRequest, rec: NodeRecord, started: float, *, cache_hit: bool | None
+    ) -> None:
+        self.observer.node_finished(
+            req,
+            rec.status.value,
+            time.perf_counter() - started,
+            output_bytes=rec.output_bytes or 0,
+            cache_hit=cache_hit,
+        )
+
+    def _attempt(self, req: NodeRequest) -> int:
+        return self._execution(req).redrive_count * REDRIVE_STRIDE + req.attempt
+
+    def _execution(self, req: NodeRequest) -> ExecutionRecord:
+        """The execution's record; adopted on first sight when something else started it
+        (the Step Functions console, an EventBridge rule) so its nodes still get stored."""
+        try:
+            return self.store.get_execution(req.execution)
+        except ExecutionNotFound:
+            pass
+        rec = ExecutionRecord(
+            execution_id=req.execution,
+            name=req.execution.rsplit(":", 1)[-1],
+            workflow=req.workflow,
+            started_at=self.now(),
+            input=None if req.params is _MISSING else req.params,
+        )
+        try:
+            return self.store.create_execution(rec)
+        except ExecutionAlreadyExists:
+            return self.store.get_execution(req.execution)
+
+    def _owner(self) -> str:
+        return f"{self.owner_prefix}{uuid.uuid4().hex}"
+
+
+def _mode(node: Node) -> UpstreamSkipped:
+    return UpstreamSkipped(enum_value(node.options.on_upstream_skipped))
+
+
+def _errors(exc: ValidationError) -> str:
+    parts = []
+    for e in exc.errors()[:5]:
+        loc = ".".join(str(x) for x in e["loc"]) or "(value)"
+        parts.append(f"{loc}: {e['msg']}")
+    more = len(exc.errors()) - 5
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
