@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import threading
 from typing import Any
 
 from benchmarks.common import write_result
@@ -56,15 +55,13 @@ def run_virtual(adj: dict[str, list[str]], durations: dict[str, float]) -> tuple
     """Execute the compiled ASL in virtual time; returns (makespan, StateEntered events)."""
     definition = compile_dag(workflow_from_adjacency("bench", adj).build()).definition
     clock = VirtualClock()
-    lock = threading.Lock()
 
     def handler(resource: str, params: Any, ctx: Any) -> Any:
         ctx.clock.sleep(durations[params["node"]])
         return {"node": params["node"], "status": "SUCCEEDED"}
 
     t0 = clock.now()
-    with lock:
-        result = StateMachine(definition).execute({}, task_handler=handler, clock=clock)
+    result = StateMachine(definition).execute({}, task_handler=handler, clock=clock)
     assert result.status == "SUCCEEDED", result.to_contract()
     entered = sum(1 for e in result.history if e.type.endswith("StateEntered"))
     return clock.now() - t0, entered

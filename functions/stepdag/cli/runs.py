@@ -13,7 +13,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from stepdag.cli.main import EXIT_FAILED, app, err, friendly, out
+from stepdag.cli.main import EXIT_FAILED, app, friendly, out
 from stepdag.cli.views import execution_view, node_table, status_style, timeline
 from stepdag.core.errors import InputValidationError, StepdagError, WorkflowLoadError
 
