@@ -1,0 +1,5 @@
+"""``python -m stepdag`` = the ``stepdag`` command."""
+
+from stepdag.cli.main import main
+
+main()
