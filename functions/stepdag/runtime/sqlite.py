@@ -1,0 +1,491 @@
+"""SQLite backend for the local engine: one file, safe across threads and processes.
+
+Concurrency model
+-----------------
+* WAL journal: readers never block the writer and vice versa.
+* One connection per thread, opened lazily (sqlite3 connections must not be shared
+  between threads mid-transaction); connections are also re-opened after ``fork``.
+* Every read-modify-write runs in ``BEGIN IMMEDIATE``: the write lock is taken *before*
+  the read, so two claimers can never both read "unclaimed".  A deferred transaction
+  would upgrade read->write and fail with SQLITE_BUSY without waiting on the busy handler.
+* ``busy_timeout`` makes contenders (threads or processes) wait for the lock.
+
+Durability
+----------
+``synchronous=NORMAL`` in WAL mode: a transaction is durable against *process* crashes
+(SIGKILL, OOM) as soon as COMMIT returns -- the frames are in the WAL file, in the OS page
+cache, and every later reader sees them.  Only an OS crash or power loss can lose the
+last few commits (the database is never corrupted).  That is the right trade for a local
+engine: it removes an fsync per claim and per completion, which would otherwise
+dominate the per-node overhead.  Pass ``synchronous="FULL"`` for power-loss durability.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from stepdag.core.errors import StoreError
+from stepdag.runtime.records import Item, NodeKey
+from stepdag.runtime.store import (
+    ExecutionStore,
+    InvalidPaginationToken,
+    NodeDecision,
+    StoreUnavailable,
+)
+
+SCHEMA_VERSION: Final = 1
+
+# map_index is part of the primary key; NULLs are distinct in SQLite keys, so the node's
+# own record is stored as -1 (items are >= 0, which also sorts it first).
+_WHOLE: Final = -1
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS executions (
+    execution_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    status TEXT NOT NULL,
+    input TEXT,
+    output TEXT,
+    error TEXT,
+    cause TEXT,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    redrive_count INTEGER NOT NULL DEFAULT 0,
+    rerun_of TEXT,
+    rerun_from TEXT,
+    tenant TEXT,
+    definition_sha TEXT,
+    UNIQUE (workflow, name)
+);
+CREATE INDEX IF NOT EXISTS executions_by_time
+    ON executions (started_at DESC, execution_id DESC);
+CREATE INDEX IF NOT EXISTS executions_by_workflow
+    ON executions (workflow, started_at DESC, execution_id DESC);
+CREATE INDEX IF NOT EXISTS executions_by_status
+    ON executions (status, started_at DESC, execution_id DESC);
+CREATE INDEX IF NOT EXISTS executions_by_tenant
+    ON executions (tenant, started_at DESC, execution_id DESC);
+CREATE INDEX IF NOT EXISTS executions_by_name ON executions (name);
+-- A rowid table (not WITHOUT ROWID): outputs can be megabytes, and large rows belong in
+-- a rowid b-tree with overflow pages.
+CREATE TABLE IF NOT EXISTS nodes (
+    execution_id TEXT NOT NULL,
+    node TEXT NOT NULL,
+    map_index INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    owner TEXT,
+    lease_expires_at INTEGER,
+    started_at INTEGER,
+    ended_at INTEGER,
+    error TEXT,
+    cause TEXT,
+    output TEXT,
+    output_bytes INTEGER,
+    cache_key TEXT,
+    cache_hit INTEGER NOT NULL,
+    items INTEGER,
+    skip_reason TEXT,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (execution_id, node, map_index)
+);
+CREATE TABLE IF NOT EXISTS events (
+    execution_id TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (execution_id, id)
+);
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT PRIMARY KEY,
+    output TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER
+);
+"""
+
+_EXECUTION_COLS: Final = (
+    "execution_id, name, workflow, status, input, output, error, cause, started_at, "
+    "ended_at, redrive_count, rerun_of, rerun_from, tenant, definition_sha"
+)
+_NODE_COLS: Final = (
+    "execution_id",
+    "node",
+    "map_index",
+    "status",
+    "attempt",
+    "attempts",
+    "owner",
+    "lease_expires_at",
+    "started_at",
+    "ended_at",
+    "error",
+    "cause",
+    "output",
+    "output_bytes",
+    "cache_key",
+    "cache_hit",
+    "items",
+    "skip_reason",
+    "version",
+)
+_PUT_NODE: Final = (
+    f"INSERT OR REPLACE INTO nodes ({', '.join(_NODE_COLS)}) "
+    f"VALUES ({', '.join(':' + c for c in _NODE_COLS)})"
+)
+_ADD_NODE: Final = _PUT_NODE.replace("OR REPLACE", "OR IGNORE", 1)
+_GET_NODE: Final = "SELECT * FROM nodes WHERE execution_id = ? AND node = ? AND map_index = ?"
+_PUT_CACHE: Final = (
+    "INSERT OR REPLACE INTO cache (key, output, created_at, expires_at) "
+    "VALUES (:key, :output, :created_at, :expires_at)"
+)
+_UPDATABLE: Final = frozenset({"status", "output", "error", "cause", "ended_at", "redrive_count"})
+
+
+class _Local(threading.local):
+    conn: sqlite3.Connection | None = None
+    pid: int = 0
+
+
+class SqliteStore(ExecutionStore):
+    """The local store.  ``path`` is created (with parent directories) on first use."""
+
+    def __init__(
+        self,
+        path: str | Path = ".stepdag/stepdag.db",
+        *,
+        busy_timeout: float = 30.0,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        clock: Callable[[], datetime] | None = None,
+        pagination_key: bytes | None = None,
+    ) -> None:
+        if str(path) == ":memory:" or str(path).startswith("file:"):
+            # Each thread has its own connection, so ":memory:" would give each thread
+            # its own empty database.  Use a file (a tmp_path one in tests).
+            raise ValueError("SqliteStore needs a file path, not an in-memory/URI database")
+        super().__init__(clock=clock, pagination_key=pagination_key)
+        self._init_kwargs: dict[str, Any] = {
+            "busy_timeout": busy_timeout,
+            "synchronous": synchronous,
+            "clock": clock,
+            "pagination_key": pagination_key,
+        }
+        self.path = Path(path)
+        self._busy_ms = int(busy_timeout * 1000)
+        self._synchronous = synchronous
+        self._local = _Local()
+        self._lock = threading.Lock()
+        self._conns: list[sqlite3.Connection] = []
+        self._schema_ready = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable (e.g. handed to a spawned worker): the copy opens its own connections.
+        return (partial(SqliteStore, self.path, **self._init_kwargs), ())
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        local = self._local
+        conn = local.conn
+        # A connection inherited through fork() must not be used by the child: it shares
+        # the parent's file locks.  Open a fresh one instead (never close the inherited one).
+        if conn is not None and local.pid == os.getpid():
+            return conn
+        if self._closed:
+            raise StoreError(f"{self!r} is closed")
+        with self._errors("open database"):
+            conn = self._open()
+        local.conn, local.pid = conn, os.getpid()
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves.  check_same_thread=False
+        # only so close() can close every thread's connection; each one is used by its
+        # own thread alone.
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_ms / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        with self._lock:
+            self._conns.append(conn)
+            if not self._schema_ready:
+                self._migrate(conn)
+                self._schema_ready = True
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Create the schema idempotently; refuse a database from a newer stepdag."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {row[0]}; this stepdag supports "
+                    f"up to {SCHEMA_VERSION} -- upgrade stepdag"
+                )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def _errors(self, operation: str) -> Iterator[None]:
+        """Translate sqlite3 errors at the adapter boundary, chained for debugging."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:  # OSError: creating the directory
+            raise self._translate(exc, operation) from exc
+
+    def _translate(self, exc: Exception, operation: str) -> StoreError:
+        message = str(exc)
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in message or "busy" in message):
+            return StoreUnavailable(f"{operation} on {self.path}: {message}")
+        return StoreError(f"{operation} on {self.path} failed: {message}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with suppress(sqlite3.Error):  # best effort: the store is going away anyway
+                conn.close()
+        self._local = _Local()
+
+    # -- executions ----------------------------------------------------------------------
+
+    def _insert_execution(self, item: Item) -> Item | None:
+        names = ", ".join(f":{c.strip()}" for c in _EXECUTION_COLS.split(","))
+        with self._errors("create execution"):
+            conn = self._conn()
+            try:
+                conn.execute(f"INSERT INTO executions ({_EXECUTION_COLS}) VALUES ({names})", item)
+            except sqlite3.IntegrityError:
+                row = conn.execute(
+                    "SELECT * FROM executions WHERE execution_id = ? "
+                    "OR (workflow = ? AND name = ?) LIMIT 1",
+                    (item["execution_id"], item["workflow"], item["name"]),
+                ).fetchone()
+                if row is None:  # not a uniqueness conflict after all
+                    raise
+                return dict(row)
+        return None
+
+    def _get_execution(self, execution_id: str) -> Item | None:
+        with self._errors("get execution"):
+            row = (
+                self._conn()
+                .execute("SELECT * FROM executions WHERE execution_id = ?", (execution_id,))
+                .fetchone()
+            )
+        return None if row is None else dict(row)
+
+    def _find_executions_by_name(self, name: str, workflow: str | None) -> list[Item]:
+        sql, params = "SELECT * FROM executions WHERE name = ?", [name]
+        if workflow is not None:
+            sql, params = sql + " AND workflow = ?", [name, workflow]
+        with self._errors("get execution"):
+            return [dict(r) for r in self._conn().execute(sql, params).fetchall()]
+
+    def _update_execution(
+        self, execution_id: str, changes: Item, expected: frozenset[str] | None
+    ) -> tuple[Item | None, Item | None]:
+        assert set(changes) <= _UPDATABLE  # column names come from the base, never users
+        sets = ", ".join(f"{c} = ?" for c in changes)
+        sql = f"UPDATE executions SET {sets} WHERE execution_id = ?"
+        params: list[Any] = [*changes.values(), execution_id]
+        if expected is not None:
+            sql += f" AND status IN ({', '.join('?' * len(expected))})"
+            params.extend(sorted(expected))
+        with self._errors("update execution"):
+            conn = self._conn()
+            # One statement, so atomic without an explicit transaction; fetchall()
+            # finishes it (and so commits) before we look at the result.
+            rows = conn.execute(sql + " RETURNING *", params).fetchall()
+            if rows:
+                return dict(rows[0]), None
+            current = conn.execute(
+                "SELECT * FROM executions WHERE execution_id = ?", (execution_id,)
+            ).fetchone()
+        return None, None if current is None else dict(current)
+
+    def _query_executions(
+        self,
+        *,
+        workflow: str | None,
+        status: str | None,
+        tenant: str | None,
+        limit: int,
+        cursor: Any,
+    ) -> tuple[list[Item], Any]:
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("workflow", workflow), ("status", status), ("tenant", tenant)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if cursor is not None:
+            if not (
+                isinstance(cursor, list)
+                and len(cursor) == 2
+                and isinstance(cursor[0], int)
+                and isinstance(cursor[1], str)
+            ):
+                raise InvalidPaginationToken("next_token does not hold a SQLite position")
+            where.append("(started_at, execution_id) < (?, ?)")
+            params.extend(cursor)
+        sql = "SELECT * FROM executions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        # One extra row tells whether another page exists, so the last page never
+        # hands out a token that leads to an empty page.
+        sql += " ORDER BY started_at DESC, execution_id DESC LIMIT ?"
+        params.append(limit + 1)
+        with self._errors("list executions"):
+            rows = [dict(r) for r in self._conn().execute(sql, params).fetchall()]
+        if len(rows) <= limit:
+            return rows, None
+        rows = rows[:limit]
+        return rows, [rows[-1]["started_at"], rows[-1]["execution_id"]]
+
+    # -- nodes ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _node_from_row(row: sqlite3.Row) -> Item:
+        item = dict(row)
+        if item["map_index"] == _WHOLE:
+            item["map_index"] = None
+        item["cache_hit"] = bool(item["cache_hit"])
+        return item
+
+    @staticmethod
+    def _node_params(item: Item) -> Item:
+        index = item["map_index"]
+        return {**item, "map_index": _WHOLE if index is None else index}
+
+    def _transact_node(
+        self, key: NodeKey, decide: NodeDecision, cache_item: Item | None = None
+    ) -> tuple[bool, Item | None]:
+        # The hot path (two of these per node run): spelled out instead of the _errors and
+        # _write context managers, which together cost as much as the SQL here.
+        index = _WHOLE if key.map_index is None else key.map_index
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(_GET_NODE, (key.execution_id, key.node, index)).fetchone()
+                current = None if row is None else self._node_from_row(row)
+                new = decide(current)
+                if new is not None:
+                    conn.execute(_PUT_NODE, self._node_params(new))
+                    if cache_item is not None:
+                        conn.execute(_PUT_CACHE, cache_item)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._translate(exc, f"write node {key}") from exc
+        return (False, current) if new is None else (True, new)
+
+    def _get_node(self, key: NodeKey) -> Item | None:
+        index = _WHOLE if key.map_index is None else key.map_index
+        with self._errors(f"get node {key}"):
+            row = self._conn().execute(_GET_NODE, (key.execution_id, key.node, index)).fetchone()
+        return None if row is None else self._node_from_row(row)
+
+    def _query_nodes(
+        self, execution_id: str, *, nodes: Collection[str] | None, include_items: bool
+    ) -> list[Item]:
+        sql = "SELECT * FROM nodes WHERE execution_id = ?"
+        params: list[Any] = [execution_id]
+        if nodes is not None:
+            names = list(nodes)
+            sql += f" AND node IN ({', '.join('?' * len(names))})"
+            params.extend(names)
+        if not include_items:
+            sql += f" AND map_index = {_WHOLE}"
+        sql += " ORDER BY node, map_index"
+        with self._errors("list nodes"):
+            rows = self._conn().execute(sql, params).fetchall()
+        return [self._node_from_row(r) for r in rows]
+
+    def _insert_nodes_if_absent(self, items: Sequence[Item]) -> int:
+        if not items:
+            return 0
+        with self._errors("copy nodes"), self._write() as conn:
+            before = conn.total_changes
+            conn.executemany(_ADD_NODE, [self._node_params(i) for i in items])
+            return conn.total_changes - before
+
+    # -- history -------------------------------------------------------------------------
+
+    def _append_events(self, execution_id: str, rows: Sequence[tuple[int, str]]) -> int:
+        with self._errors("append events"), self._write() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO events (execution_id, id, body) VALUES (?, ?, ?)",
+                [(execution_id, event_id, body) for event_id, body in rows],
+            )
+            return conn.total_changes - before
+
+    def _get_events(self, execution_id: str, after_id: int, limit: int | None) -> list[str]:
+        sql = "SELECT body FROM events WHERE execution_id = ? AND id > ? ORDER BY id LIMIT ?"
+        with self._errors("get events"):
+            rows = self._conn().execute(sql, (execution_id, after_id, limit or -1)).fetchall()
+        return [r[0] for r in rows]
+
+    # -- cache ---------------------------------------------------------------------------
+
+    def _get_cache(self, key: str) -> Item | None:
+        with self._errors("get cache entry"):
+            row = self._conn().execute("SELECT * FROM cache WHERE key = ?", (key,)).fetchone()
+        return None if row is None else dict(row)
+
+    def _put_cache(self, item: Item) -> None:
+        with self._errors("put cache entry"):
+            self._conn().execute(_PUT_CACHE, item)

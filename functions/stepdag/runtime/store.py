@@ -1,0 +1,697 @@
+"""The execution store: where execution, node, history and cache state lives.
+
+Only small pointers travel through the state machine; everything a node produces is
+kept here, which is what makes redrive, rerun-from-node and replay possible.
+
+Shape (after powertools' idempotency ``BasePersistenceLayer``): :class:`ExecutionStore`
+is a template.  Its public methods hold all the logic -- argument validation, JSON
+(de)serialisation, timestamps, the claim/complete rules -- and talk to the backend only
+through a few ``_``-prefixed hooks that move *items* (``records.Item``): flat ``dict``s
+of column name -> stored value (``str``/``int``/``bool``/``None``; JSON already encoded,
+datetimes as integer epoch microseconds, enums as values, ``map_index`` ``int | None``).
+A backend therefore never sees a datetime or a Python payload, and maps an item onto a
+SQLite row or a DynamoDB item mechanically.  Backends translate their own exceptions
+into :class:`~stepdag.core.errors.StoreError` subclasses, chained ``from exc``.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from types import TracebackType
+from typing import Any, Final, Literal, Self, TypeAlias
+
+from stepdag.core.errors import (
+    ConditionFailed,
+    ExecutionAlreadyExists,
+    ExecutionNotFound,
+    StoreError,
+)
+from stepdag.core.status import NodeStatus, RunStatus
+from stepdag.runtime.records import (
+    CacheEntry,
+    Claim,
+    ExecutionRecord,
+    Item,
+    NodeKey,
+    NodeRecord,
+    Page,
+    cache_from_item,
+    cache_to_item,
+    execution_from_item,
+    execution_to_item,
+    make_page_token,
+    node_from_item,
+    node_to_item,
+    opt_micros,
+    read_page_token,
+    require_aware,
+    to_micros,
+)
+
+NodeDecision: TypeAlias = Callable[[Item | None], Item | None]
+"""Given the node's current item (None: absent), the item to write, or None to write nothing."""
+
+
+class _Unset(Enum):
+    UNSET = "UNSET"
+
+
+UNSET: Final = _Unset.UNSET
+"""Marks an ``update_execution`` argument as "leave unchanged" (None is a real value)."""
+
+# Not a secret: tokens only carry a position in a listing the caller may read anyway,
+# so the MAC exists to detect corrupted or hand-edited tokens.  Pass pagination_key to
+# make them unforgeable too (e.g. one key shared by every Lambda behind an API).
+_DEFAULT_TOKEN_KEY: Final = b"stepdag/pagination/v1"
+
+
+# -- errors (all StoreError subclasses, so callers can catch one base) ---------------------
+
+
+class DuplicateExecution(ExecutionAlreadyExists):
+    """The id, or the name within the workflow, is taken; ``existing`` is the record holding it.
+
+    Callers use ``existing`` for idempotent starts (same name + same input -> same run).
+    """
+
+    def __init__(self, message: str, existing: ExecutionRecord) -> None:
+        super().__init__(message)
+        self.existing = existing
+
+
+class NodeStateConflict(ConditionFailed):
+    """A node transition was refused (claim lost, already completed, ...).
+
+    ``current`` is the node's record at the time, output included.
+    """
+
+    def __init__(self, message: str, current: NodeRecord | None) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+class AmbiguousExecutionRef(StoreError):
+    """An execution *name* matches executions of several workflows; pass ``workflow=``."""
+
+    http_status = 409
+    code = "ambiguous_execution_ref"
+
+
+class InvalidPaginationToken(StoreError):
+    http_status = 400
+    code = "invalid_pagination_token"
+
+
+class InvalidPayload(StoreError):
+    """A value to store is not JSON (datetime, set, NaN, non-str keys, ...)."""
+
+    http_status = 400
+    code = "invalid_payload"
+
+
+class MapItemsIncomplete(StoreError):
+    """Some Map items have no stored output; ``missing`` lists their indexes."""
+
+    http_status = 409
+    code = "map_items_incomplete"
+
+    def __init__(self, message: str, missing: Sequence[int]) -> None:
+        super().__init__(message)
+        self.missing = tuple(missing)
+
+
+class StoreUnavailable(StoreError):
+    """The backend is busy, locked or unreachable; retrying later may succeed."""
+
+    http_status = 503
+    code = "store_unavailable"
+
+
+class _Refused(Exception):
+    """Raised by a NodeDecision to abort its transaction; becomes NodeStateConflict."""
+
+    def __init__(self, message: str, item: Item | None) -> None:
+        super().__init__(message)
+        self.item = item
+
+
+# -- encoding helpers --------------------------------------------------------------------
+
+
+def dumps(value: Any, what: str) -> str:
+    """Compact, key-sorted JSON: equal values give equal bytes (hashing, dedup, diffs).
+
+    ASCII-only output so the string always encodes (lone surrogates in user strings would
+    otherwise fail in the backend) and its length is its size in bytes.
+    """
+    try:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidPayload(f"{what} is not a JSON value: {exc}") from exc
+
+
+def _check_int(value: int, what: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{what} must be an int >= {minimum}, got {value!r}")
+
+
+class ExecutionStore(ABC):
+    """Abstract store.  Subclasses implement the ``_`` hooks below; see module docstring."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        pagination_key: bytes | None = None,
+    ) -> None:
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._token_key = pagination_key or _DEFAULT_TOKEN_KEY
+
+    # -- executions ----------------------------------------------------------------------
+
+    def create_execution(self, rec: ExecutionRecord) -> ExecutionRecord:
+        """Store a new execution.  Raises :class:`DuplicateExecution` if the id or the
+        (workflow, name) pair exists; ``exc.existing`` is the stored record."""
+        item = self._execution_item(rec)
+        existing = self._insert_execution(item)
+        if existing is not None:
+            other = self._execution_record(existing)
+            raise DuplicateExecution(
+                f"execution {rec.execution_id!r} (name {rec.name!r} in workflow "
+                f"{rec.workflow!r}) already exists as {other.execution_id!r}",
+                existing=other,
+            )
+        return self._execution_record(item)
+
+    def get_execution(self, ref: str, *, workflow: str | None = None) -> ExecutionRecord:
+        """By execution id, else by name (within ``workflow`` if given)."""
+        item = self._get_execution(ref)
+        if item is not None and workflow in (None, item["workflow"]):
+            return self._execution_record(item)
+        found = self._find_executions_by_name(ref, workflow)
+        if not found:
+            where = "" if workflow is None else f" in workflow {workflow!r}"
+            raise ExecutionNotFound(f"no execution with id or name {ref!r}{where}")
+        if len(found) > 1:
+            workflows = sorted(str(i["workflow"]) for i in found)
+            raise AmbiguousExecutionRef(
+                f"execution name {ref!r} exists in several workflows {workflows}; "
+                "pass the execution id or the workflow"
+            )
+        return self._execution_record(found[0])
+
+    def update_execution(
+        self,
+        execution_id: str,
+        *,
+        status: RunStatus,
+        expected: Collection[RunStatus] | None = None,
+        output: Any | Literal[_Unset.UNSET] = UNSET,
+        error: str | Literal[_Unset.UNSET] | None = UNSET,
+        cause: str | Literal[_Unset.UNSET] | None = UNSET,
+        ended_at: datetime | Literal[_Unset.UNSET] | None = UNSET,
+        redrive_count: int | Literal[_Unset.UNSET] = UNSET,
+    ) -> ExecutionRecord:
+        """Set ``status`` (and the given fields) iff the current status is in ``expected``.
+
+        ``expected=None`` updates unconditionally.  Raises ``ExecutionNotFound``, or
+        ``ConditionFailed`` naming the current status when the condition does not hold.
+        """
+        changes: Item = {"status": RunStatus(status).value}
+        if output is not UNSET:
+            changes["output"] = self._encode_opt(f"executions/{execution_id}/output", output)
+        if error is not UNSET:
+            changes["error"] = error
+        if cause is not UNSET:
+            changes["cause"] = cause
+        if ended_at is not UNSET:
+            require_aware(ended_at, "ended_at")
+            changes["ended_at"] = opt_micros(ended_at)
+        if redrive_count is not UNSET:
+            _check_int(redrive_count, "redrive_count", 0)
+            changes["redrive_count"] = redrive_count
+        allowed = None
+        if expected is not None:
+            allowed = frozenset(RunStatus(s).value for s in expected)
+            if not allowed:
+                raise ValueError("expected must name at least one status (or be None)")
+        updated, current = self._update_execution(execution_id, changes, allowed)
+        if updated is not None:
+            return self._execution_record(updated)
+        if current is None:
+            raise ExecutionNotFound(f"no execution with id {execution_id!r}")
+        raise ConditionFailed(
+            f"execution {execution_id!r} is {current['status']}, "
+            f"expected one of {sorted(allowed or ())}; not set to {changes['status']}"
+        )
+
+    def list_executions(
+        self,
+        *,
+        workflow: str | None = None,
+        status: RunStatus | None = None,
+        tenant: str | None = None,
+        limit: int = 50,
+        next_token: str | None = None,
+    ) -> Page[ExecutionRecord]:
+        """Newest first (by ``started_at``, then id).  ``next_token`` is opaque and only
+        valid with the same filters; a corrupted or foreign token raises
+        :class:`InvalidPaginationToken`."""
+        _check_int(limit, "limit", 1)
+        if limit > 1000:
+            raise ValueError(f"limit must be <= 1000, got {limit}")
+        status_value = None if status is None else RunStatus(status).value
+        scope = [workflow, status_value, tenant]
+        cursor = None if next_token is None else self._read_token(next_token, scope)
+        items, next_cursor = self._query_executions(
+            workflow=workflow, status=status_value, tenant=tenant, limit=limit, cursor=cursor
+        )
+        token = (
+            None if next_cursor is None else make_page_token(next_cursor, scope, self._token_key)
+        )
+        return Page([self._execution_record(i) for i in items], token)
+
+    # -- node runs -----------------------------------------------------------------------
+
+    def claim_node(
+        self,
+        key: NodeKey,
+        *,
+        attempt: int,
+        owner: str,
+        lease_seconds: float,
+        now: datetime | None = None,
+    ) -> Claim:
+        """Try to become the one runner of ``key`` for ``attempt`` (rule:
+        :meth:`NodeRecord.claim_blocker`).  Atomic: of N concurrent claimers at most one
+        acquires.  A SUCCEEDED node comes back not acquired, with its output.
+
+        ``owner`` must name one invocation (e.g. a uuid per call), not a process: the
+        same owner re-claiming is treated as a retry of the same claim and re-enters."""
+        _check_int(attempt, "attempt", 0)
+        if not owner:
+            raise ValueError("owner must be a non-empty string")
+        if not lease_seconds > 0:
+            raise ValueError(f"lease_seconds must be > 0, got {lease_seconds!r}")
+        at = self._now(now)
+        lease_until = at + timedelta(seconds=lease_seconds)
+        decided: list[NodeRecord] = []
+
+        def decide(cur: Item | None) -> Item | None:
+            current = self._node_record(cur, load=False) if cur else self._blank(key)
+            if current.claim_blocker(attempt=attempt, owner=owner, now=at) is not None:
+                return None
+            claimed = current.claimed(
+                attempt=attempt, owner=owner, lease_expires_at=lease_until, now=at
+            )
+            decided.append(claimed)
+            return node_to_item(claimed, output=None)
+
+        written, item = self._transact_node(key, decide)
+        if written:  # the last decision is the one that was written (decide may rerun)
+            return Claim(acquired=True, record=decided[-1])
+        assert item is not None  # a refusal implies an existing record
+        return Claim(acquired=False, record=self._node_record(item))
+
+    def complete_node(
+        self,
+        key: NodeKey,
+        *,
+        owner: str,
+        output: Any,
+        now: datetime | None = None,
+        cache: CacheEntry | None = None,
+        cache_hit: bool = False,
+    ) -> NodeRecord:
+        """Store ``output`` and mark SUCCEEDED -- plus ``cache`` -- in one transaction.
+
+        Conditional on ``owner`` still holding the claim (status RUNNING, same owner); an
+        expired lease nobody took over still counts as held.  Otherwise raises
+        :class:`NodeStateConflict` (a ``ConditionFailed``) with the current record.
+        ``cache_hit=True`` says ``output`` came from ``cache``: the node records the hit
+        and the entry is not rewritten.
+        """
+        at = self._now(now)
+        blob = dumps(output, f"output of node {key}")
+        ref = self._offload(self._node_location(key), blob)
+        cache_item = None
+        if cache is not None and not cache_hit:
+            # Serialise once when the caller caches exactly what it returns (the usual case).
+            cblob = blob if cache.output is output else dumps(cache.output, "cache entry")
+            cache_item = cache_to_item(cache, output=self._offload(f"cache/{cache.key}", cblob))
+
+        changes = {
+            "status": NodeStatus.SUCCEEDED.value,
+            "ended_at": to_micros(at),
+            "output": ref,
+            "output_bytes": len(blob),
+            "cache_key": None if cache is None else cache.key,
+            "cache_hit": cache_hit and cache is not None,
+        }
+        item = self._finish(key, owner, "complete", changes, cache_item)
+        # Decode our own blob rather than _load(ref): same value, no backend round trip.
+        return self._node_record(item, output=json.loads(blob))
+
+    def fail_node(
+        self,
+        key: NodeKey,
+        *,
+        owner: str,
+        error: str,
+        cause: str,
+        now: datetime | None = None,
+    ) -> NodeRecord:
+        """Mark FAILED for the claimed attempt; same ownership condition as complete_node."""
+        changes = {
+            "status": NodeStatus.FAILED.value,
+            "ended_at": to_micros(self._now(now)),
+            "error": error,
+            "cause": cause,
+        }
+        return self._node_record(self._finish(key, owner, "fail", changes), output=None)
+
+    def skip_node(self, key: NodeKey, *, reason: str, now: datetime | None = None) -> NodeRecord:
+        """Mark SKIPPED a node that has not started (idempotent if already skipped)."""
+        at = self._now(now)
+
+        def decide(cur: Item | None) -> Item | None:
+            current = self._node_record(cur, load=False) if cur else self._blank(key)
+            if current.status is NodeStatus.SKIPPED:
+                return None
+            if current.status is not NodeStatus.PENDING:
+                raise _Refused(f"cannot skip node {key}: it is {current.status.value}", cur)
+            skipped = replace(
+                current,
+                status=NodeStatus.SKIPPED,
+                skip_reason=reason,
+                ended_at=at,
+                version=current.version + 1,
+            )
+            return node_to_item(skipped, output=None)
+
+        _, item = self._transact_nodes_refusing(key, decide)
+        return self._node_record(item, output=None)
+
+    def set_items(self, key: NodeKey, count: int) -> NodeRecord:
+        """Record how many items a Map node has (creates the node record if needed)."""
+        if key.map_index is not None:
+            raise ValueError(f"set_items takes the Map node's own key, not item {key}")
+        _check_int(count, "count", 0)
+
+        def decide(cur: Item | None) -> Item | None:
+            if cur is None:
+                return node_to_item(replace(self._blank(key), items=count, version=1), output=None)
+            if cur["items"] == count:
+                return None
+            if cur["status"] in (NodeStatus.SUCCEEDED.value, NodeStatus.SKIPPED.value):
+                raise _Refused(f"node {key} is completed with {cur['items']} items", cur)
+            return {**cur, "items": count, "version": cur["version"] + 1}
+
+        _, item = self._transact_nodes_refusing(key, decide)
+        return self._node_record(item)
+
+    def get_node(self, key: NodeKey) -> NodeRecord | None:
+        item = self._get_node(key)
+        return None if item is None else self._node_record(item)
+
+    def list_nodes(self, execution_id: str, *, include_items: bool = False) -> list[NodeRecord]:
+        """Ordered by node name, the node's own record before its items (by index)."""
+        items = self._query_nodes(execution_id, nodes=None, include_items=include_items)
+        return [self._node_record(i) for i in items]
+
+    def get_item_outputs(self, execution_id: str, node: str) -> list[Any]:
+        """Outputs of a Map node's items, by index.  Every item in ``range(count)`` must
+        have succeeded (count: ``set_items``, else the highest index + 1), otherwise
+        :class:`MapItemsIncomplete` -- a short list would silently misalign results."""
+        rows = self._query_nodes(execution_id, nodes=[node], include_items=True)
+        count = None
+        by_index: dict[int, Item] = {}
+        for row in rows:
+            if row["map_index"] is None:
+                count = row["items"]
+            else:
+                by_index[row["map_index"]] = row
+        if count is None:
+            count = max(by_index, default=-1) + 1
+        missing = [
+            i
+            for i in range(count)
+            if i not in by_index or by_index[i]["status"] != NodeStatus.SUCCEEDED.value
+        ]
+        if missing:
+            raise MapItemsIncomplete(
+                f"map node {node!r} of {execution_id!r}: {len(missing)} of {count} items "
+                f"have no output (first: {missing[0]})",
+                missing,
+            )
+        return [self._decode(by_index[i]["output"]) for i in range(count)]
+
+    def copy_nodes(
+        self, from_execution: str, to_execution: str, nodes: Collection[str]
+    ) -> list[str]:
+        """Copy completed (SUCCEEDED/SKIPPED) nodes, with their Map items, into another
+        execution so a rerun-from-node reuses them.  Nodes already present in the target
+        are left alone (so a retried rerun is safe).  Returns the node names copied from
+        the source, sorted; a requested node missing from it was not completed there."""
+        if from_execution == to_execution:
+            raise ValueError("copy_nodes needs two different executions")
+        if not nodes:
+            return []
+        rows = self._query_nodes(from_execution, nodes=list(nodes), include_items=True)
+        done = {NodeStatus.SUCCEEDED.value, NodeStatus.SKIPPED.value}
+        completed = {r["node"] for r in rows if r["map_index"] is None and r["status"] in done}
+        # Map items follow their node; stored output refs are shared, not re-uploaded.
+        copies = [
+            {**r, "execution_id": to_execution}
+            for r in rows
+            if r["node"] in completed and r["status"] in done
+        ]
+        self._insert_nodes_if_absent(copies)
+        return sorted(completed)
+
+    # -- history -------------------------------------------------------------------------
+
+    def append_events(self, execution_id: str, events: Sequence[Mapping[str, Any]]) -> int:
+        """Append AWS-shaped history events (each with an int ``id`` >= 1).  An id already
+        stored is skipped, so a resumed run may re-append.  Returns how many were new."""
+        rows: list[tuple[int, str]] = []
+        for event in events:
+            event_id = event.get("id")
+            if isinstance(event_id, bool) or not isinstance(event_id, int) or event_id < 1:
+                raise ValueError(f"history event needs an int id >= 1, got {event_id!r}")
+            rows.append((event_id, dumps(dict(event), f"history event {event_id}")))
+        return self._append_events(execution_id, rows) if rows else 0
+
+    def get_events(
+        self, execution_id: str, *, after_id: int = 0, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Events with id > ``after_id``, by id."""
+        _check_int(after_id, "after_id", 0)
+        if limit is not None:
+            _check_int(limit, "limit", 1)
+        return [json.loads(b) for b in self._get_events(execution_id, after_id, limit)]
+
+    # -- result cache --------------------------------------------------------------------
+
+    def cache_get(self, key: str, *, now: datetime | None = None) -> CacheEntry | None:
+        """The entry, or None when absent or expired at ``now``."""
+        at = self._now(now)
+        item = self._get_cache(key)
+        if item is None:
+            return None
+        entry = cache_from_item(item, output=None)
+        if entry.is_expired(at):
+            return None  # checked before decoding: an expired 1 MB output is never loaded
+        return replace(entry, output=self._decode(item["output"]))
+
+    def cache_put(self, entry: CacheEntry) -> None:
+        blob = dumps(entry.output, "cache entry")
+        self._put_cache(cache_to_item(entry, output=self._offload(f"cache/{entry.key}", blob)))
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:  # noqa: B027 -- optional hook, most backends need it
+        """Release connections; the store is unusable afterwards."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- large payloads: backends may override -------------------------------------------
+
+    def _offload(self, key: str, blob: str) -> str:
+        """Return what to store for ``blob`` (at location ``key``): the blob itself, or a
+        reference a backend can ``_load`` (e.g. an S3 URI for > 64 KB on DynamoDB).
+        Called *before* the write; an offloaded blob whose write then loses a race is an
+        orphan the backend's storage lifecycle must tolerate."""
+        return blob
+
+    def _load(self, ref: str) -> str:
+        """Inverse of ``_offload``: the JSON text for a stored value."""
+        return ref
+
+    # -- backend hooks -------------------------------------------------------------------
+
+    @abstractmethod
+    def _insert_execution(self, item: Item) -> Item | None:
+        """Insert unless ``execution_id`` or (``workflow``, ``name``) exists; then return
+        the existing item and write nothing."""
+
+    @abstractmethod
+    def _get_execution(self, execution_id: str) -> Item | None: ...
+
+    @abstractmethod
+    def _find_executions_by_name(self, name: str, workflow: str | None) -> list[Item]: ...
+
+    @abstractmethod
+    def _update_execution(
+        self, execution_id: str, changes: Item, expected: frozenset[str] | None
+    ) -> tuple[Item | None, Item | None]:
+        """Apply ``changes`` iff the item exists and (``expected`` is None or its status
+        is in it).  Returns (updated item, None) or (None, current item or None)."""
+
+    @abstractmethod
+    def _query_executions(
+        self,
+        *,
+        workflow: str | None,
+        status: str | None,
+        tenant: str | None,
+        limit: int,
+        cursor: Any,
+    ) -> tuple[list[Item], Any]:
+        """At most ``limit`` items after ``cursor`` (None: from the newest), ordered by
+        (started_at, execution_id) descending, and a JSON-able cursor for the next page
+        (None when there is none).  The base signs the cursor; reject a malformed one
+        with InvalidPaginationToken."""
+
+    @abstractmethod
+    def _transact_node(
+        self, key: NodeKey, decide: NodeDecision, cache_item: Item | None = None
+    ) -> tuple[bool, Item | None]:
+        """Atomic read-modify-write of one node: read its item, call ``decide(current)``;
+        if that returns an item, write it -- and ``cache_item`` -- in the same transaction.
+        Returns (written, item now stored).  ``decide`` is pure and may be called again
+        (optimistic backends retry it after a lost compare-and-swap on ``version``);
+        exceptions it raises must propagate unchanged, writing nothing."""
+
+    @abstractmethod
+    def _get_node(self, key: NodeKey) -> Item | None: ...
+
+    @abstractmethod
+    def _query_nodes(
+        self, execution_id: str, *, nodes: Collection[str] | None, include_items: bool
+    ) -> list[Item]:
+        """Node items of an execution (only ``nodes`` if given), ordered by node, then
+        map_index with the node's own item (None) first."""
+
+    @abstractmethod
+    def _insert_nodes_if_absent(self, items: Sequence[Item]) -> int:
+        """Insert each item unless its key exists; returns how many were inserted."""
+
+    @abstractmethod
+    def _append_events(self, execution_id: str, rows: Sequence[tuple[int, str]]) -> int:
+        """Insert (id, json) rows, ignoring ids already stored; returns how many were new."""
+
+    @abstractmethod
+    def _get_events(self, execution_id: str, after_id: int, limit: int | None) -> list[str]: ...
+
+    @abstractmethod
+    def _get_cache(self, key: str) -> Item | None: ...
+
+    @abstractmethod
+    def _put_cache(self, item: Item) -> None: ...
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _now(self, now: datetime | None) -> datetime:
+        at = self._clock() if now is None else now
+        require_aware(at, "now")
+        return at
+
+    def _transact_nodes_refusing(
+        self, key: NodeKey, decide: NodeDecision, cache_item: Item | None = None
+    ) -> tuple[bool, Item]:
+        try:
+            written, item = self._transact_node(key, decide, cache_item)
+        except _Refused as refused:
+            # Decoded here, after the transaction: never hold a write lock while loading.
+            current = None if refused.item is None else self._node_record(refused.item)
+            raise NodeStateConflict(str(refused), current) from None
+        assert item is not None  # every decision either writes or refuses on a present item
+        return written, item
+
+    def _finish(
+        self, key: NodeKey, owner: str, verb: str, changes: Item, cache_item: Item | None = None
+    ) -> Item:
+        """Apply ``changes`` (ending the run: lease released) iff the node is RUNNING under
+        ``owner``'s claim.  Works on the item directly: this is half of every node run."""
+
+        def decide(cur: Item | None) -> Item | None:
+            if cur is None:
+                raise _Refused(f"cannot {verb} node {key}: it was never claimed", None)
+            if cur["status"] != NodeStatus.RUNNING.value:
+                raise _Refused(f"cannot {verb} node {key}: it is {cur['status']}", cur)
+            if cur["owner"] != owner:
+                holder = cur["owner"]
+                raise _Refused(f"cannot {verb} node {key}: claim held by {holder!r}", cur)
+            return {**cur, **changes, "lease_expires_at": None, "version": cur["version"] + 1}
+
+        return self._transact_nodes_refusing(key, decide, cache_item)[1]
+
+    @staticmethod
+    def _blank(key: NodeKey) -> NodeRecord:
+        return NodeRecord(execution_id=key.execution_id, node=key.node, map_index=key.map_index)
+
+    @staticmethod
+    def _node_location(key: NodeKey) -> str:
+        index = "-" if key.map_index is None else str(key.map_index)
+        return f"nodes/{key.execution_id}/{key.node}/{index}"
+
+    def _encode_opt(self, location: str, value: Any) -> str | None:
+        if value is None:
+            return None
+        return self._offload(location, dumps(value, location))
+
+    def _decode(self, stored: str | None) -> Any:
+        return None if stored is None else json.loads(self._load(stored))
+
+    def _execution_item(self, rec: ExecutionRecord) -> Item:
+        where = f"executions/{rec.execution_id}"
+        return execution_to_item(
+            rec,
+            input=self._encode_opt(f"{where}/input", rec.input),
+            output=self._encode_opt(f"{where}/output", rec.output),
+        )
+
+    def _execution_record(self, item: Item) -> ExecutionRecord:
+        return execution_from_item(
+            item, input=self._decode(item["input"]), output=self._decode(item["output"])
+        )
+
+    def _node_record(
+        self, item: Item, *, load: bool = True, output: Any = _Unset.UNSET
+    ) -> NodeRecord:
+        """``load=False`` leaves ``output`` None (decisions never need it); ``output=``
+        supplies an already-decoded value."""
+        if output is _Unset.UNSET:
+            output = self._decode(item["output"]) if load else None
+        return node_from_item(item, output=output)
+
+    def _read_token(self, token: str, scope: list[str | None]) -> Any:
+        try:
+            return read_page_token(token, scope, self._token_key)
+        except ValueError as exc:
+            raise InvalidPaginationToken(f"next_token is not valid here: {exc}") from None

@@ -1,0 +1,1 @@
+"""Backend-independent contract suites (imported by the backend test modules)."""
