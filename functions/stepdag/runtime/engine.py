@@ -109,6 +109,7 @@ class LocalEngine:
         self.clock = clock
         self._dags: dict[str, Dag] = {}
         self._machines: dict[str, StateMachine] = {}
+        self._definitions: dict[str, tuple[dict[str, Any], str]] = {}
         self._lock = threading.Lock()
         for wf in (workflows or {}).values():
             self.register(wf)
@@ -125,15 +126,26 @@ class LocalEngine:
     def register(self, workflow: Workflow | Dag) -> Dag:
         dag = workflow.build() if isinstance(workflow, Workflow) else workflow
         with self._lock:
-            self._dags[dag.workflow] = dag
-            self._machines.pop(dag.workflow, None)
+            if self._dags.get(dag.workflow) is not dag:
+                self._dags[dag.workflow] = dag
+                self._machines.pop(dag.workflow, None)
+                self._definitions.pop(dag.workflow, None)
         return dag
 
     def definition(self, workflow: str) -> dict[str, Any]:
-        compiled = compile_dag(
-            self._dags[workflow], Targets(resource=lambda _n: LOCAL_FUNCTION_ARN)
-        )
-        return compiled.definition
+        return self._compiled(workflow)[0]
+
+    def _compiled(self, workflow: str) -> tuple[dict[str, Any], str]:
+        """The definition and its digest, compiled once per registered DAG."""
+        with self._lock:
+            hit = self._definitions.get(workflow)
+        if hit is None:
+            targets = Targets(resource=lambda _n: LOCAL_FUNCTION_ARN)
+            definition = compile_dag(self._dags[workflow], targets).definition
+            hit = (definition, _sha(definition))
+            with self._lock:
+                self._definitions[workflow] = hit
+        return hit
 
     def machine(self, workflow: str) -> StateMachine:
         with self._lock:
@@ -173,7 +185,6 @@ class LocalEngine:
         dag = self._dags[workflow] if isinstance(workflow, str) else self.register(workflow)
         validate_input(dag, input)
         name = name or uuid.uuid4().hex
-        definition = self.definition(dag.workflow)
         rec = ExecutionRecord(
             execution_id=execution_arn(dag.workflow, name),
             name=name,
@@ -181,7 +192,7 @@ class LocalEngine:
             started_at=datetime.now(UTC),
             input=input,
             tenant=tenant,
-            definition_sha=_sha(definition),
+            definition_sha=self._compiled(dag.workflow)[1],
             rerun_of=rerun_of,
             rerun_from=rerun_from,
         )
@@ -261,9 +272,14 @@ class LocalEngine:
         if offset:
             sink = _OffsetSink(self.store, rec.execution_id, on_event, offset=offset)
         try:
+            redrive = rec.redrive_count
+
+            def handler(resource: str, parameters: Any, ctx: TaskContext) -> Any:
+                return self._task_handler(resource, {**parameters, "redrive": redrive}, ctx)
+
             result = sm.execute(
                 rec.input,
-                task_handler=self._task_handler,
+                task_handler=handler,
                 name=rec.name,
                 execution_id=rec.execution_id,
                 clock=self.clock,

@@ -64,6 +64,8 @@ class NodeRequest:
     params: Any = _MISSING
     error: str | None = None
     cause: str | None = None
+    # Set by the local engine, which knows it; absent on AWS (read from the store).
+    redrive: int | None = None
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> NodeRequest:
@@ -93,6 +95,7 @@ class NodeRequest:
             params=payload.get("params", _MISSING),
             error=payload.get("error"),
             cause=payload.get("cause"),
+            redrive=payload.get("redrive"),
         )
 
 
@@ -382,9 +385,7 @@ class NodeRunner:
                 f"upstream {node!r} of execution {execution!r} has no output ({state}); "
                 "the deployed state machine may be older than the workflow code"
             )
-        self._outputs[cache_key] = rec.output
-        if len(self._outputs) > 256:
-            self._outputs.popitem(last=False)
+        self._remember(execution, node, rec.output)
         return rec.output
 
     def _input(self, dag: Dag, node: Node, req: NodeRequest) -> Any:
@@ -427,12 +428,25 @@ class NodeRunner:
         return adapter
 
     def _skipped_upstreams(self, dag: Dag, node: Node, execution: str) -> list[str]:
+        """Upstreams that were skipped (or failed and continued). Reading a dependency's
+        record here also primes the output cache, so its output is not read twice."""
         out = []
         for dep in node.deps:
+            if (execution, dep) in self._outputs:
+                continue  # succeeded: cached only then
             rec = self.store.get_node(NodeKey(execution, dep))
-            if rec is not None and rec.status in (NodeStatus.SKIPPED, NodeStatus.FAILED):
+            if rec is None:
+                continue
+            if rec.status in (NodeStatus.SKIPPED, NodeStatus.FAILED):
                 out.append(dep)
+            elif rec.status is NodeStatus.SUCCEEDED:
+                self._remember(execution, dep, rec.output)
         return out
+
+    def _remember(self, execution: str, node: str, output: Any) -> None:
+        self._outputs[(execution, node)] = output
+        if len(self._outputs) > 256:
+            self._outputs.popitem(last=False)
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -487,7 +501,8 @@ class NodeRunner:
         )
 
     def _attempt(self, req: NodeRequest) -> int:
-        return self._execution(req).redrive_count * REDRIVE_STRIDE + req.attempt
+        redrives = req.redrive if req.redrive is not None else self._execution(req).redrive_count
+        return redrives * REDRIVE_STRIDE + req.attempt
 
     def _execution(self, req: NodeRequest) -> ExecutionRecord:
         """The execution's record; adopted on first sight when something else started it
