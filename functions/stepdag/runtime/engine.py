@@ -12,10 +12,10 @@ without calling them, so only unfinished work runs.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ from stepdag.core.status import NodeStatus, RunStatus
 from stepdag.runtime.records import ExecutionRecord, NodeKey
 from stepdag.runtime.runner import NodeRunner
 from stepdag.runtime.store import ExecutionStore
+
+logger = logging.getLogger("stepdag.engine")
 
 LOCAL_FUNCTION_ARN = "arn:aws:lambda:local:000000000000:function:stepdag-node-runner"
 DEFAULT_HOME = Path(".stepdag")
@@ -64,37 +66,72 @@ class ResumeNotAllowed(StepdagError):
     code = "resume_not_allowed"
 
 
-@dataclass
-class _EventSink:
-    """Buffers history events and writes them in batches (one transaction per batch).
+class _HistoryWriter:
+    """Writes history events to the store from one background thread, in batches.
 
-    History is for inspection; node outputs are what must survive a crash, and those are
-    committed by the runner, so batching here costs no durability that matters.
+    The interpreter hands events over while holding its history lock (that keeps their
+    order), so the hand-over is a list append. The writer wakes every ``interval`` seconds
+    or when someone flushes, never per event: a thread woken per event would compete for
+    the GIL with the workers running nodes. History is for inspection; node outputs,
+    which must survive a crash, are committed by the runner itself.
     """
 
-    store: ExecutionStore
-    execution_id: str
-    listener: Callable[[HistoryEvent], None] | None = None
-    batch: int = 256
-    _buf: list[dict[str, Any]] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, store: ExecutionStore, interval: float = 0.2) -> None:
+        self.store = store
+        self.interval = interval
+        self._buf: list[tuple[str, int, HistoryEvent] | threading.Event] = []
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
 
-    def __call__(self, event: HistoryEvent) -> None:
-        if self.listener is not None:
-            self.listener(event)
-        with self._lock:
-            self._buf.append(event.to_dict())
-            if len(self._buf) >= self.batch:
-                self._flush_locked()
+    def put(self, execution_id: str, offset: int, event: HistoryEvent) -> None:
+        with self._cond:
+            self._buf.append((execution_id, offset, event))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="stepdag-history", daemon=True
+                )
+                self._thread.start()
 
     def flush(self) -> None:
-        with self._lock:
-            self._flush_locked()
+        """Block until every event put before this call is in the store."""
+        done = threading.Event()
+        with self._cond:
+            if self._thread is None:
+                return
+            self._buf.append(done)
+            self._cond.notify()
+        done.wait()
 
-    def _flush_locked(self) -> None:
-        if self._buf:
-            self.store.append_events(self.execution_id, self._buf)
-            self._buf = []
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if not self._buf:
+                    self._cond.wait(self.interval)
+                items, self._buf = self._buf, []
+            if items:
+                self._write(items)
+
+    def _write(self, items: list[tuple[str, int, HistoryEvent] | threading.Event]) -> None:
+        batches: dict[str, list[dict[str, Any]]] = {}
+        barriers = []
+        for item in items:
+            if isinstance(item, threading.Event):
+                barriers.append(item)
+                continue
+            execution_id, offset, event = item
+            data = event.to_dict()
+            if offset:  # a redrive continues the stored history's numbering
+                data["id"] += offset
+                if data.get("previousEventId"):
+                    data["previousEventId"] += offset
+            batches.setdefault(execution_id, []).append(data)
+        for execution_id, events in batches.items():
+            try:
+                self.store.append_events(execution_id, events)
+            except Exception:  # history must never take a run down; keep going
+                logger.exception("could not store %d history events", len(events))
+        for barrier in barriers:
+            barrier.set()
 
 
 class LocalEngine:
@@ -114,6 +151,7 @@ class LocalEngine:
         for wf in (workflows or {}).values():
             self.register(wf)
         self.runner = NodeRunner(self._dags, self.store)
+        self.history = _HistoryWriter(self.store)
 
     @property
     def store(self) -> ExecutionStore:
@@ -267,10 +305,13 @@ class LocalEngine:
     ) -> ExecutionRecord:
         """Run a created (or redriven) execution to its end and record the outcome."""
         sm = self.machine(rec.workflow)
-        sink = _EventSink(self.store, rec.execution_id, on_event)
         offset = len(self.store.get_events(rec.execution_id)) if rec.redrive_count else 0
-        if offset:
-            sink = _OffsetSink(self.store, rec.execution_id, on_event, offset=offset)
+        history = self.history
+
+        def sink(event: HistoryEvent) -> None:
+            if on_event is not None:
+                on_event(event)
+            history.put(rec.execution_id, offset, event)
         try:
             redrive = rec.redrive_count
 
@@ -287,7 +328,7 @@ class LocalEngine:
                 context_overrides={"Execution": {"RedriveCount": rec.redrive_count}},
             )
         finally:
-            sink.flush()
+            history.flush()
         status = RunStatus(result.status)
         output = (
             self.workflow_output(rec.execution_id, rec.workflow)
@@ -319,33 +360,6 @@ class LocalEngine:
             r = self.store.get_node(NodeKey(execution_id, sink))
             outputs[sink] = r.output if r is not None and r.status is NodeStatus.SUCCEEDED else None
         return outputs[dag.sinks[0]] if len(dag.sinks) == 1 else outputs
-
-
-class _OffsetSink(_EventSink):
-    """A redrive continues the stored history: ids continue after the existing events."""
-
-    def __init__(
-        self,
-        store: ExecutionStore,
-        execution_id: str,
-        listener: Callable[[HistoryEvent], None] | None,
-        *,
-        offset: int,
-    ) -> None:
-        super().__init__(store, execution_id, listener)
-        self.offset = offset
-
-    def __call__(self, event: HistoryEvent) -> None:
-        if self.listener is not None:
-            self.listener(event)
-        data = event.to_dict()
-        data["id"] = data["id"] + self.offset
-        if data.get("previousEventId"):
-            data["previousEventId"] = data["previousEventId"] + self.offset
-        with self._lock:
-            self._buf.append(data)
-            if len(self._buf) >= self.batch:
-                self._flush_locked()
 
 
 def validate_input(dag: Dag, input: Any) -> None:

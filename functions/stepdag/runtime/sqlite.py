@@ -160,6 +160,30 @@ class _Local(threading.local):
     pid: int = 0
 
 
+# One writer lock per database file per process. SQLite allows one writer at a time; when
+# threads of one process contend for it, SQLite's busy handler makes the losers *sleep*
+# (1, 2, 5, 10 … ms back-off), which wrecks Map/Parallel throughput. Queuing them on a
+# Python lock (re-entrant: opening a connection may migrate inside a write) first hands the write lock over as soon as it is free. Other processes
+# still meet at SQLite's lock and busy_timeout.
+_WRITER_LOCKS: dict[str, threading.RLock] = {}
+_WRITER_LOCKS_GUARD = threading.Lock()
+
+
+def _writer_lock(key: str) -> threading.RLock:
+    with _WRITER_LOCKS_GUARD:
+        lock = _WRITER_LOCKS.get(key)
+        if lock is None:
+            lock = _WRITER_LOCKS[key] = threading.RLock()
+        return lock
+
+
+def _reset_writer_locks() -> None:  # a forked child must not inherit a held lock
+    _WRITER_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_reset_writer_locks)
+
+
 class SqliteStore(ExecutionStore):
     """The local store.  ``path`` is created (with parent directories) on first use."""
 
@@ -184,6 +208,7 @@ class SqliteStore(ExecutionStore):
             "pagination_key": pagination_key,
         }
         self.path = Path(path)
+        self._lock_key = os.path.abspath(self.path)
         self._busy_ms = int(busy_timeout * 1000)
         self._synchronous = synchronous
         self._local = _Local()
@@ -239,6 +264,10 @@ class SqliteStore(ExecutionStore):
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Create the schema idempotently; refuse a database from a newer stepdag."""
+        with _writer_lock(self._lock_key):
+            self._migrate_locked(conn)
+
+    def _migrate_locked(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in _SCHEMA.split(";"):
@@ -263,14 +292,15 @@ class SqliteStore(ExecutionStore):
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with _writer_lock(self._lock_key):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     @contextmanager
     def _errors(self, operation: str) -> Iterator[None]:
@@ -299,7 +329,7 @@ class SqliteStore(ExecutionStore):
 
     def _insert_execution(self, item: Item) -> Item | None:
         names = ", ".join(f":{c.strip()}" for c in _EXECUTION_COLS.split(","))
-        with self._errors("create execution"):
+        with self._errors("create execution"), _writer_lock(self._lock_key):
             conn = self._conn()
             try:
                 conn.execute(f"INSERT INTO executions ({_EXECUTION_COLS}) VALUES ({names})", item)
@@ -340,7 +370,7 @@ class SqliteStore(ExecutionStore):
         if expected is not None:
             sql += f" AND status IN ({', '.join('?' * len(expected))})"
             params.extend(sorted(expected))
-        with self._errors("update execution"):
+        with self._errors("update execution"), _writer_lock(self._lock_key):
             conn = self._conn()
             # One statement, so atomic without an explicit transaction; fetchall()
             # finishes it (and so commits) before we look at the result.
@@ -414,8 +444,10 @@ class SqliteStore(ExecutionStore):
         index = _WHOLE if key.map_index is None else key.map_index
         conn = self._conn()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self_lock = _writer_lock(self._lock_key)
+            self_lock.acquire()
             try:
+                conn.execute("BEGIN IMMEDIATE")
                 row = conn.execute(_GET_NODE, (key.execution_id, key.node, index)).fetchone()
                 current = None if row is None else self._node_from_row(row)
                 new = decide(current)
@@ -428,6 +460,8 @@ class SqliteStore(ExecutionStore):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            finally:
+                self_lock.release()
         except sqlite3.Error as exc:
             raise self._translate(exc, f"write node {key}") from exc
         return (False, current) if new is None else (True, new)
@@ -487,5 +521,5 @@ class SqliteStore(ExecutionStore):
         return None if row is None else dict(row)
 
     def _put_cache(self, item: Item) -> None:
-        with self._errors("put cache entry"):
+        with self._errors("put cache entry"), _writer_lock(self._lock_key):
             self._conn().execute(_PUT_CACHE, item)
