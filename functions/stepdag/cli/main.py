@@ -10,8 +10,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from stepdag.core.errors import DagValidationError, StepdagError
+from stepdag.core.errors import StepdagError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,11 +37,9 @@ def friendly(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except DagValidationError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True)
-            raise typer.Exit(EXIT_INVALID) from None
         except StepdagError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True)
+            # escape(): messages contain [check-names] that rich would read as markup
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
             raise typer.Exit(EXIT_INVALID) from None
 
     return wrapper  # type: ignore[return-value]
@@ -90,7 +89,7 @@ def compile_cmd(
         compiled = compile_dag(dag, strategy="levels" if strategy == "levels" else "sp")
         text = compiled.to_json()
         for warning in compiled.warnings:
-            err.print(f"[yellow]warning:[/] {warning}", markup=True)
+            err.print(f"[yellow]warning:[/] {escape(warning)}", markup=True)
         target = output or _asl_path(lw.source, dag.workflow)
         if check:
             if not target.is_file() or target.read_text() != text:
