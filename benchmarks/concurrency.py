@@ -25,14 +25,22 @@ from stepdag.runtime.sqlite import SqliteStore
 from stepdag.testing import workflow_from_adjacency
 
 TEN = {
-    "a": [], "b": ["a"], "c": ["a"], "d": ["a"], "e": ["b", "c", "d"],
-    "f": ["e"], "g": ["e"], "h": ["f", "g"], "i": ["h"], "j": ["i"],
+    "a": [],
+    "b": ["a"],
+    "c": ["a"],
+    "d": ["a"],
+    "e": ["b", "c", "d"],
+    "f": ["e"],
+    "g": ["e"],
+    "h": ["f", "g"],
+    "i": ["h"],
+    "j": ["i"],
 }
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main(executions: int = 1000) -> dict[str, Any]:

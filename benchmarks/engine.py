@@ -7,7 +7,7 @@ For each shape, in one process:
 * moto     — moto's ASL interpreter running the same compiled ASL, with the same node
              runner answering its Lambda calls in-process.
 Timings are best-of-N wall times of warm runs; results are ratios (engine ÷ limit,
-moto ÷ engine). Goal: engine ≤ 3× the limit and ≥ 100× faster than moto.
+moto ÷ engine). Goal: engine ≤ 3x the limit and ≥ 100x faster than moto.
 
 Run: python -m benchmarks.engine [--quick]
 """
@@ -61,7 +61,7 @@ def limit_chain(store: SqliteStore, wf: Workflow, tag: str) -> None:
     for node in dag.nodes.values():
         key = NodeKey(eid, node.name)
         store.claim_node(key, attempt=0, owner="o", lease_seconds=60)
-        out = node.fn(**{d: 1 for d in node.deps})
+        out = node.fn(**dict.fromkeys(node.deps, 1))
         store.complete_node(key, owner="o", output=out)
 
 

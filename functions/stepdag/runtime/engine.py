@@ -312,6 +312,7 @@ class LocalEngine:
             if on_event is not None:
                 on_event(event)
             history.put(rec.execution_id, offset, event)
+
         try:
             redrive = rec.redrive_count
 

@@ -163,8 +163,9 @@ class _Local(threading.local):
 # One writer lock per database file per process. SQLite allows one writer at a time; when
 # threads of one process contend for it, SQLite's busy handler makes the losers *sleep*
 # (1, 2, 5, 10 … ms back-off), which wrecks Map/Parallel throughput. Queuing them on a
-# Python lock (re-entrant: opening a connection may migrate inside a write) first hands the write lock over as soon as it is free. Other processes
-# still meet at SQLite's lock and busy_timeout.
+# Python lock first hands the write lock over as soon as it is free (re-entrant: opening
+# a connection may migrate the schema inside a write). Other processes still meet at
+# SQLite's lock and busy_timeout.
 _WRITER_LOCKS: dict[str, threading.RLock] = {}
 _WRITER_LOCKS_GUARD = threading.Lock()
 

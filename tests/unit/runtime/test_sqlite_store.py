@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.contract.store_contract import T0, StoreContract, execution, run_node
-from tests.unit.runtime import sqlite_workers
 
 from stepdag.core.errors import StoreError
 from stepdag.core.status import NodeStatus
 from stepdag.runtime.records import NodeKey
 from stepdag.runtime.sqlite import SCHEMA_VERSION, SqliteStore
+from tests.contract.store_contract import T0, StoreContract, execution, run_node
+from tests.unit.runtime import sqlite_workers
 
 
 class TestSqliteContract(StoreContract):

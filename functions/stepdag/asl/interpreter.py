@@ -1,0 +1,329 @@
+"""Public entry points: :class:`StateMachine`, execution handles and results."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from stepdag.asl.clock import Clock, RealClock
+from stepdag.asl.errors import (
+    DATA_LIMIT_EXCEEDED,
+    RUNTIME,
+    TIMEOUT,
+    AslDefinitionError,
+    ExecutionAborted,
+    StatesError,
+    to_json,
+)
+from stepdag.asl.history import HistoryEvent, HistoryRecorder
+from stepdag.asl.machine import Machine
+from stepdag.asl.runtime import Execution, Frame, TaskHandler
+from stepdag.asl.states.base import payload_size_exceeded
+from stepdag.asl.validate import validate_definition
+
+ACCOUNT: Final = "123456789012"
+REGION: Final = "us-east-1"
+ROLE_ARN: Final = f"arn:aws:iam::{ACCOUNT}:role/StepDagLocalExecutionRole"
+
+SUCCEEDED: Final = "SUCCEEDED"
+FAILED: Final = "FAILED"
+TIMED_OUT: Final = "TIMED_OUT"
+ABORTED: Final = "ABORTED"
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    status: str
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    history: list[HistoryEvent] = field(default_factory=list)
+    execution_arn: str = ""
+    name: str = ""
+
+    def to_contract(self) -> dict[str, Any]:
+        """The public contract of ``stepdag asl run``."""
+        return {
+            "status": self.status,
+            "output": self.output,
+            "error": self.error,
+            "cause": self.cause,
+        }
+
+
+def _iso(clock: Clock) -> str:
+    return clock.now_iso()
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class ExecutionHandle:
+    """A running execution: wait for it, stop it, or answer its callback tasks."""
+
+    def __init__(
+        self,
+        machine: StateMachine,
+        input: Any,
+        *,
+        task_handler: TaskHandler | None,
+        name: str | None,
+        execution_id: str | None,
+        clock: Clock | None,
+        on_event: Callable[[HistoryEvent], None] | None,
+        context_overrides: dict[str, Any] | None,
+        seed: int | None,
+    ) -> None:
+        self.clock: Clock = clock or RealClock()
+        self.name = name or str(uuid.uuid4())
+        self.execution_arn = (
+            execution_id
+            or f"arn:aws:states:{machine.region}:{machine.account_id}:execution:"
+            f"{machine.name}:{self.name}"
+        )
+        self._machine = machine
+        self._input = input
+        # Serialized up front so a non-JSON input is the caller's error, not the run's.
+        self._input_text = to_json(input)
+        self._recorder = HistoryRecorder(self.clock, on_event)
+        self._done = threading.Event()
+        self._result: ExecutionResult | None = None
+        self._finish_lock = threading.Lock()
+        context_base: dict[str, Any] = {
+            "Execution": {
+                "Id": self.execution_arn,
+                "Input": input,
+                "Name": self.name,
+                "RoleArn": machine.role_arn,
+                "StartTime": _iso(self.clock),
+                "RedriveCount": 0,
+            },
+            "StateMachine": {"Id": machine.arn, "Name": machine.name},
+        }
+        if context_overrides:
+            context_base = _merge(context_base, context_overrides)
+        self._execution = Execution(
+            clock=self.clock,
+            handler=task_handler,
+            recorder=self._recorder,
+            rng=random.Random(seed),
+            context_base=context_base,
+            region=machine.region,
+            seed=seed,
+        )
+        self._root = Frame(self._execution, previous_event_id=0)
+        self._finished_event = self.clock.event()
+        self.clock.spawn(self._run, name=f"asl-exec-{self.name}")
+
+    # -- public -------------------------------------------------------------------------
+
+    def wait(self, timeout: float | None = None) -> ExecutionResult:
+        """Block (in wall time) until the execution ends."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"execution {self.name} still running after {timeout}s")
+        assert self._result is not None
+        return self._result
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def history(self) -> list[HistoryEvent]:
+        return list(self._recorder.events)
+
+    @property
+    def listener_error(self) -> BaseException | None:
+        """The first exception raised by ``on_event`` (the run carries on regardless)."""
+        return self._recorder.listener_error
+
+    def stop(self, error: str | None = None, cause: str | None = None) -> None:
+        """Abort the execution (status ABORTED), like ``StopExecution``."""
+        self._terminate(ABORTED, None, error, cause)
+
+    def send_task_success(self, token: str, output: Any) -> None:
+        self._execution.tokens.success(token, output)
+
+    def send_task_failure(
+        self, token: str, error: str | None = None, cause: str | None = None
+    ) -> None:
+        self._execution.tokens.failure(token, error, cause)
+
+    def send_task_heartbeat(self, token: str) -> None:
+        self._execution.tokens.heartbeat(token)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        text = self._input_text
+        try:
+            self._recorder.add(
+                "ExecutionStarted",
+                0,
+                {
+                    "input": text,
+                    "inputDetails": {"truncated": False},
+                    "roleArn": self._machine.role_arn,
+                },
+            )
+            timeout = self._machine.timeout_seconds
+            if timeout is not None:
+                self.clock.spawn(lambda: self._watchdog(timeout), name=f"asl-timeout-{self.name}")
+            if payload_size_exceeded(text):
+                raise StatesError(
+                    DATA_LIMIT_EXCEEDED,
+                    "The execution input exceeds the maximum number of bytes service limit.",
+                )
+            output = self._machine.machine.run(self._root, self._input)
+        except StatesError as err:
+            self._terminate(FAILED, None, err.error, err.cause)
+        except ExecutionAborted:
+            # Whoever cancelled the root frame already recorded the outcome; this is a
+            # no-op then, and a safety net against ever leaving a caller waiting.
+            self._terminate(FAILED, None, RUNTIME, "The execution was aborted unexpectedly")
+        except Exception as exc:
+            self._terminate(FAILED, None, RUNTIME, f"{type(exc).__name__}({exc})")
+        else:
+            self._terminate(SUCCEEDED, output, None, None)
+        finally:
+            self._finished_event.set()
+
+    def _watchdog(self, timeout: float) -> None:
+        if not self._finished_event.wait(timeout):
+            self._terminate(TIMED_OUT, None, TIMEOUT, None)
+
+    def _terminate(self, status: str, output: Any, error: str | None, cause: str | None) -> None:
+        with self._finish_lock:
+            if self._result is not None:
+                return
+            if not self._execution.terminate(status, error, cause):
+                return
+            details: dict[str, Any]
+            if status == SUCCEEDED:
+                details = {"output": to_json(output), "outputDetails": {"truncated": False}}
+            else:
+                details = {k: v for k, v in (("error", error), ("cause", cause)) if v is not None}
+            event_type = {
+                SUCCEEDED: "ExecutionSucceeded",
+                FAILED: "ExecutionFailed",
+                TIMED_OUT: "ExecutionTimedOut",
+                ABORTED: "ExecutionAborted",
+            }[status]
+            self._recorder.add(event_type, self._root.previous_event_id, details, final=True)
+            self._result = ExecutionResult(
+                status=status,
+                output=output if status == SUCCEEDED else None,
+                error=error,
+                cause=cause,
+                history=list(self._recorder.events),
+                execution_arn=self.execution_arn,
+                name=self.name,
+            )
+        # Unwind every other thread of the execution (branches, iterations, waits).
+        self._root.cancel()
+        self._done.set()
+
+
+class StateMachine:
+    """A validated ASL definition that can be executed locally."""
+
+    def __init__(
+        self,
+        definition: dict[str, Any] | str,
+        name: str = "StateMachine",
+        *,
+        role_arn: str = ROLE_ARN,
+        region: str = REGION,
+        account_id: str = ACCOUNT,
+        state_machine_name: str | None = None,
+    ) -> None:
+        """Validate and compile ``definition``.
+
+        ``role_arn``/``region``/``account_id`` only shape the ARNs seen in the context
+        object and history. ``state_machine_name`` is an alias of ``name``.
+        """
+        if isinstance(definition, str):
+            try:
+                definition = json.loads(definition)
+            except json.JSONDecodeError as exc:
+                raise AslDefinitionError([f"definition: invalid JSON: {exc}"]) from exc
+        problems = validate_definition(definition)
+        if problems:
+            raise AslDefinitionError(problems)
+        assert isinstance(definition, dict)
+        self.definition: dict[str, Any] = definition
+        self.name = state_machine_name or name
+        self.role_arn = role_arn
+        self.region = region
+        self.account_id = account_id
+        self.arn = f"arn:aws:states:{region}:{account_id}:stateMachine:{self.name}"
+        self.timeout_seconds: int | None = definition.get("TimeoutSeconds")
+        self.machine = Machine(definition)
+
+    def start(
+        self,
+        input: Any = None,
+        *,
+        task_handler: TaskHandler | None = None,
+        name: str | None = None,
+        execution_id: str | None = None,
+        clock: Clock | None = None,
+        on_event: Callable[[HistoryEvent], None] | None = None,
+        context_overrides: dict[str, Any] | None = None,
+        seed: int | None = None,
+    ) -> ExecutionHandle:
+        """Start an execution in the background and return its handle.
+
+        ``seed`` seeds the execution's random source (retry jitter, ``States.UUID``,
+        unseeded ``States.MathRandom``) so runs are reproducible.
+        """
+        return ExecutionHandle(
+            self,
+            {} if input is None else input,
+            task_handler=task_handler,
+            name=name,
+            execution_id=execution_id,
+            clock=clock,
+            on_event=on_event,
+            context_overrides=context_overrides,
+            seed=seed,
+        )
+
+    def execute(
+        self,
+        input: Any = None,
+        *,
+        task_handler: TaskHandler | None = None,
+        name: str | None = None,
+        execution_id: str | None = None,
+        clock: Clock | None = None,
+        on_event: Callable[[HistoryEvent], None] | None = None,
+        context_overrides: dict[str, Any] | None = None,
+        seed: int | None = None,
+    ) -> ExecutionResult:
+        """Run to completion: ``start(...).wait()``."""
+        return self.start(
+            input,
+            task_handler=task_handler,
+            name=name,
+            execution_id=execution_id,
+            clock=clock,
+            on_event=on_event,
+            context_overrides=context_overrides,
+            seed=seed,
+        ).wait()
+
+
+__all__ = ["ExecutionHandle", "ExecutionResult", "StateMachine"]

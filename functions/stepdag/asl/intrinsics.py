@@ -1,0 +1,482 @@
+"""``States.*`` intrinsic functions: parsing (at load) and evaluation (at run time).
+
+Grammar: ``States.Name(arg, ...)`` where an argument is a single-quoted string
+(escapes ``\\'`` ``\\{`` ``\\}`` ``\\\\``), a number, ``true``/``false``/``null``, a
+JSONPath (``$...`` or ``$$...``) or a nested intrinsic call. Any failure while
+evaluating raises ``States.Runtime`` (see ``_fail``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import random
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, TypeAlias
+
+from stepdag.asl.errors import RUNTIME, StatesError, to_json
+from stepdag.asl.paths import JsonPath, NoMatch, PathSyntaxError, compile_path
+
+MAX_ARRAY_RANGE: Final = 1000
+MAX_STRING_INPUT: Final = 10000
+
+
+class IntrinsicSyntaxError(ValueError):
+    """The intrinsic function expression is malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    value: Any
+    # For string literals: the text with escapes kept, so States.Format can tell an
+    # escaped ``\{`` from a placeholder ``{}``.
+    raw: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PathArg:
+    path: JsonPath
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    name: str
+    args: tuple[Arg, ...]
+
+
+Arg: TypeAlias = Literal | PathArg | Call
+
+
+@dataclass(frozen=True, slots=True)
+class Env:
+    """What an intrinsic can read: the effective input and the context object."""
+
+    data: Any
+    context: Any
+    rng: random.Random
+    field: str = ""  # the template field being computed, for error messages
+
+
+def looks_like_intrinsic(text: str) -> bool:
+    return text.startswith("States.")
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def error(self, msg: str) -> IntrinsicSyntaxError:
+        return IntrinsicSyntaxError(
+            f"Invalid intrinsic function '{self.text}': {msg} at offset {self.pos}"
+        )
+
+    def ws(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos] in " \t\n":
+            self.pos += 1
+
+    def parse(self) -> Call:
+        self.ws()
+        call = self.parse_call()
+        self.ws()
+        if self.pos != len(self.text):
+            raise self.error("unexpected trailing characters")
+        return call
+
+    def parse_call(self) -> Call:
+        m = re.compile(r"States\.[A-Za-z0-9]+").match(self.text, self.pos)
+        if not m:
+            raise self.error("expected a States.* function name")
+        name = m.group()
+        self.pos = m.end()
+        if name not in FUNCTIONS:
+            raise self.error(f"unknown function {name}")
+        self.ws()
+        if self.text[self.pos : self.pos + 1] != "(":
+            raise self.error("expected '('")
+        self.pos += 1
+        args: list[Arg] = []
+        self.ws()
+        if self.text[self.pos : self.pos + 1] == ")":
+            self.pos += 1
+        else:
+            while True:
+                self.ws()
+                args.append(self.parse_arg())
+                self.ws()
+                ch = self.text[self.pos : self.pos + 1]
+                self.pos += 1
+                if ch == ")":
+                    break
+                if ch != ",":
+                    self.pos -= 1
+                    raise self.error("expected ',' or ')'")
+        lo, hi = FUNCTIONS[name][1]
+        if not lo <= len(args) <= hi:
+            expected = str(lo) if lo == hi else f"{lo}..{hi if hi < 10**6 else 'n'}"
+            raise self.error(f"{name} takes {expected} arguments, got {len(args)}")
+        return Call(name, tuple(args))
+
+    def parse_arg(self) -> Arg:
+        ch = self.text[self.pos : self.pos + 1]
+        if ch == "'":
+            return self.parse_string()
+        if ch == "$":
+            return self.parse_path()
+        if self.text.startswith("States.", self.pos):
+            return self.parse_call()
+        m = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?|true\b|false\b|null\b").match(
+            self.text, self.pos
+        )
+        if not m:
+            raise self.error("invalid argument")
+        self.pos = m.end()
+        tok = m.group()
+        if tok in ("true", "false", "null"):
+            return Literal({"true": True, "false": False, "null": None}[tok])
+        return Literal(float(tok) if m.group(1) or m.group(2) else int(tok))
+
+    def parse_string(self) -> Literal:
+        start = self.pos
+        self.pos += 1
+        buf: list[str] = []
+        while self.pos < len(self.text):
+            ch = self.text[self.pos]
+            if ch == "\\" and self.pos + 1 < len(self.text):
+                buf.append(self.text[self.pos + 1])
+                self.pos += 2
+                continue
+            if ch == "'":
+                self.pos += 1
+                return Literal("".join(buf), self.text[start + 1 : self.pos - 1])
+            buf.append(ch)
+            self.pos += 1
+        raise self.error("unterminated string literal")
+
+    def parse_path(self) -> PathArg:
+        start = self.pos
+        depth = 0
+        quote = ""
+        while self.pos < len(self.text):
+            ch = self.text[self.pos]
+            if quote:
+                if ch == quote:
+                    quote = ""
+            elif ch in "'\"" and depth > 0:
+                quote = ch
+            elif ch in "[(":
+                depth += 1
+            elif ch in "])":
+                if depth == 0:
+                    break
+                depth -= 1
+            elif ch == "," and depth == 0:
+                break
+            self.pos += 1
+        source = self.text[start : self.pos].strip()
+        try:
+            return PathArg(compile_path(source))
+        except PathSyntaxError as exc:
+            raise self.error(str(exc)) from exc
+
+
+def parse_intrinsic(text: str) -> Call:
+    return _Parser(text).parse()
+
+
+def _fail(cause: str) -> StatesError:
+    # AWS documents the name States.IntrinsicFailure, but what Step Functions actually
+    # raises for a failing intrinsic (LocalStack's AWS-recorded snapshots, hence moto)
+    # is States.Runtime — uncatchable by States.ALL. We follow the observed behaviour.
+    return StatesError(RUNTIME, cause)
+
+
+def evaluate(call: Call, env: Env) -> Any:
+    args = [_eval_arg(a, env) for a in call.args]
+    fn = FUNCTIONS[call.name][0]
+    if call.name == "States.Format":
+        first = call.args[0]
+        raw = first.raw if isinstance(first, Literal) else None
+        return _format(args, raw)
+    return fn(args, env)
+
+
+def _eval_arg(arg: Arg, env: Env) -> Any:
+    if isinstance(arg, Literal):
+        return arg.value
+    if isinstance(arg, PathArg):
+        try:
+            return arg.path.find(env.context if arg.path.context else env.data)
+        except NoMatch as exc:
+            data = env.context if arg.path.context else env.data
+            raise StatesError(
+                RUNTIME,
+                f"The JSONPath '{arg.path.source}' specified for the field '{env.field}' "
+                f"could not be found in the input '{to_json(data)}'",
+            ) from exc
+    return evaluate(arg, env)
+
+
+# ---------------------------------------------------------------- the functions
+
+
+def _is_int(v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    return isinstance(v, int) or (isinstance(v, float) and v.is_integer())
+
+
+def _to_format_str(value: Any) -> str:
+    # Step Functions renders non-string values Java-style: {a=1, b=[x, y]}.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "[" + ", ".join(_to_format_str(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_to_format_str(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
+def _format(args: list[Any], raw: str | None) -> str:
+    template = args[0]
+    if not isinstance(template, str):
+        raise _fail("The first argument of States.Format must be a string template")
+    values = args[1:]
+    out: list[str] = []
+    used = 0
+    text = raw if raw is not None else template
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if raw is not None and ch == "\\" and i + 1 < len(text):
+            out.append(text[i + 1])
+            i += 2
+            continue
+        if text.startswith("{}", i):
+            if used >= len(values):
+                raise _fail(
+                    "Number of arguments in States.Format does not match the number of "
+                    "placeholders in the template"
+                )
+            out.append(_to_format_str(values[used]))
+            used += 1
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    if used != len(values):
+        raise _fail(
+            "Number of arguments in States.Format does not match the number of placeholders "
+            "in the template"
+        )
+    return "".join(out)
+
+
+def _string_to_json(args: list[Any], env: Env) -> Any:
+    (s,) = args
+    if not isinstance(s, str):
+        raise _fail(f"States.StringToJson expects a string argument, got {to_json(s)}")
+    if s.strip() == "":
+        return None
+    try:
+        return json.loads(s)
+    except json.JSONDecodeError as exc:
+        raise _fail(f"States.StringToJson could not parse '{s}' as JSON: {exc.msg}") from exc
+
+
+def _json_to_string(args: list[Any], env: Env) -> Any:
+    return to_json(args[0])
+
+
+def _array(args: list[Any], env: Env) -> Any:
+    return list(args)
+
+
+def _need_array(name: str, v: Any) -> list[Any]:
+    if not isinstance(v, list):
+        raise _fail(f"{name} expects an array as its first argument, got {to_json(v)}")
+    return v
+
+
+def _need_int(name: str, v: Any, what: str) -> int:
+    if not _is_int(v):
+        raise _fail(f"{name} expects an integer {what}, got {to_json(v)}")
+    return int(v)
+
+
+def _array_partition(args: list[Any], env: Env) -> Any:
+    arr = _need_array("States.ArrayPartition", args[0])
+    size = _need_int("States.ArrayPartition", args[1], "chunk size")
+    if size <= 0:
+        raise _fail(f"States.ArrayPartition expects a positive chunk size, got {size}")
+    return [arr[i : i + size] for i in range(0, len(arr), size)]
+
+
+def _array_contains(args: list[Any], env: Env) -> Any:
+    arr = _need_array("States.ArrayContains", args[0])
+    return any(_json_equal(item, args[1]) for item in arr)
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    # Python says True == 1; JSON does not.
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def _array_range(args: list[Any], env: Env) -> Any:
+    start, end, step = (_need_int("States.ArrayRange", v, "argument") for v in args)
+    if step <= 0:
+        # Step Functions only counts upwards (LocalStack's snapshot-tested behaviour).
+        raise _fail(f"States.ArrayRange step must be a positive integer, got {step}")
+    stop = end + 1
+    n = max(0, (stop - start + step - 1) // step)
+    if n > MAX_ARRAY_RANGE:
+        raise _fail(
+            f"States.ArrayRange cannot produce more than {MAX_ARRAY_RANGE} items, "
+            f"the range would contain {n}"
+        )
+    return list(range(start, stop, step))
+
+
+def _array_get_item(args: list[Any], env: Env) -> Any:
+    arr = _need_array("States.ArrayGetItem", args[0])
+    idx = _need_int("States.ArrayGetItem", args[1], "index")
+    if not 0 <= idx < len(arr):
+        raise _fail(f"States.ArrayGetItem index {idx} is out of bounds for length {len(arr)}")
+    return arr[idx]
+
+
+def _array_length(args: list[Any], env: Env) -> Any:
+    return len(_need_array("States.ArrayLength", args[0]))
+
+
+def _array_unique(args: list[Any], env: Env) -> Any:
+    arr = _need_array("States.ArrayUnique", args[0])
+    out: list[Any] = []
+    for item in arr:
+        if not any(_json_equal(item, seen) for seen in out):
+            out.append(item)
+    return out
+
+
+def _need_str(name: str, v: Any) -> str:
+    if not isinstance(v, str):
+        raise _fail(f"{name} expects a string argument, got {to_json(v)}")
+    if len(v) > MAX_STRING_INPUT:
+        raise _fail(f"{name} input exceeds {MAX_STRING_INPUT} characters ({len(v)})")
+    return v
+
+
+def _base64_encode(args: list[Any], env: Env) -> Any:
+    s = _need_str("States.Base64Encode", args[0])
+    return base64.b64encode(s.encode("utf-8")).decode("ascii")
+
+
+def _base64_decode(args: list[Any], env: Env) -> Any:
+    s = _need_str("States.Base64Decode", args[0])
+    try:
+        return base64.b64decode(s.encode("ascii"), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError) as exc:
+        raise _fail(f"States.Base64Decode could not decode '{s}': {exc}") from exc
+
+
+_HASHES: Final = {
+    "MD5": "md5",
+    "SHA-1": "sha1",
+    "SHA-256": "sha256",
+    "SHA-384": "sha384",
+    "SHA-512": "sha512",
+}
+
+
+def _hash(args: list[Any], env: Env) -> Any:
+    data, algorithm = args
+    _need_str("States.Hash", data)
+    if algorithm not in _HASHES:
+        raise _fail(
+            f"States.Hash algorithm must be one of {', '.join(_HASHES)}, got {to_json(algorithm)}"
+        )
+    return hashlib.new(_HASHES[algorithm], data.encode("utf-8")).hexdigest()
+
+
+def _json_merge(args: list[Any], env: Env) -> Any:
+    a, b, deep = args
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        raise _fail("States.JsonMerge expects two JSON objects")
+    if not isinstance(deep, bool):
+        raise _fail("States.JsonMerge expects a boolean as its third argument")
+    if deep:
+        # Step Functions only supports shallow merges and rejects deep mode.
+        raise _fail(
+            "States.JsonMerge only supports shallow merging; the third argument must be false"
+        )
+    merged = dict(a)
+    merged.update(b)
+    return merged
+
+
+def _math_random(args: list[Any], env: Env) -> Any:
+    start = _need_int("States.MathRandom", args[0], "start")
+    end = _need_int("States.MathRandom", args[1], "end")
+    if start > end:
+        raise _fail(f"States.MathRandom start {start} is greater than end {end}")
+    if len(args) == 3:
+        seed = _need_int("States.MathRandom", args[2], "seed")
+        return random.Random(seed).randint(start, end)
+    return env.rng.randint(start, end)
+
+
+def _math_add(args: list[Any], env: Env) -> Any:
+    a = _need_int("States.MathAdd", args[0], "value")
+    b = _need_int("States.MathAdd", args[1], "value")
+    return a + b
+
+
+def _string_split(args: list[Any], env: Env) -> Any:
+    s, delims = args
+    if not isinstance(s, str) or not isinstance(delims, str):
+        raise _fail("States.StringSplit expects two string arguments")
+    if delims == "":
+        return [s] if s else []
+    pattern = "|".join(re.escape(c) for c in delims)
+    return [part for part in re.split(pattern, s) if part]
+
+
+def _uuid(args: list[Any], env: Env) -> Any:
+    return str(uuid.UUID(int=env.rng.getrandbits(128), version=4))
+
+
+_INF: Final = 10**9
+
+FUNCTIONS: Final[dict[str, tuple[Callable[[list[Any], Env], Any], tuple[int, int]]]] = {
+    "States.Format": (lambda a, e: _format(a, None), (1, _INF)),
+    "States.StringToJson": (_string_to_json, (1, 1)),
+    "States.JsonToString": (_json_to_string, (1, 1)),
+    "States.Array": (_array, (0, _INF)),
+    "States.ArrayPartition": (_array_partition, (2, 2)),
+    "States.ArrayContains": (_array_contains, (2, 2)),
+    "States.ArrayRange": (_array_range, (3, 3)),
+    "States.ArrayGetItem": (_array_get_item, (2, 2)),
+    "States.ArrayLength": (_array_length, (1, 1)),
+    "States.ArrayUnique": (_array_unique, (1, 1)),
+    "States.Base64Encode": (_base64_encode, (1, 1)),
+    "States.Base64Decode": (_base64_decode, (1, 1)),
+    "States.Hash": (_hash, (2, 2)),
+    "States.JsonMerge": (_json_merge, (3, 3)),
+    "States.MathRandom": (_math_random, (2, 3)),
+    "States.MathAdd": (_math_add, (2, 2)),
+    "States.StringSplit": (_string_split, (2, 2)),
+    "States.UUID": (_uuid, (0, 0)),
+}
+
+__all__ = ["FUNCTIONS", "Call", "Env", "IntrinsicSyntaxError", "evaluate", "parse_intrinsic"]

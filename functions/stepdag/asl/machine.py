@@ -1,0 +1,46 @@
+"""A compiled (sub-)machine: the top level, a Parallel branch or a Map processor."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from stepdag.asl.runtime import Frame
+from stepdag.asl.states.base import State
+from stepdag.asl.states.flow import ChoiceState, FailState, PassState, SucceedState, WaitState
+from stepdag.asl.states.parallel import MapState, ParallelState
+from stepdag.asl.states.task import TaskState
+
+STATE_TYPES: Final[dict[str, type[State]]] = {
+    "Pass": PassState,
+    "Task": TaskState,
+    "Choice": ChoiceState,
+    "Wait": WaitState,
+    "Succeed": SucceedState,
+    "Fail": FailState,
+    "Parallel": ParallelState,
+    "Map": MapState,
+}
+
+
+class Machine:
+    """States plus ``StartAt``; assumes the definition was validated."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.start_at: str = raw["StartAt"]
+        self.states: dict[str, State] = {
+            name: STATE_TYPES[spec["Type"]](name, spec) for name, spec in raw["States"].items()
+        }
+
+    def run(self, frame: Frame, data: Any) -> Any:
+        """Run from ``StartAt`` to a terminal state; errors propagate as StatesError."""
+        state = self.states[self.start_at]
+        states = self.states
+        while True:
+            output, next_name = state.run(frame, data)
+            if next_name is None:
+                return output
+            data = output
+            state = states[next_name]
+
+
+__all__ = ["STATE_TYPES", "Machine"]

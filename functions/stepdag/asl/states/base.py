@@ -1,0 +1,272 @@
+"""Common state machinery: input/output processing, Retry and Catch.
+
+Input and output processing follow AWS's order: InputPath → Parameters → (work) →
+ResultSelector → ResultPath → OutputPath. Definitions are validated before states
+are built, so constructors here trust the raw dict's shape.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
+
+from stepdag.asl import payload
+from stepdag.asl.errors import (
+    ALL,
+    DATA_LIMIT_EXCEEDED,
+    RESULT_PATH_MATCH_FAILURE,
+    RUNTIME,
+    TASK_FAILED,
+    TIMEOUT,
+    StatesError,
+    to_json,
+)
+from stepdag.asl.paths import JsonPath, NoMatch, compile_path, describe_no_results
+from stepdag.asl.runtime import Frame, failure_output, sleep_or_cancel
+
+MAX_PAYLOAD_BYTES: Final = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Retrier:
+    error_equals: tuple[str, ...]
+    interval_seconds: float = 1.0
+    max_attempts: int = 3
+    backoff_rate: float = 2.0
+    max_delay_seconds: float | None = None
+    jitter: str = "NONE"
+
+    def delay(self, attempt: int, rng_value: float) -> float:
+        """Delay before retry number ``attempt`` (0-based); ``rng_value`` in [0, 1)."""
+        delay = self.interval_seconds * (self.backoff_rate**attempt)
+        if self.max_delay_seconds is not None:
+            delay = min(delay, self.max_delay_seconds)
+        if self.jitter == "FULL":
+            delay = delay * rng_value
+        return delay
+
+
+@dataclass(frozen=True, slots=True)
+class Catcher:
+    error_equals: tuple[str, ...]
+    next: str
+    result_path: JsonPath | None
+    discard_result: bool
+
+
+def error_matches(names: tuple[str, ...], error: str | None) -> bool:
+    """AWS matching: exact name, ``States.ALL`` for anything catchable, and
+    ``States.TaskFailed`` for anything except ``States.Timeout``."""
+    if error in (RUNTIME, DATA_LIMIT_EXCEEDED):
+        return False
+    if error is not None and error in names:
+        return True
+    if ALL in names:
+        return True
+    return TASK_FAILED in names and error != TIMEOUT
+
+
+def _opt_path(raw: dict[str, Any], key: str) -> tuple[JsonPath | None, bool]:
+    """(path, is_null) for an optional Path field whose default is ``$``."""
+    if key not in raw:
+        return None, False
+    if raw[key] is None:
+        return None, True
+    path = compile_path(raw[key])
+    return (None if path.source == "$" else path), False
+
+
+def payload_size_exceeded(text: str) -> bool:
+    if len(text) <= MAX_PAYLOAD_BYTES // 4:
+        return False  # cheap early exit: at most 4 UTF-8 bytes per character
+    return len(text.encode("utf-8")) > MAX_PAYLOAD_BYTES
+
+
+class State(ABC):
+    """A compiled state. ``run`` returns ``(output, next_state_name_or_None)``."""
+
+    type_name: ClassVar[str]
+    has_result: ClassVar[bool] = True
+
+    def __init__(self, name: str, raw: dict[str, Any]) -> None:
+        self.name = name
+        self.raw = raw
+        self.next: str | None = raw.get("Next")
+        self.input_path, self.input_null = _opt_path(raw, "InputPath")
+        self.output_path, self.output_null = _opt_path(raw, "OutputPath")
+        self.result_path, self.result_null = _opt_path(raw, "ResultPath")
+        problems: list[str] = []
+        # Map's ItemSelector/Parameters apply per item; the Map state handles them itself.
+        params = raw.get("Parameters") if raw.get("Type") != "Map" else None
+        self.parameters = (
+            None if params is None else payload.compile_template(params, name, problems)
+        )
+        rs = raw.get("ResultSelector")
+        self.result_selector = None if rs is None else payload.compile_template(rs, name, problems)
+        self.retriers = tuple(
+            Retrier(
+                error_equals=tuple(r["ErrorEquals"]),
+                interval_seconds=r.get("IntervalSeconds", 1),
+                max_attempts=r.get("MaxAttempts", 3),
+                backoff_rate=r.get("BackoffRate", 2.0),
+                max_delay_seconds=r.get("MaxDelaySeconds"),
+                jitter=r.get("JitterStrategy", "NONE"),
+            )
+            for r in raw.get("Retry", [])
+        )
+        self.catchers = tuple(
+            Catcher(
+                error_equals=tuple(c["ErrorEquals"]),
+                next=c["Next"],
+                result_path=(
+                    None
+                    if c.get("ResultPath", "$") in (None, "$")
+                    else compile_path(c["ResultPath"])
+                ),
+                discard_result="ResultPath" in c and c["ResultPath"] is None,
+            )
+            for c in raw.get("Catch", [])
+        )
+
+    # -- events ---------------------------------------------------------------------
+
+    def enter(self, frame: Frame, data: Any) -> int:
+        frame.check()
+        return frame.event(
+            f"{self.type_name}StateEntered",
+            {"name": self.name, "input": to_json(data), "inputDetails": {"truncated": False}},
+        )
+
+    def exit(self, frame: Frame, output: Any, text: str | None = None) -> None:
+        frame.event(
+            f"{self.type_name}StateExited",
+            {
+                "name": self.name,
+                "output": to_json(output) if text is None else text,
+                "outputDetails": {"truncated": False},
+            },
+        )
+
+    # -- input/output processing -------------------------------------------------------
+
+    def effective_input(self, data: Any) -> Any:
+        if self.input_null:
+            return {}
+        if self.input_path is None:
+            return data
+        return _select(self.input_path, data)
+
+    def apply_parameters(self, frame: Frame, data: Any, context: dict[str, Any]) -> Any:
+        if self.parameters is None:
+            return data
+        return payload.evaluate(self.parameters, data, context, frame.execution.rng)
+
+    def select_result(self, frame: Frame, result: Any, context: dict[str, Any]) -> Any:
+        if self.result_selector is None:
+            return result
+        return payload.evaluate(self.result_selector, result, context, frame.execution.rng)
+
+    def apply_result_path(self, raw_input: Any, result: Any) -> Any:
+        if self.result_null:
+            return raw_input
+        return place_result(self.result_path, raw_input, result)
+
+    def finish(self, frame: Frame, raw_input: Any, result: Any, next_name: str | None) -> Any:
+        """ResultPath + OutputPath + size check + exited event; returns the output."""
+        output = self.apply_result_path(raw_input, result)
+        if self.output_null:
+            output = {}
+        elif self.output_path is not None:
+            output = _select(self.output_path, output)
+        text = to_json(output)
+        if payload_size_exceeded(text):
+            raise StatesError(
+                DATA_LIMIT_EXCEEDED,
+                f"The state/task '{self.name}' returned a result with a size exceeding the "
+                "maximum number of bytes service limit.",
+            )
+        self.exit(frame, output, text)
+        return output
+
+    # -- retry / catch ---------------------------------------------------------------------
+
+    def recover(
+        self, frame: Frame, err: StatesError, raw_input: Any, attempts: list[int]
+    ) -> tuple[str, Any]:
+        """Decide what a failure leads to: ``("retry", delay)`` or ``("catch", (out, next))``.
+
+        ``attempts`` holds per-retrier counts for this state visit. Re-raises when
+        neither a retrier nor a catcher applies.
+        """
+        if not err.catchable:
+            raise err
+        for i, retrier in enumerate(self.retriers):
+            if error_matches(retrier.error_equals, err.error):
+                if attempts[i] < retrier.max_attempts:
+                    where = f"{frame.execution.seed}|{frame.key}|{self.name}|{i}|{attempts[i]}"
+                    delay = retrier.delay(attempts[i], random.Random(where).random())
+                    attempts[i] += 1
+                    return "retry", delay
+                break  # the first matching retrier decides; exhausted → try catchers
+        for catcher in self.catchers:
+            if error_matches(catcher.error_equals, err.error):
+                result = failure_output(err)
+                if catcher.discard_result:
+                    output = raw_input
+                else:
+                    output = place_result(catcher.result_path, raw_input, result)
+                return "catch", (output, catcher.next)
+        raise err
+
+    def backoff(self, frame: Frame, delay: float) -> None:
+        sleep_or_cancel(frame, delay)
+
+    @abstractmethod
+    def run(self, frame: Frame, data: Any) -> tuple[Any, str | None]: ...
+
+
+def _select(path: JsonPath, data: Any) -> Any:
+    try:
+        return path.find(data)
+    except NoMatch as exc:
+        raise StatesError(
+            RUNTIME,
+            f"Invalid path '{path.source}' : No results for path: "
+            f"{describe_no_results(path.source)}",
+        ) from exc
+
+
+def place_result(path: JsonPath | None, raw_input: Any, result: Any) -> Any:
+    if path is None:
+        return result
+    try:
+        return path.set(raw_input, result)
+    except NoMatch as exc:
+        raise StatesError(
+            RESULT_PATH_MATCH_FAILURE,
+            f"Unable to apply ReferencePath {path.source} to input {to_json(raw_input)}",
+        ) from exc
+
+
+def runtime_prefix(err: StatesError, state_name: str, entered_id: int) -> StatesError:
+    """AWS prefixes runtime errors with the state that raised them."""
+    if err.error == RUNTIME and not (err.cause or "").startswith("An error occurred while"):
+        return StatesError(
+            RUNTIME,
+            f"An error occurred while executing the state '{state_name}' "
+            f"(entered at the event id #{entered_id}). {err.cause}",
+        )
+    return err
+
+
+__all__ = [
+    "Catcher",
+    "Retrier",
+    "State",
+    "error_matches",
+    "payload_size_exceeded",
+    "place_result",
+    "runtime_prefix",
+]

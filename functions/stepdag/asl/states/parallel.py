@@ -1,0 +1,259 @@
+"""Parallel and Map (inline) states."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from stepdag.asl import payload
+from stepdag.asl.errors import EXCEED_TOLERATED_FAILURE_THRESHOLD, RUNTIME, StatesError, to_json
+from stepdag.asl.paths import JsonPath, NoMatch, compile_path
+from stepdag.asl.runtime import Frame, failure_output
+from stepdag.asl.states.base import State, runtime_prefix
+from stepdag.asl.states.concurrent import (
+    DISTRIBUTED_MAP_CONCURRENCY,
+    INLINE_MAP_CONCURRENCY,
+    Outcome,
+    run_concurrently,
+)
+
+if TYPE_CHECKING:
+    from stepdag.asl.machine import Machine
+
+
+class _Composite(State):
+    """Retry/catch loop shared by Parallel and Map; subclasses implement ``attempt``."""
+
+    def attempt(self, frame: Frame, data: Any, context: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def run(self, frame: Frame, data: Any) -> tuple[Any, str | None]:
+        entered_id = self.enter(frame, data)
+        entered_time = frame.execution.clock.now_iso()
+        attempts = [0] * len(self.retriers)
+        retry_count = 0
+        while True:
+            try:
+                try:
+                    ctx = frame.context(self.name, entered_time, retry_count)
+                    result = self.attempt(frame, data, ctx)
+                    selected = self.select_result(frame, result, ctx)
+                    return self.finish(frame, data, selected, self.next), self.next
+                except StatesError as err:
+                    raise runtime_prefix(err, self.name, entered_id) from err
+            except StatesError as err:
+                action, value = self.recover(frame, err, data, attempts)
+                if action == "retry":
+                    self.backoff(frame, value)
+                    retry_count += 1
+                    continue
+                output, next_name = value
+                self.exit(frame, output)
+                return output, next_name
+
+
+class ParallelState(_Composite):
+    type_name = "Parallel"
+
+    def __init__(self, name: str, raw: dict[str, Any]) -> None:
+        super().__init__(name, raw)
+        from stepdag.asl.machine import Machine
+
+        self.branches = [Machine(b) for b in raw["Branches"]]
+
+    def attempt(self, frame: Frame, data: Any, context: dict[str, Any]) -> Any:
+        effective = self.apply_parameters(frame, self.effective_input(data), context)
+        frame.event("ParallelStateStarted")
+
+        def work(i: int, child: Frame) -> Any:
+            return self.branches[i].run(child, effective)
+
+        outcomes, _ = run_concurrently(
+            frame, len(self.branches), 0, work, judge=lambda o: not o.ok and not o.aborted
+        )
+        failed = [o for o in outcomes if o is not None and o.error is not None]
+        if failed:
+            frame.event("ParallelStateFailed")
+            err = failed[0].error
+            assert err is not None
+            raise err
+        frame.event("ParallelStateSucceeded")
+        return [o.value for o in outcomes if o is not None]
+
+
+class MapState(_Composite):
+    type_name = "Map"
+
+    def __init__(self, name: str, raw: dict[str, Any]) -> None:
+        super().__init__(name, raw)
+        from stepdag.asl.machine import Machine
+
+        processor: dict[str, Any] = raw.get("ItemProcessor") or raw["Iterator"]
+        self.processor: Machine = Machine(processor)
+        # Distributed mode is run in-process too; what differs is its failure rule:
+        # any failure beyond the threshold (default 0) is ExceedToleratedFailureThreshold.
+        config = processor.get("ProcessorConfig") or {}
+        self.distributed = config.get("Mode") == "DISTRIBUTED"
+        self.items_path = compile_path(raw.get("ItemsPath", "$"))
+        selector = raw.get("ItemSelector", raw.get("Parameters"))
+        problems: list[str] = []
+        self.item_selector = (
+            None if selector is None else payload.compile_template(selector, name, problems)
+        )
+        self.max_concurrency: int = raw.get("MaxConcurrency", 0)
+        self.max_concurrency_path = _opt(raw, "MaxConcurrencyPath")
+        self.tolerated_count: int = raw.get("ToleratedFailureCount", 0)
+        self.tolerated_count_path = _opt(raw, "ToleratedFailureCountPath")
+        self.tolerated_pct: float = raw.get("ToleratedFailurePercentage", 0)
+        self.tolerated_pct_path = _opt(raw, "ToleratedFailurePercentagePath")
+
+    def _settings(self, effective: Any) -> tuple[int, int, float]:
+        concurrency = self.max_concurrency
+        if self.max_concurrency_path is not None:
+            value = _sample(self.max_concurrency_path, effective)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise StatesError(
+                    RUNTIME,
+                    f'The MaxConcurrencyPath field refers to value "{to_json(value)}" which is '
+                    f"not a valid integer: {self.max_concurrency_path.source}",
+                )
+            if value < 0:
+                raise StatesError(
+                    RUNTIME,
+                    f"Expected non-negative integer for MaxConcurrency, got '{value}' instead.",
+                )
+            concurrency = value
+        count = self.tolerated_count
+        if self.tolerated_count_path is not None:
+            value = _sample(self.tolerated_count_path, effective)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise StatesError(
+                    RUNTIME,
+                    f'The ToleratedFailureCountPath field refers to value "{to_json(value)}" '
+                    f"which is not a valid integer: {self.tolerated_count_path.source}",
+                )
+            if value < 0:
+                raise StatesError(RUNTIME, "ToleratedFailureCount cannot be negative.")
+            count = value
+        pct = self.tolerated_pct
+        if self.tolerated_pct_path is not None:
+            value = _sample(self.tolerated_pct_path, effective)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise StatesError(
+                    RUNTIME,
+                    f'The ToleratedFailurePercentagePath field refers to value "{to_json(value)}"'
+                    f" which is not a valid float: {self.tolerated_pct_path.source}",
+                )
+            if not 0 <= value <= 100:
+                raise StatesError(RUNTIME, "ToleratedFailurePercentage must be between 0 and 100.")
+            pct = float(value)
+        return concurrency, count, pct
+
+    def attempt(self, frame: Frame, data: Any, context: dict[str, Any]) -> Any:
+        effective = self.effective_input(data)
+        try:
+            items = self.items_path.find(effective)
+        except NoMatch as exc:
+            raise StatesError(
+                RUNTIME,
+                f"Invalid path '{self.items_path.source}' : No results for path: "
+                f"$['{self.items_path.source[2:]}']",
+            ) from exc
+        if not isinstance(items, list):
+            raise StatesError(
+                RUNTIME, f"Map state input must be an array but was: {_json_type(items)}"
+            )
+        concurrency, tolerated_count, tolerated_pct = self._settings(effective)
+        total = len(items)
+        frame.event("MapStateStarted", {"length": total})
+        tolerant = self.distributed or tolerated_count > 0 or tolerated_pct > 0
+        # Failures allowed before the Map fails (AWS: exceeding either threshold fails it).
+        allowed = tolerated_count if tolerated_count > 0 else (0 if tolerated_pct <= 0 else total)
+        if tolerated_pct > 0:
+            allowed_pct = math.floor(total * tolerated_pct / 100.0 + 1e-9)
+            allowed = min(allowed, allowed_pct) if tolerated_count > 0 else allowed_pct
+        failures = [0]
+        trigger: list[StatesError] = []
+        rng = frame.execution.rng
+
+        def work(i: int, child: Frame) -> Any:
+            item = items[i]
+            details = {"name": self.name, "index": i}
+            child.event("MapIterationStarted", details)
+            try:
+                if self.item_selector is not None:
+                    ctx = {**context, "Map": {"Item": {"Index": i, "Value": item}}}
+                    item_input = payload.evaluate(self.item_selector, effective, ctx, rng)
+                else:
+                    item_input = item
+                result = self.processor.run(child, item_input)
+            except StatesError:
+                child.event("MapIterationFailed", details)
+                raise
+            except BaseException:
+                child.event("MapIterationAborted", details)
+                raise
+            child.event("MapIterationSucceeded", details)
+            return result
+
+        def judge(outcome: Outcome) -> bool:
+            if outcome.ok or outcome.aborted:
+                return False
+            assert outcome.error is not None
+            failures[0] += 1
+            # Terminal errors (States.Runtime, DataLimitExceeded) are never tolerated.
+            if failures[0] > allowed or not outcome.error.catchable:
+                trigger.append(outcome.error)
+                return True
+            return False
+
+        cap = DISTRIBUTED_MAP_CONCURRENCY if self.distributed else INLINE_MAP_CONCURRENCY
+        bound = cap if concurrency == 0 else min(concurrency, cap)
+        outcomes, stopped = run_concurrently(frame, total, bound, work, judge, ramp_up=True)
+        if stopped:
+            frame.event("MapStateFailed")
+            if tolerant and trigger[0].catchable:
+                raise StatesError(
+                    EXCEED_TOLERATED_FAILURE_THRESHOLD,
+                    "The specified tolerated failure threshold was exceeded",
+                )
+            raise trigger[0]
+        frame.event("MapStateSucceeded")
+        results: list[Any] = []
+        for outcome in outcomes:
+            assert outcome is not None
+            if outcome.ok:
+                results.append(outcome.value)
+            else:
+                assert outcome.error is not None
+                results.append(failure_output(outcome.error))
+        return results
+
+
+def _opt(raw: dict[str, Any], key: str) -> JsonPath | None:
+    return compile_path(raw[key]) if key in raw else None
+
+
+def _sample(path: JsonPath, data: Any) -> Any:
+    try:
+        return path.find(data)
+    except NoMatch as exc:
+        raise StatesError(
+            RUNTIME,
+            f"Invalid path '{path.source}' : No results for path: $['{path.source[2:]}']",
+        ) from exc
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "object"
+
+
+__all__ = ["MapState", "ParallelState"]
