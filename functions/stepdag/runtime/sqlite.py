@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -155,9 +156,27 @@ _PUT_CACHE: Final = (
 _UPDATABLE: Final = frozenset({"status", "output", "error", "cause", "ended_at", "redrive_count"})
 
 
+class _Lease:
+    """Binds a connection to the thread holding this object in its thread-local storage.
+
+    When the thread ends its locals are dropped, ``__del__`` runs (CPython frees them at
+    once) and the connection goes back to the idle pool. Opening a connection costs ~2 ms
+    (connect + PRAGMAs); the interpreter starts a thread per execution and per Parallel
+    branch, so without reuse that cost would dominate small workflows.
+    """
+
+    __slots__ = ("conn", "idle", "pid")
+
+    def __init__(self, conn: sqlite3.Connection, idle: deque[sqlite3.Connection]) -> None:
+        self.conn, self.idle, self.pid = conn, idle, os.getpid()
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid():  # never hand a parent's connection to a forked child
+            self.idle.append(self.conn)  # deque.append is atomic: safe from any thread
+
+
 class _Local(threading.local):
-    conn: sqlite3.Connection | None = None
-    pid: int = 0
+    lease: _Lease | None = None
 
 
 # One writer lock per database file per process. SQLite allows one writer at a time; when
@@ -215,6 +234,7 @@ class SqliteStore(ExecutionStore):
         self._local = _Local()
         self._lock = threading.Lock()
         self._conns: list[sqlite3.Connection] = []
+        self._idle: deque[sqlite3.Connection] = deque()
         self._schema_ready = False
         self._closed = False
 
@@ -229,16 +249,19 @@ class SqliteStore(ExecutionStore):
 
     def _conn(self) -> sqlite3.Connection:
         local = self._local
-        conn = local.conn
+        lease = local.lease
         # A connection inherited through fork() must not be used by the child: it shares
         # the parent's file locks.  Open a fresh one instead (never close the inherited one).
-        if conn is not None and local.pid == os.getpid():
-            return conn
+        if lease is not None and lease.pid == os.getpid():
+            return lease.conn
         if self._closed:
             raise StoreError(f"{self!r} is closed")
-        with self._errors("open database"):
-            conn = self._open()
-        local.conn, local.pid = conn, os.getpid()
+        try:
+            conn = self._idle.pop()  # one a finished thread gave back
+        except IndexError:
+            with self._errors("open database"):
+                conn = self._open()
+        local.lease = _Lease(conn, self._idle)
         return conn
 
     def _open(self) -> sqlite3.Connection:
@@ -324,6 +347,7 @@ class SqliteStore(ExecutionStore):
         for conn in conns:
             with suppress(sqlite3.Error):  # best effort: the store is going away anyway
                 conn.close()
+        self._idle = deque()
         self._local = _Local()
 
     # -- executions ----------------------------------------------------------------------
