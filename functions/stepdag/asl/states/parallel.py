@@ -68,8 +68,15 @@ class ParallelState(_Composite):
         def work(i: int, child: Frame) -> Any:
             return self.branches[i].run(child, effective)
 
+        # ramp_up: branches that return at once share a thread instead of fighting over
+        # the GIL; a branch that blocks (I/O, Wait) gets the next one started within ms.
         outcomes, _ = run_concurrently(
-            frame, len(self.branches), 0, work, judge=lambda o: not o.ok and not o.aborted
+            frame,
+            len(self.branches),
+            0,
+            work,
+            judge=lambda o: not o.ok and not o.aborted,
+            ramp_up=True,
         )
         failed = [o for o in outcomes if o is not None and o.error is not None]
         if failed:
