@@ -25,6 +25,8 @@ INLINE_MAP_CONCURRENCY: Final = 40
 DISTRIBUTED_MAP_CONCURRENCY: Final = 256
 # How long every worker may sit on its current job before another worker is added.
 RAMP_INTERVAL: Final = 0.002
+# While jobs keep completing, the check backs off up to this interval.
+RAMP_MAX_INTERVAL: Final = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,23 +161,28 @@ def _ramp(
     spawned = 1
     clock.spawn(worker, name="asl-worker-0")
     seen = -1
-    while not done.wait(RAMP_INTERVAL):
+    interval = RAMP_INTERVAL
+    while not done.wait(interval):
         with lock:
             stalled = state["takes"] == seen
             seen = state["takes"]
-            grow = (
-                stalled
-                and spawned < workers
-                and state["next"] < count
-                and not state["stopped"]
-                and not frame.cancelled
-            )
+            pending = state["next"] < count and not state["stopped"] and not frame.cancelled
+            grow = stalled and spawned < workers and pending
             if grow:
                 # Counted under the lock: the last exiting worker cannot miss it.
                 state["running"] += 1
         if grow:
             clock.spawn(worker, name=f"asl-worker-{spawned}")
             spawned += 1
+            interval = RAMP_INTERVAL
+        elif not pending or spawned >= workers:
+            # Nothing left to hand out: stop polling (thousands of concurrent executions
+            # polling every 2 ms would starve the workers of the GIL).
+            done.wait()
+            break
+        else:
+            # Jobs are flowing: look again less often.
+            interval = min(interval * 2, RAMP_MAX_INTERVAL)
 
 
 __all__ = ["DISTRIBUTED_MAP_CONCURRENCY", "INLINE_MAP_CONCURRENCY", "Outcome", "run_concurrently"]
