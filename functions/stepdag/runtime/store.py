@@ -27,11 +27,18 @@ from typing import Any, Final, Literal, Self, TypeAlias
 
 from stepdag.core.errors import (
     ConditionFailed,
-    ExecutionAlreadyExists,
     ExecutionNotFound,
-    StoreError,
 )
 from stepdag.core.status import NodeStatus, RunStatus
+from stepdag.runtime.errors import (
+    AmbiguousExecutionRef,
+    DuplicateExecution,
+    InvalidPaginationToken,
+    InvalidPayload,
+    MapItemsIncomplete,
+    NodeStateConflict,
+    StoreUnavailable,
+)
 from stepdag.runtime.records import (
     CacheEntry,
     Claim,
@@ -68,68 +75,6 @@ UNSET: Final = _Unset.UNSET
 # so the MAC exists to detect corrupted or hand-edited tokens.  Pass pagination_key to
 # make them unforgeable too (e.g. one key shared by every Lambda behind an API).
 _DEFAULT_TOKEN_KEY: Final = b"stepdag/pagination/v1"
-
-
-# -- errors (all StoreError subclasses, so callers can catch one base) ---------------------
-
-
-class DuplicateExecution(ExecutionAlreadyExists):
-    """The id, or the name within the workflow, is taken; ``existing`` is the record holding it.
-
-    Callers use ``existing`` for idempotent starts (same name + same input -> same run).
-    """
-
-    def __init__(self, message: str, existing: ExecutionRecord) -> None:
-        super().__init__(message)
-        self.existing = existing
-
-
-class NodeStateConflict(ConditionFailed):
-    """A node transition was refused (claim lost, already completed, ...).
-
-    ``current`` is the node's record at the time, output included.
-    """
-
-    def __init__(self, message: str, current: NodeRecord | None) -> None:
-        super().__init__(message)
-        self.current = current
-
-
-class AmbiguousExecutionRef(StoreError):
-    """An execution *name* matches executions of several workflows; pass ``workflow=``."""
-
-    http_status = 409
-    code = "ambiguous_execution_ref"
-
-
-class InvalidPaginationToken(StoreError):
-    http_status = 400
-    code = "invalid_pagination_token"
-
-
-class InvalidPayload(StoreError):
-    """A value to store is not JSON (datetime, set, NaN, non-str keys, ...)."""
-
-    http_status = 400
-    code = "invalid_payload"
-
-
-class MapItemsIncomplete(StoreError):
-    """Some Map items have no stored output; ``missing`` lists their indexes."""
-
-    http_status = 409
-    code = "map_items_incomplete"
-
-    def __init__(self, message: str, missing: Sequence[int]) -> None:
-        super().__init__(message)
-        self.missing = tuple(missing)
-
-
-class StoreUnavailable(StoreError):
-    """The backend is busy, locked or unreachable; retrying later may succeed."""
-
-    http_status = 503
-    code = "store_unavailable"
 
 
 class _Refused(Exception):
@@ -695,3 +640,17 @@ class ExecutionStore(ABC):
             return read_page_token(token, scope, self._token_key)
         except ValueError as exc:
             raise InvalidPaginationToken(f"next_token is not valid here: {exc}") from None
+
+
+# The store's errors live in runtime/errors.py and are re-exported from here.
+__all__ = [
+    "UNSET",
+    "AmbiguousExecutionRef",
+    "DuplicateExecution",
+    "ExecutionStore",
+    "InvalidPaginationToken",
+    "InvalidPayload",
+    "MapItemsIncomplete",
+    "NodeStateConflict",
+    "StoreUnavailable",
+]
