@@ -44,6 +44,7 @@ lint: venv
 
 typecheck: venv
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 unit: venv tools
 	STEPDAG_DYNAMODB_LOCAL_DIR=$(CURDIR)/$(DDB_DIR) $(BIN)/pytest -q
