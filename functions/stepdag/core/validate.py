@@ -336,20 +336,43 @@ def _when(ctx: Context) -> Iterable[Problem]:
                 )
 
 
-@check("skip-optional")
+@check("skip-optional", needs_acyclic=True)
 def _skip_optional(ctx: Context) -> Iterable[Problem]:
+    may_skip = _may_skip(ctx.nodes)
     for node in ctx.nodes.values():
         if enum_value(node.options.on_upstream_skipped) != UpstreamSkipped.RUN.value:
             continue
         for p in node.params:
-            if p.kind is ParamKind.UPSTREAM and not T.accepts_none(p.annotation):
+            if (
+                p.kind is ParamKind.UPSTREAM
+                and may_skip[p.name]
+                and not T.accepts_none(p.annotation)
+            ):
                 yield ctx.problem(
                     "skip-optional",
-                    "on_upstream_skipped='run' passes None for a skipped upstream, so this "
-                    f"parameter must accept None (e.g. {T.describe(p.annotation)} | None)",
+                    f"upstream {p.name!r} can be skipped and on_upstream_skipped='run' then "
+                    "passes None, so this parameter must accept None (e.g. "
+                    f"{T.describe(p.annotation)} | None)",
                     node.name,
                     p.name,
                 )
+
+
+def _may_skip(nodes: dict[str, Node]) -> dict[str, bool]:
+    """Which nodes can end without an output: conditional ones, ones that may fail and
+    continue, and (transitively) ones whose upstream may skip, unless they opt in."""
+    from stepdag.core.graph import topo_order
+
+    out: dict[str, bool] = {}
+    for name in topo_order({n: [d for d in node.deps if d in nodes] for n, node in nodes.items()}):
+        node = nodes[name]
+        inherits = enum_value(node.options.on_upstream_skipped) == UpstreamSkipped.SKIP.value
+        out[name] = (
+            node.is_conditional
+            or node.options.continue_on_failure
+            or (inherits and any(out.get(d, False) for d in node.deps))
+        )
+    return out
 
 
 @check("serializable")
