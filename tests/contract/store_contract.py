@@ -460,7 +460,11 @@ class StoreContract:
     @settings(
         max_examples=40,
         deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture],
+        # differing_executors: the same contract method runs for every backend class.
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+        ],
     )
     @given(value=JSON, index=st.integers(min_value=0, max_value=10**6))
     def test_any_json_output_round_trips(

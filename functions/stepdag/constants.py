@@ -1,0 +1,56 @@
+"""Names shared by the runtime and the infrastructure code (CDK), importable without boto3.
+
+The DynamoDB table definition lives here, in one place, so the store
+(``stepdag.runtime.dynamodb``), its tests and the CDK construct cannot disagree on key
+names, indexes or the TTL attribute.  See ``docs/dynamodb.md`` for what each one serves.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+PK: Final = "PK"
+SK: Final = "SK"
+TTL_ATTRIBUTE: Final = "ttl"
+"""Epoch seconds; DynamoDB deletes the item some time (typically within 48 h) after."""
+STARTED_KEY: Final = "started_key"
+"""Sort key of every GSI: ``<started_at, offset and zero-padded>#<execution_id>``."""
+INDEX_ALL: Final = "by_time"
+INDEX_WORKFLOW: Final = "by_workflow"
+INDEX_STATUS: Final = "by_status"
+INDEX_TENANT: Final = "by_tenant"
+INDEXES: Final = {  # index name -> its partition-key attribute (sort key: STARTED_KEY)
+    INDEX_ALL: "all_pk",
+    INDEX_WORKFLOW: "workflow_pk",
+    INDEX_STATUS: "status_pk",
+    INDEX_TENANT: "tenant_pk",
+}
+ALL_EXECUTIONS: Final = "EXECUTIONS"
+"""The one ``all_pk`` value: listing every execution newest first needs one partition."""
+
+
+def table_spec(table_name: str) -> dict[str, Any]:
+    """Keyword arguments for ``CreateTable`` (on-demand billing).  TTL is a separate API
+    call: see ``stepdag.runtime.dynamodb.create_table`` and :data:`TTL_ATTRIBUTE`."""
+    key_attrs = [PK, SK, STARTED_KEY, *INDEXES.values()]
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in key_attrs],
+        "KeySchema": [
+            {"AttributeName": PK, "KeyType": "HASH"},
+            {"AttributeName": SK, "KeyType": "RANGE"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": index,
+                "KeySchema": [
+                    {"AttributeName": partition, "KeyType": "HASH"},
+                    {"AttributeName": STARTED_KEY, "KeyType": "RANGE"},
+                ],
+                # ALL: a listing page is served by the index alone, no per-row GetItem.
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index, partition in INDEXES.items()
+        ],
+    }
