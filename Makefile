@@ -14,11 +14,12 @@ DDB_VERSION := 10.3.0
 DDB_DIR := .tools/dynamodb
 DDB_STAMP := $(DDB_DIR)/.installed-$(DDB_VERSION)
 
-.PHONY: help venv demo test lint typecheck unit compile-check clean tools
+.PHONY: help venv demo test lint typecheck unit compile-check clean tools bench
 
 help:
 	@echo "make demo   run an example workflow locally (bootstraps .venv)"
 	@echo "make test   lint, type-check and run the whole test suite"
+	@echo "make bench  run the benchmarks; results and REPORT.md in benchmarks/results"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,8 +40,8 @@ demo: venv
 	@bash scripts/demo.sh $(BIN)
 
 lint: venv
-	$(BIN)/ruff check functions tests benchmarks statemachines
-	$(BIN)/ruff format --check functions tests benchmarks statemachines
+	$(BIN)/ruff check functions tests benchmarks statemachines infra
+	$(BIN)/ruff format --check functions tests benchmarks statemachines infra
 
 typecheck: venv
 	$(BIN)/mypy
@@ -50,6 +51,11 @@ unit: venv tools
 	STEPDAG_DYNAMODB_LOCAL_DIR=$(CURDIR)/$(DDB_DIR) $(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# Full benchmark run (minutes): benchmarks/results/*.json, summary.json, REPORT.md + plots.
+# Not part of `make test`, which runs the --quick mode once (tests/benchmarks).
+bench: venv tools
+	STEPDAG_DYNAMODB_LOCAL_DIR=$(CURDIR)/$(DDB_DIR) $(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) .tools .stepdag .pytest_cache .mypy_cache .ruff_cache

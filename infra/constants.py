@@ -1,0 +1,152 @@
+"""Every name shared by the CDK app, its tests and the runtime contract.
+
+Construct ids, environment variable names, metric names and alarm names live here so a
+rename is one edit and the tests assert against the same strings the stack uses. Values
+the node-runner Lambda reads (env vars, metric names, key schema) are a contract with
+``functions/stepdag/handlers`` and ``functions/stepdag/runtime/dynamodb.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from stepdag import constants as store_constants
+
+# --- App / stack --------------------------------------------------------------------------
+STACK_ID: Final = "Stepdag"
+SERVICE_NAME: Final = "stepdag"
+WORKFLOWS_DIR: Final = "statemachines"
+
+# --- Construct ids (logical-id prefixes in the template) ----------------------------------
+STORAGE_ID: Final = "Storage"
+TABLE_ID: Final = "NodeStateTable"
+BUCKET_ID: Final = "OutputsBucket"
+ACCESS_LOGS_BUCKET_ID: Final = "AccessLogsBucket"
+FUNCTIONS_ID: Final = "NodeRunners"
+OBSERVABILITY_ID: Final = "Observability"
+ALARM_TOPIC_ID: Final = "AlarmTopic"
+ALARM_KEY_ID: Final = "AlarmTopicKey"
+DASHBOARD_ID: Final = "Dashboard"
+WORKFLOW_ID_PREFIX: Final = "Workflow"
+
+# --- DynamoDB single-table key schema ------------------------------------------------------
+# One source of truth: the store's own table spec (stepdag.constants), which the store's
+# tests create tables from too. The CDK table cannot drift from what the code queries.
+TABLE_PARTITION_KEY: Final = store_constants.PK
+TABLE_SORT_KEY: Final = store_constants.SK
+TABLE_TTL_ATTRIBUTE: Final = store_constants.TTL_ATTRIBUTE
+# (index name, partition key, sort key); all string attributes, projection ALL.
+TABLE_GSIS: Final[tuple[tuple[str, str, str], ...]] = tuple(
+    (name, partition, store_constants.STARTED_KEY)
+    for name, partition in store_constants.INDEXES.items()
+)
+
+# Item-level actions the node runner needs; nothing table-administrative (no Scan either:
+# every access path is a key lookup or an index Query).
+TABLE_DATA_ACTIONS: Final[tuple[str, ...]] = (
+    "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+)
+TABLE_INDEX_ACTIONS: Final[tuple[str, ...]] = ("dynamodb:Query",)
+BUCKET_OBJECT_ACTIONS: Final[tuple[str, ...]] = (
+    "s3:AbortMultipartUpload",
+    "s3:DeleteObject",
+    "s3:GetObject",
+    "s3:PutObject",
+)
+# ListBucket (on the bucket, not objects) turns a missing key into 404 instead of 403.
+BUCKET_ACTIONS: Final[tuple[str, ...]] = ("s3:ListBucket",)
+
+# --- Node-runner Lambda --------------------------------------------------------------------
+NODE_RUNNER_HANDLER: Final = "stepdag.handlers.node_runner.handler"
+# The newest Lambda Python runtime in aws-cdk-lib 2.275 (cdk-nag AwsSolutions-L1 asks for
+# the latest). Keep in step with infra/constructs/functions.py::RUNTIME.
+LAMBDA_PYTHON_VERSION: Final = "3.14"
+LAMBDA_WHEEL_PLATFORM: Final = "manylinux2014_aarch64"  # ARM_64 functions
+# Project dependencies the node runner never imports (the CLI's). boto3 is NOT left to the
+# Lambda runtime: aws-xray-sdk pulls botocore into the bundle, and a bundled botocore
+# shadowing the runtime's would pair it with a boto3 of another release; bundling the
+# pinned boto3 keeps the pair consistent and the versions reproducible.
+LAMBDA_EXCLUDED_REQUIREMENTS: Final[frozenset[str]] = frozenset({"typer", "rich"})
+DEFAULT_FUNCTION_ID: Final = "NodeRunner"
+
+# Environment variables the node runner reads.
+ENV_TABLE_NAME: Final = "STEPDAG_TABLE_NAME"
+ENV_BUCKET_NAME: Final = "STEPDAG_BUCKET_NAME"
+ENV_WORKFLOW_MODULES: Final = "STEPDAG_WORKFLOW_MODULES"  # JSON {workflow: "module:attr"}
+ENV_RETENTION_DAYS: Final = "STEPDAG_RETENTION_DAYS"  # table TTL, = the outputs' lifecycle
+ENV_POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
+ENV_POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
+ENV_LOG_LEVEL: Final = "LOG_LEVEL"
+
+# --- Metrics (EMF, emitted by the node runner through Powertools) --------------------------
+METRIC_NAMESPACE: Final = "stepdag"
+METRIC_NODE_FAILED: Final = "NodeFailed"
+METRIC_NODE_SUCCEEDED: Final = "NodeSucceeded"
+DIMENSION_WORKFLOW: Final = "workflow"
+DIMENSION_NODE: Final = "node"
+# Powertools Metrics adds a "service" dimension to every metric; CloudWatch identifies a
+# metric by its full dimension set, so alarms must name it too.
+DIMENSION_SERVICE: Final = "service"
+
+# --- Step Functions -----------------------------------------------------------------------
+STATE_MACHINE_ALIAS: Final = "live"
+STATE_MACHINE_LOG_GROUP_PREFIX: Final = "/aws/vendedlogs/states/"
+
+# --- Alarms -------------------------------------------------------------------------------
+# Alarm kinds; docs/runbooks.md has one section per kind (its heading is the kind).
+ALARM_EXECUTIONS_FAILED: Final = "ExecutionsFailed"
+ALARM_EXECUTION_DURATION_P95: Final = "ExecutionDurationP95"
+ALARM_NODE_ERROR_RATE: Final = "NodeErrorRate"
+ALARM_LAMBDA_THROTTLES: Final = "LambdaThrottles"
+ALARM_KINDS: Final[tuple[str, ...]] = (
+    ALARM_EXECUTIONS_FAILED,
+    ALARM_EXECUTION_DURATION_P95,
+    ALARM_NODE_ERROR_RATE,
+    ALARM_LAMBDA_THROTTLES,
+)
+
+NODE_ERROR_RATE_THRESHOLD_PCT: Final = 10.0
+NODE_ERROR_RATE_MIN_SAMPLES: Final = 5  # below this many node runs the rate reads 0
+DEFAULT_P95_DURATION_SECONDS: Final = 3_600
+DEFAULT_EXPRESS_P95_DURATION_SECONDS: Final = 240  # Express runs stop at 5 minutes
+
+
+def alarm_name(stack_name: str, kind: str, *parts: str) -> str:
+    """Account-unique alarm name: ``<stack>-<parts…>-<kind>`` (runbook anchor = kind)."""
+    return "-".join((stack_name, *parts, kind))
+
+
+def dashboard_name(stack_name: str) -> str:
+    return f"{stack_name}-overview"
+
+
+# --- CDK context flags (cdk.json "context" or `cdk synth -c key=value`) -------------------
+CTX_SKIP_BUNDLING: Final = "stepdag:skipBundling"  # tests: use the source dir as-is
+CTX_STACK_NAME: Final = "stepdag:stackName"
+CTX_LOG_LEVEL: Final = "stepdag:logLevel"  # node-runner LOG_LEVEL
+CTX_SFN_LOG_LEVEL: Final = "stepdag:stateMachineLogLevel"  # ALL | ERROR
+CTX_SFN_INCLUDE_EXECUTION_DATA: Final = "stepdag:includeExecutionData"
+CTX_SFN_TYPE: Final = "stepdag:stateMachineType"  # STANDARD | EXPRESS
+CTX_DEPLOYMENT_TYPE: Final = "stepdag:deploymentType"  # ALL_AT_ONCE | CANARY | LINEAR
+CTX_DEPLOYMENT_PERCENTAGE: Final = "stepdag:deploymentPercentage"
+CTX_DEPLOYMENT_INTERVAL: Final = "stepdag:deploymentIntervalMinutes"
+CTX_RETAIN_DATA: Final = "stepdag:retainData"  # false: table/buckets deleted on destroy
+CTX_OUTPUT_RETENTION_DAYS: Final = "stepdag:outputRetentionDays"
+CTX_ALARM_EMAIL: Final = "stepdag:alarmEmail"
+CTX_WORKFLOWS_DIR: Final = "stepdag:workflowsDir"
+
+DEFAULT_OUTPUT_RETENTION_DAYS: Final = 30
+ACCESS_LOG_RETENTION_DAYS: Final = 90
+
+# --- Stack outputs -------------------------------------------------------------------------
+OUTPUT_TABLE_NAME: Final = "TableName"
+OUTPUT_BUCKET_NAME: Final = "BucketName"
+OUTPUT_ALARM_TOPIC_ARN: Final = "AlarmTopicArn"
+OUTPUT_DASHBOARD_NAME: Final = "DashboardName"

@@ -1,0 +1,115 @@
+"""``StepdagStack``: storage, node runners, one ``StepdagWorkflow`` per workflow, alarms."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from infra import constants as c
+from infra.bundling import node_runner_code
+from infra.constructs.functions import NodeRunnerFunctions
+from infra.constructs.observability import StepdagObservability, rollback_alarm_names
+from infra.constructs.storage import StepdagStorage
+from infra.constructs.workflow import StepdagWorkflow
+from infra.settings import Settings
+from infra.workflows import WorkflowSpec, function_configs
+
+
+def workflow_construct_id(name: str) -> str:
+    """``etl`` -> ``WorkflowEtl``; ``my_flow-2`` -> ``WorkflowMyFlow2``."""
+    parts = name.replace("-", "_").split("_")
+    return c.WORKFLOW_ID_PREFIX + "".join(p[:1].upper() + p[1:] for p in parts if p)
+
+
+class StepdagStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        workflows: Sequence[WorkflowSpec],
+        settings: Settings,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="stepdag: DAG workflows on Step Functions with a shared node runner",
+            **kwargs,
+        )
+        self.settings = settings
+        self.storage = StepdagStorage(
+            self,
+            c.STORAGE_ID,
+            retain_data=settings.retain_data,
+            output_retention_days=settings.output_retention_days,
+        )
+        workflows_dir = Path(settings.workflows_dir).resolve()
+        self.node_runners = NodeRunnerFunctions(
+            self,
+            c.FUNCTIONS_ID,
+            configs=function_configs(list(workflows)),
+            code=node_runner_code(
+                workflows_dir=workflows_dir, skip_bundling=settings.skip_bundling
+            ),
+            storage=self.storage,
+            workflow_modules={spec.name: spec.ref for spec in workflows},
+            log_level=settings.log_level,
+            retain_data=settings.retain_data,
+        )
+        self.workflows: dict[str, StepdagWorkflow] = {}
+        for spec in workflows:
+            self.workflows[spec.name] = StepdagWorkflow(
+                self,
+                workflow_construct_id(spec.name),
+                spec=spec,
+                versions=self.node_runners.versions,
+                state_machine_type=settings.state_machine_type,
+                log_level=settings.state_machine_log_level,
+                include_execution_data=settings.include_execution_data,
+                deployment=settings.deployment,
+                rollback_alarm_names=rollback_alarm_names(self.stack_name, spec.name),
+                retain_logs=settings.retain_data,
+            )
+        self.observability = StepdagObservability(
+            self,
+            c.OBSERVABILITY_ID,
+            workflows=list(self.workflows.values()),
+            functions=self.node_runners.functions,
+            alarm_email=settings.alarm_email,
+        )
+        for name, workflow in self.workflows.items():
+            # The alias names its rollback alarms by string; make CloudFormation create
+            # them first so a CANARY shift never watches an alarm that is not there yet.
+            for alarm_name in rollback_alarm_names(self.stack_name, name):
+                workflow.alias.node.add_dependency(self.observability.alarms[alarm_name])
+        self._outputs()
+
+    def _outputs(self) -> None:
+        CfnOutput(self, c.OUTPUT_TABLE_NAME, value=self.storage.table.table_name)
+        CfnOutput(self, c.OUTPUT_BUCKET_NAME, value=self.storage.bucket.bucket_name)
+        CfnOutput(self, c.OUTPUT_ALARM_TOPIC_ARN, value=self.observability.topic.topic_arn)
+        CfnOutput(self, c.OUTPUT_DASHBOARD_NAME, value=c.dashboard_name(self.stack_name))
+        for name, workflow in self.workflows.items():
+            prefix = workflow_construct_id(name)
+            CfnOutput(
+                self,
+                f"{prefix}AliasArn",
+                value=workflow.alias.ref,
+                description=f"start {name} runs here (the {c.STATE_MACHINE_ALIAS} alias)",
+            )
+            CfnOutput(
+                self,
+                f"{prefix}StateMachineArn",
+                value=workflow.state_machine.state_machine_arn,
+            )
+        CfnOutput(
+            self,
+            "WorkflowModules",
+            value=json.dumps({n: w.spec.ref for n, w in self.workflows.items()}),
+        )

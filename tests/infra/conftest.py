@@ -1,0 +1,55 @@
+"""One synthesized stack per module: jsii start-up and synthesis dominate the run time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("aws_cdk", reason="CDK tests need the `cdk` extra")
+
+import aws_cdk as cdk
+from aws_cdk.assertions import Template
+
+from infra import constants as c
+from infra.app import build_app
+from infra.stack import StepdagStack
+
+# Tests never bundle wheels (slow, needs PyPI): the source dir is the asset.
+FAST = {c.CTX_SKIP_BUNDLING: "true"}
+
+
+@dataclass
+class Synthesized:
+    app: cdk.App
+    stack: StepdagStack
+    template: Template
+    template_path: Path
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        out: dict[str, Any] = self.template.to_json()["Resources"]
+        return out
+
+    def of_type(self, type_: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.resources.items() if v["Type"] == type_}
+
+
+def synthesize(tmp: Path, context: dict[str, Any] | None = None) -> Synthesized:
+    app, stack = build_app(
+        {**FAST, **(context or {})}, outdir=str(tmp / "cdk.out"), builtin_validation=False
+    )
+    # Synthesizing the app (not only the stack) also runs the cdk-nag plugin, as `cdk synth`.
+    assembly = app.synth()
+    template_path = Path(assembly.get_stack_by_name(stack.stack_name).template_full_path)
+    template = Template.from_json(json.loads(template_path.read_text()))
+    return Synthesized(app, stack, template, template_path)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
+    yield synthesize(tmp_path_factory.mktemp("stepdag-stack"))
