@@ -14,6 +14,12 @@ from typing import Any
 RESULTS = Path(__file__).parent / "results"
 
 
+def results_dir() -> Path:
+    """Where results go: benchmarks/results, or $STEPDAG_BENCH_RESULTS (quick runs in
+    `make test` write to a temporary directory so committed figures are not replaced)."""
+    return Path(os.environ.get("STEPDAG_BENCH_RESULTS", RESULTS))
+
+
 def machine() -> dict[str, Any]:
     import pydantic
 
@@ -34,8 +40,9 @@ def machine() -> dict[str, Any]:
 
 
 def write_result(name: str, payload: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    folder = results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     payload = {"benchmark": name, "machine": machine(), **payload}
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     return path

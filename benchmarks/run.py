@@ -1,0 +1,339 @@
+"""`make bench`: run every benchmark, write results/<name>.json, summary.json, REPORT.md.
+
+    python -m benchmarks.run            # full run (minutes), results in benchmarks/results
+    python -m benchmarks.run --quick    # < 2 minutes; `make test` runs it into a temp dir
+
+Every timing is a ratio against a baseline measured in the same run; every result file
+records the machine, versions and seed (see each module's docstring for its method).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import importlib
+import io
+import json
+import pstats
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import machine, results_dir
+
+# name -> (module, how to call its main for quick/full)
+BENCHMARKS: dict[str, tuple[str, Callable[[Any, bool], dict[str, Any]]]] = {
+    "makespan": ("benchmarks.makespan", lambda m, q: m.main(q)),
+    "engine": ("benchmarks.engine", lambda m, q: m.main(q)),
+    "concurrency": ("benchmarks.concurrency", lambda m, q: m.main(100 if q else 1000)),
+    "scaling": ("benchmarks.scaling", lambda m, q: m.main(q)),
+    "reliability_crash": ("benchmarks.reliability.crash", lambda m, q: m.main(q)),
+    "cold_start": ("benchmarks.cold_start", lambda m, q: m.main(q)),
+}
+
+GOALS = {
+    "engine_vs_limit_ratio": ("<=", 3.0),
+    "engine_vs_moto_speedup": (">=", 100.0),
+    "makespan_ratio_sp": ("<=", 1.0),
+    "lost_outputs": ("<=", 0),
+    "duplicated_outputs": ("<=", 0),
+    "output_mismatches": ("<=", 0),
+    "cold_import_ratio": ("<=", 1.2),
+}
+
+
+def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def get(name: str, *path: str) -> Any:
+        node: Any = results.get(name)
+        for key in path:
+            if not isinstance(node, dict):
+                return None
+            node = node.get(key)
+        return node
+
+    return {
+        "engine_vs_limit_ratio": get("engine", "summary", "engine_vs_limit_ratio"),
+        "engine_vs_moto_speedup": get("engine", "summary", "engine_vs_moto_speedup"),
+        "makespan_ratio_sp": get("makespan", "sp_dags", "sp", "mean"),
+        "makespan_ratio_nonsp_mean": get("makespan", "non_sp_dags", "sp", "mean"),
+        "makespan_ratio_nonsp_level_baseline_mean": get(
+            "makespan", "non_sp_dags", "levels", "mean"
+        ),
+        "transitions_per_node": get("makespan", "transitions_per_node_plain_dag"),
+        "concurrent_p95_ms": get("concurrency", "concurrent_p95_ms"),
+        "killed_runs": get("reliability_crash", "killed_runs"),
+        "lost_outputs": get("reliability_crash", "lost_outputs"),
+        "duplicated_outputs": get("reliability_crash", "duplicated_outputs"),
+        "output_mismatches": get("reliability_crash", "output_mismatches"),
+        "cold_import_ratio": get("cold_start", "ratio_import"),
+    }
+
+
+def verdict(key: str, value: Any) -> str:
+    if key not in GOALS or value is None:
+        return ""
+    op, goal = GOALS[key]
+    ok = value <= goal if op == "<=" else value >= goal
+    if ok:
+        return f"met ({op} {goal})"
+    miss = value / goal if op == ">=" and value else (value - goal if op == "<=" else 0)
+    how = f"{miss:.2f}x of the goal" if op == ">=" else f"over by {miss:.3g}"
+    return f"MISSED ({op} {goal}; {how})"
+
+
+def engine_profile(top: int = 12) -> str:
+    """Where the engine's time goes on a 300-item Map (explains a missed goal)."""
+    from benchmarks.engine import fan
+    from stepdag.runtime.engine import LocalEngine
+    from stepdag.runtime.sqlite import SqliteStore
+
+    engine = LocalEngine(SqliteStore(Path(tempfile.mkdtemp()) / "p.db"))
+    wf = fan(300)
+    engine.run(wf, {"n": 300}, name="warm")
+    # The work happens on the interpreter's threads: profile every thread and merge.
+    profiles: list[cProfile.Profile] = []
+    original = threading.Thread.run
+
+    def run(self: threading.Thread) -> None:
+        prof = cProfile.Profile()
+        profiles.append(prof)
+        prof.enable()
+        try:
+            original(self)
+        finally:
+            prof.disable()
+
+    threading.Thread.run = run  # type: ignore[method-assign]
+    try:
+        engine.run(wf, {"n": 300}, name="profiled")
+    finally:
+        threading.Thread.run = original  # type: ignore[method-assign]
+    out = io.StringIO()
+    stats = pstats.Stats(profiles[0], stream=out)
+    for prof in profiles[1:]:
+        stats.add(prof)
+    stats.sort_stats("tottime").print_stats(top)
+    lines = [ln for ln in out.getvalue().splitlines() if ln.strip()]
+    start = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls"))
+    return "\n".join(lines[start : start + top + 1])
+
+
+def plots(results: dict[str, dict[str, Any]], folder: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    if "makespan" in results:
+        rows = results["makespan"]["rows"]
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.hist([r["sp"] for r in rows], bins=20, alpha=0.7, label="compiler (sp)")
+        ax.hist([r["levels"] for r in rows], bins=20, alpha=0.7, label="level-by-level")
+        ax.set_xlabel("makespan / critical path")
+        ax.set_ylabel("DAGs")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(folder / "makespan.png", dpi=110)
+        plt.close(fig)
+        made.append("makespan.png")
+    if "engine" in results:
+        e = results["engine"]
+        shapes = ["chain", "map"]
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for k, label in enumerate(("limit_per_node_ms", "engine_per_node_ms", "moto_per_node_ms")):
+            ax.bar(
+                [i + k * 0.27 for i in range(2)],
+                [e[s][label] for s in shapes],
+                width=0.27,
+                label=label.replace("_per_node_ms", ""),
+            )
+        ax.set_yscale("log")
+        ax.set_xticks([i + 0.27 for i in range(2)], shapes)
+        ax.set_ylabel("ms per node (log)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(folder / "engine.png", dpi=110)
+        plt.close(fig)
+        made.append("engine.png")
+    if "scaling" in results:
+        rows = results["scaling"]["rows"]
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        n = [r["nodes"] for r in rows]
+        for key in ("validate_build_ms", "sp_decompose_ms", "dependency_resolution_ms"):
+            ax.plot(n, [r[key] for r in rows], marker="o", label=key.replace("_ms", ""))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("nodes")
+        ax.set_ylabel("ms")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(folder / "scaling.png", dpi=110)
+        plt.close(fig)
+        made.append("scaling.png")
+    return made
+
+
+def report(
+    results: dict[str, dict[str, Any]],
+    summary: dict[str, Any],
+    images: list[str],
+    profile: str,
+    errors: dict[str, str],
+    quick: bool,
+) -> str:
+    m = machine()
+    lines = [
+        "# stepdag benchmark report",
+        "",
+        f"Generated by `python -m benchmarks.run{' --quick' if quick else ''}` on "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: Python {m['python']}, "
+        f"{m['cpus']} CPUs, {m['platform']}; pydantic {m['pydantic']}, moto {m['moto']}.",
+        "Every timing is a ratio against a baseline measured in the same run.",
+        "",
+        "## Headline figures (summary.json)",
+        "",
+        "| key | value | goal |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{k}` | {v} | {verdict(k, v)} |" for k, v in summary.items()]
+    if errors:
+        lines += ["", "## Benchmarks that failed to run", ""]
+        lines += [f"- **{k}**: {v}" for k, v in errors.items()]
+    if "engine" in results:
+        e = results["engine"]
+        lines += [
+            "",
+            "## Engine per-node overhead",
+            "",
+            "| shape | nodes | engine ms/node | limit ms/node | engine ÷ limit | moto ms/node | moto ÷ engine |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for shape in ("chain", "map"):
+            r = e[shape]
+            lines.append(
+                f"| {shape} | {r['nodes']} | {r['engine_per_node_ms']} | {r['limit_per_node_ms']} | "
+                f"{r['engine_vs_limit_ratio']} | {r['moto_per_node_ms']} | {r['engine_vs_moto_speedup']} |"
+            )
+        lines += [
+            "",
+            "Profile of the engine on a 300-item Map (top entries by own time):",
+            "",
+            "```",
+            profile,
+            "```",
+        ]
+    if "makespan" in results:
+        r = results["makespan"]
+        lines += [
+            "",
+            "## Makespan ÷ critical path (virtual time)",
+            "",
+            f"Corpus {r['corpus']} (seed {r['seed']}).",
+            "",
+            "| DAGs | compiler mean | compiler p95 | level-by-level mean | level-by-level p95 |",
+            "|---|---|---|---|---|",
+        ]
+        for group in ("sp_dags", "non_sp_dags", "all"):
+            g = r[group]
+            lines.append(
+                f"| {group} | {g['sp']['mean']} | {g['sp']['p95']} | {g['levels']['mean']} | {g['levels']['p95']} |"
+            )
+    if "concurrency" in results:
+        c = results["concurrency"]
+        lines += [
+            "",
+            "## Concurrent executions (10-node workflow, one process)",
+            "",
+            "| run | executions | errors | nodes/s | p50 ms | p95 ms | p99 ms |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for key in ("unbounded", "bounded_8", "hundred_bounded_8"):
+            x = c[key]
+            lat = x["latency_ms"]
+            lines.append(
+                f"| {key} | {x['executions']} | {x['errors']} | {x['throughput_nodes_per_s']} | "
+                f"{lat['p50']} | {lat['p95']} | {lat['p99']} |"
+            )
+    if "scaling" in results:
+        lines += [
+            "",
+            "## Validate / compile scaling",
+            "",
+            "| nodes | edges | create ms | validate+build ms | resolve ms | decompose ms | compile ms |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in results["scaling"]["rows"]:
+            compile_ms = (
+                r["compile_ms"] if r["compile_ms"] is not None else f"n/a ({r['compile_error']})"
+            )
+            lines.append(
+                f"| {r['nodes']} | {r['edges']} | {r['workflow_creation_ms']} | {r['validate_build_ms']} | "
+                f"{r['dependency_resolution_ms']} | {r['sp_decompose_ms']} | {compile_ms} |"
+            )
+    if "reliability_crash" in results:
+        r = results["reliability_crash"]
+        lines += [
+            "",
+            "## Reliability: SIGKILL and resume",
+            "",
+            f"{r['killed_runs']} runs killed ({r['killed_mid_run']} mid-run), "
+            f"{r['resume_failures']} resume failures; lost {r['lost_outputs']}, "
+            f"duplicated {r['duplicated_outputs']}, mismatched {r['output_mismatches']}.",
+        ]
+    if "cold_start" in results:
+        c = results["cold_start"]
+        net = c.get("seconds_best_net", {})
+        lines += [
+            "",
+            "## Cold start (fresh interpreter, best of N, net of start-up)",
+            "",
+            "| measure | node-runner handler | minimal Powertools handler | ratio |",
+            "|---|---|---|---|",
+            f"| import | {net.get('handler_import')} s | {net.get('minimal_import')} s | "
+            f"{c.get('ratio_import')} |",
+            f"| import + first call | {net.get('handler_first_call')} s | "
+            f"{net.get('minimal_first_call')} s | {c.get('ratio_first_call')} |",
+        ]
+    if images:
+        lines += ["", "## Plots", ""] + [f"![{i}]({i})" for i in images]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS))
+    args = parser.parse_args(argv)
+    folder = results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict[str, Any]] = {}
+    errors: dict[str, str] = {}
+    for name in args.only or BENCHMARKS:
+        module, call = BENCHMARKS[name]
+        started = time.perf_counter()
+        try:
+            results[name] = call(importlib.import_module(module), args.quick)
+        except Exception as exc:  # reported in REPORT.md and the exit code, never hidden
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+        print(f"[bench] {name}: {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    summary = summarise(results)
+    (folder / "summary.json").write_text(
+        json.dumps({**summary, "quick": args.quick, "machine": machine()}, indent=2, sort_keys=True)
+        + "\n"
+    )
+    profile = engine_profile() if "engine" in results else ""
+    images = plots(results, folder)
+    (folder / "REPORT.md").write_text(report(results, summary, images, profile, errors, args.quick))
+    print(json.dumps(summary, indent=2))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
