@@ -90,6 +90,7 @@ def main(quick: bool = False, runs: int | None = None, seed: int = 20261123) -> 
     reference = _strip(SqliteStore(ref_home / "stepdag.db").get_execution("ref").output)
     rng = random.Random(seed)
     lost = duplicated = mismatches = resume_failures = killed_mid_run = 0
+    failure_samples: list[dict[str, Any]] = []
     for i in range(runs):
         target, delay = rng.randint(0, 10), rng.uniform(0, 0.03)
         for retry in range(4):
@@ -101,20 +102,25 @@ def main(quick: bool = False, runs: int | None = None, seed: int = 20261123) -> 
             while _completed(db) < target and victim.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.002)
             time.sleep(delay)
-            if victim.poll() is None:
-                break
-            # Finished inside the delay (loaded machine): no crash to test; kill earlier.
+            victim.send_signal(signal.SIGKILL)
             victim.communicate(timeout=60)
+            if SqliteStore(db).get_execution("victim").status.value != "SUCCEEDED":
+                break
+            # The run finished before the kill landed (inside the delay, or between its
+            # last commit and its exit): no crash to test; start over and kill earlier.
             target, delay = target // 2, delay / 2
-        killed_mid_run += victim.poll() is None
-        victim.send_signal(signal.SIGKILL)
-        victim.communicate(timeout=60)
+        else:
+            raise RuntimeError(f"run {i}: could not kill the run before it finished")
+        killed_mid_run += 1
         store = SqliteStore(db)
         before = _outputs(store, "victim")
         resume = _cli(home, "resume", "victim", "--workflow", WF)
-        resume.communicate(timeout=300)
+        out, err = resume.communicate(timeout=300)
         if resume.returncode != 0:
             resume_failures += 1
+            failure_samples.append(
+                {"run": i, "stdout": out.decode()[-800:], "stderr": err.decode()[-1500:]}
+            )
             continue
         after = _outputs(store, "victim")
         lost += sum(1 for k, v in before.items() if after.get(k) != v)
@@ -133,6 +139,7 @@ def main(quick: bool = False, runs: int | None = None, seed: int = 20261123) -> 
         "lost_outputs": lost,
         "duplicated_outputs": duplicated,
         "output_mismatches": mismatches,
+        "resume_failure_samples": failure_samples[:5],
     }
     write_result("reliability_crash", result)
     return result

@@ -66,6 +66,13 @@ def completed(db: Path) -> int:
         return -1
 
 
+def finished(db: Path) -> bool:
+    """The execution reached SUCCEEDED before the kill (so there was no crash to test)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+        row = con.execute("SELECT status FROM executions WHERE name = 'victim'").fetchone()
+    return row is not None and row[0] == "SUCCEEDED"
+
+
 def outputs(store: SqliteStore, name: str) -> dict[str, Any]:
     rec = store.get_execution(name)
     out = {}
@@ -101,18 +108,17 @@ def test_sigkill_then_resume(seed: int, reference: Any, tmp_path: Path) -> None:
         while completed(db) < target and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.002)
         time.sleep(delay)
-        if proc.poll() is None:
-            break
-        # On a loaded machine the run can finish inside the delay: no crash happened.
-        # Start over (fresh store) with an earlier kill point rather than test nothing.
+        proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
+        if not finished(db):
+            break
+        # On a loaded machine the run can finish inside the delay (or between its last
+        # commit and its exit): no crash happened. Start over, fresh store, earlier kill.
         for path in tmp_path.iterdir():
             path.unlink()
         target, delay = target // 2, delay / 2
     else:
         pytest.fail("could not kill the run before it finished (machine too slow?)")
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=30)
 
     store = SqliteStore(db)
     before = outputs(store, "victim")
