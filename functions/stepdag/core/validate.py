@@ -9,6 +9,7 @@ cycle does not drown the report in follow-on noise.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -19,12 +20,14 @@ from stepdag.core import types as T
 from stepdag.core.errors import DagValidationError, Problem
 from stepdag.core.model import (
     PARAMS,
+    Cache,
     Dag,
     Jitter,
     Node,
     NodeSpec,
     Param,
     ParamKind,
+    Retry,
     UpstreamSkipped,
     enum_value,
     resolve_hints,
@@ -88,7 +91,9 @@ def _build_node(spec: NodeSpec, names: set[str]) -> Node:
         params.append(Param(p.name, ann, kind, p.default is not inspect.Parameter.empty))
     when_params: tuple[str, ...] = ()
     if spec.options.when is not None and callable(spec.options.when):
-        when_params = tuple(inspect.signature(spec.options.when).parameters)
+        # Builtins such as ``bool`` have no inspectable signature: reported by a check.
+        with contextlib.suppress(ValueError, TypeError):
+            when_params = tuple(inspect.signature(spec.options.when).parameters)
     return Node(
         name=spec.name,
         fn=spec.fn,
@@ -115,7 +120,12 @@ def validate_specs(workflow: str, specs: Sequence[NodeSpec], *, description: str
     for chk in CHECKS:
         if chk.needs_acyclic and ctx.cycle is not None:
             continue
-        ctx.problems.extend(chk.fn(ctx))
+        try:
+            ctx.problems.extend(chk.fn(ctx))
+        except Exception as exc:  # a value so malformed that a check could not inspect it
+            ctx.problems.append(
+                ctx.problem(chk.name, f"could not be checked ({type(exc).__name__}: {exc})")
+            )
     if ctx.problems:
         raise DagValidationError(workflow, ctx.problems)
     return Dag(workflow, nodes, description)
@@ -278,42 +288,83 @@ def _options(ctx: Context) -> Iterable[Problem]:
             yield ctx.problem("options", message, node.name)
 
 
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _option_problems(node: Node) -> Iterable[str]:
+    # Values are type-checked before they are compared: options come from user code, and
+    # ``timeout="60"`` must become a clear problem, not a TypeError deep in a check.
     o = node.options
-    if o.retry is not None:
-        r = o.retry
-        if r.max_attempts < 1 or r.max_attempts > 100:
-            yield f"retry.max_attempts must be between 1 and 100, got {r.max_attempts}"
-        if not isinstance(r.interval, int) or r.interval < 1:
-            yield f"retry.interval must be a whole number of seconds >= 1, got {r.interval!r}"
-        if r.backoff_rate < 1.0:
-            yield f"retry.backoff_rate must be >= 1.0, got {r.backoff_rate}"
-        if r.max_delay is not None and r.max_delay < 1:
-            yield f"retry.max_delay must be >= 1 second, got {r.max_delay}"
-        if enum_value(r.jitter) not in {j.value for j in Jitter}:
-            yield f"retry.jitter must be NONE or FULL, got {r.jitter!r}"
-        names = r.error_names
-        if not names:
-            yield "retry.errors must name at least one error"
-        if "States.ALL" in names and len(names) > 1:
-            yield "retry.errors: 'States.ALL' must appear alone"
-    if o.timeout is not None and (not isinstance(o.timeout, int) or o.timeout < 1):
+    if o.retry is not None and not isinstance(o.retry, Retry):
+        yield f"retry must be a stepdag.Retry(...), got {o.retry!r}"
+    elif o.retry is not None:
+        yield from _retry_problems(o.retry)
+    if o.timeout is not None and (not _whole(o.timeout) or o.timeout < 1):
         yield f"timeout must be a whole number of seconds >= 1, got {o.timeout!r}"
     lc = o.lambda_config
-    if not 128 <= lc.memory_mb <= 10_240:
-        yield f"memory_mb must be between 128 and 10240, got {lc.memory_mb}"
-    if not 1 <= lc.timeout_s <= 900:
-        yield f"lambda_timeout must be between 1 and 900 seconds, got {lc.timeout_s}"
-    if o.timeout is not None and o.timeout > lc.timeout_s:
+    if not _whole(lc.memory_mb) or not 128 <= lc.memory_mb <= 10_240:
+        yield f"memory_mb must be between 128 and 10240, got {lc.memory_mb!r}"
+    if not _whole(lc.timeout_s) or not 1 <= lc.timeout_s <= 900:
+        yield f"lambda_timeout must be between 1 and 900 seconds, got {lc.timeout_s!r}"
+    elif _whole(o.timeout) and o.timeout is not None and o.timeout > lc.timeout_s:
         yield f"timeout ({o.timeout}s) exceeds the Lambda timeout ({lc.timeout_s}s)"
-    if o.cache is not None and o.cache.ttl < 1:
-        yield f"cache.ttl must be >= 1 second, got {o.cache.ttl}"
-    if o.max_items is not None and o.max_items < 0:
-        yield f"max_items must be >= 0, got {o.max_items}"
+    if o.cache is not None and not isinstance(o.cache, Cache):
+        yield f"cache must be True or a stepdag.Cache(...), got {o.cache!r}"
+    elif o.cache is not None and (not _whole(o.cache.ttl) or o.cache.ttl < 1):
+        yield f"cache.ttl must be a whole number of seconds >= 1, got {o.cache.ttl!r}"
+    if o.max_items is not None and (not _whole(o.max_items) or o.max_items < 0):
+        yield f"max_items must be a whole number >= 0, got {o.max_items!r}"
+    if not _whole(o.max_concurrency):
+        yield f"max_concurrency must be a whole number, got {o.max_concurrency!r}"
     if enum_value(o.on_upstream_skipped) not in {u.value for u in UpstreamSkipped}:
         yield f"on_upstream_skipped must be 'skip' or 'run', got {o.on_upstream_skipped!r}"
+    if any(not isinstance(a, str) for a in o.after):
+        yield f"after= must list node names, got {list(o.after)!r}"
+    if o.map_over is not None and not isinstance(o.map_over, str):
+        yield f"map_over must be a node name, got {o.map_over!r}"
     if o.when is not None and not callable(o.when):
         yield "when= must be a callable over upstream outputs"
+    elif o.when is not None and not _has_signature(o.when):
+        yield (
+            f"when={o.when!r} has no inspectable signature (a builtin?); use a lambda whose "
+            "parameters name the upstream nodes, e.g. when=lambda a: bool(a)"
+        )
+
+
+def _has_signature(fn: Callable[..., Any]) -> bool:
+    try:
+        inspect.signature(fn)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _retry_problems(r: Retry) -> Iterable[str]:
+    if not _whole(r.max_attempts) or not 1 <= r.max_attempts <= 100:
+        yield f"retry.max_attempts must be between 1 and 100, got {r.max_attempts!r}"
+    if not _whole(r.interval) or r.interval < 1:
+        yield f"retry.interval must be a whole number of seconds >= 1, got {r.interval!r}"
+    if not _number(r.backoff_rate) or r.backoff_rate < 1.0:
+        yield f"retry.backoff_rate must be >= 1.0, got {r.backoff_rate!r}"
+    if r.max_delay is not None and (not _whole(r.max_delay) or r.max_delay < 1):
+        yield f"retry.max_delay must be >= 1 second, got {r.max_delay!r}"
+    if not isinstance(r.jitter, str) or enum_value(r.jitter) not in {j.value for j in Jitter}:
+        yield f"retry.jitter must be NONE or FULL, got {r.jitter!r}"
+    if not isinstance(r.errors, tuple | list) or any(
+        not isinstance(e, str | type) for e in r.errors
+    ):
+        yield f"retry.errors must be error names or exception classes, got {r.errors!r}"
+        return
+    names = r.error_names
+    if not names:
+        yield "retry.errors must name at least one error"
+    if "States.ALL" in names and len(names) > 1:
+        yield "retry.errors: 'States.ALL' must appear alone"
 
 
 @check("when")

@@ -379,6 +379,12 @@ class LocalEngine:
 
 def validate_input(dag: Dag, input: Any) -> None:
     """Fail fast, before anything runs, when the input does not fit any ``params`` type."""
+    try:
+        json.dumps(input, allow_nan=False)
+    except (TypeError, ValueError) as exc:  # NaN/Infinity, sets, objects: not storable JSON
+        raise InputValidationError(
+            f"workflow {dag.workflow!r}: execution input is not JSON ({exc})"
+        ) from None
     for node in dag.nodes.values():
         param = node.param(PARAMS)
         if param is None:

@@ -244,3 +244,39 @@ def test_unserialisable_return_type() -> None:
 
     (msg,) = problems(wf)
     assert "[serializable]" in msg and "node 'a'" in msg
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"retry": 3}, "retry must be a stepdag.Retry(...), got 3"),
+        ({"timeout": "60"}, "timeout must be a whole number of seconds >= 1, got '60'"),
+        ({"when": bool}, "has no inspectable signature"),
+        ({"cache": 5}, "cache must be True or a stepdag.Cache(...), got 5"),
+        ({"retry": Retry(max_attempts="3")}, "retry.max_attempts must be between 1 and 100"),  # type: ignore[arg-type]
+        ({"max_concurrency": 2.5}, "max_concurrency must be a whole number"),
+    ],
+)
+def test_ill_typed_options_are_problems_not_crashes(
+    options: dict[str, object], needle: str
+) -> None:
+    """Found by the fuzzer: ill-typed option values must be reported, never raise."""
+    wf = Workflow("typed")
+    wf.add_node("a", lambda: 1, **options)
+    assert any(needle in p for p in problems(wf)), problems(wf)
+
+
+def test_non_json_input_is_rejected_before_the_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from stepdag import InputValidationError
+    from stepdag.runtime.engine import LocalEngine
+    from stepdag.runtime.sqlite import SqliteStore
+
+    wf = Workflow("floats")
+
+    @wf.node
+    def a(params: dict[str, float]) -> float:
+        return params["x"]
+
+    engine = LocalEngine(SqliteStore(tmp_path / "s.db"))
+    with pytest.raises(InputValidationError, match="execution input is not JSON"):
+        engine.create(wf, {"x": float("inf")})
