@@ -34,6 +34,10 @@ BENCHMARKS: dict[str, tuple[str, Callable[[Any, bool], dict[str, Any]]]] = {
     "scaling": ("benchmarks.scaling", lambda m, q: m.main(q)),
     "reliability_crash": ("benchmarks.reliability.crash", lambda m, q: m.main(q)),
     "cold_start": ("benchmarks.cold_start", lambda m, q: m.main(q)),
+    "faults": ("benchmarks.reliability.faults", lambda m, q: m.main(q)),
+    "fuzz": ("benchmarks.reliability.fuzz", lambda m, q: m.main(q)),
+    "store": ("benchmarks.store", lambda m, q: m.main(q)),
+    "cost": ("benchmarks.cost", lambda m, q: m.main(q)),
 }
 
 GOALS = {
@@ -44,6 +48,9 @@ GOALS = {
     "duplicated_outputs": ("<=", 0),
     "output_mismatches": ("<=", 0),
     "cold_import_ratio": ("<=", 1.2),
+    "fault_unexpected_outcomes": ("<=", 0),
+    "fault_hangs": ("<=", 0),
+    "fuzz_crashes": ("<=", 0),
 }
 
 
@@ -71,6 +78,15 @@ def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "duplicated_outputs": get("reliability_crash", "duplicated_outputs"),
         "output_mismatches": get("reliability_crash", "output_mismatches"),
         "cold_import_ratio": get("cold_start", "ratio_import"),
+        # Benchmarks added with the reliability suite (results file in brackets):
+        "fault_runs": get("faults", "runs"),  # reliability_faults.json
+        "fault_unexpected_outcomes": get("faults", "unexpected_outcomes"),
+        "fault_hangs": get("faults", "hangs"),
+        "fuzz_examples": get("fuzz", "examples"),  # reliability_fuzz.json
+        "fuzz_crashes": get("fuzz", "crashes"),
+        "store_sqlite_put_ratio": get("store", "sqlite", "put", "store_vs_raw_time_ratio"),
+        "store_sqlite_get_ratio": get("store", "sqlite", "get", "store_vs_raw_time_ratio"),
+        "cost_usd_per_million_nodes_corpus": get("cost", "corpus", "usd_per_million_nodes", "mean"),
     }
 
 
@@ -300,9 +316,97 @@ def report(
             f"| import + first call | {net.get('handler_first_call')} s | "
             f"{net.get('minimal_first_call')} s | {c.get('ratio_first_call')} |",
         ]
+    lines += reliability_sections(results) + store_cost_sections(results)
     if images:
         lines += ["", "## Plots", ""] + [f"![{i}]({i})" for i in images]
     return "\n".join(lines) + "\n"
+
+
+def reliability_sections(results: dict[str, dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    if "faults" in results:
+        r = results["faults"]
+        lines += [
+            "",
+            "## Reliability: injected faults",
+            "",
+            f"{r['runs']} runs ({r['runs_per_scenario']} per scenario, wall bound "
+            f"{r['wall_bound_s']} s each): {r['retried_successes']} retried successes, "
+            f"{r['recorded_failures']} recorded failures with the expected error, "
+            f"**{r['unexpected_outcomes']} unexpected outcomes, {r['hangs']} hangs**.",
+            "",
+            "| scenario | runs | faults injected | retried successes | recorded failures (error) | unexpected | hangs |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, x in r["scenarios"].items():
+            errors = ", ".join(f"{k} x{v}" for k, v in x["errors"].items()) or "-"
+            lines.append(
+                f"| {name} | {x['runs']} | {x['faults_injected']} | {x['retried_successes']} | "
+                f"{x['recorded_failures']} ({errors}) | {x['unexpected_outcomes']} | {x['hangs']} |"
+            )
+    if "fuzz" in results:
+        r = results["fuzz"]
+        lines += [
+            "",
+            "## Reliability: fuzzing (hypothesis, derandomized)",
+            "",
+            f"{r['examples']} examples ({r['max_examples']} per target): "
+            f"**{r['crashes']} crashes** (untyped errors).",
+            "",
+            "| target | outcomes |",
+            "|---|---|",
+        ]
+        for name, x in r["targets"].items():
+            outcomes = ", ".join(f"{k}: {v}" for k, v in x.items() if not k.endswith("samples"))
+            lines.append(f"| {name} | {outcomes} |")
+    return lines
+
+
+def store_cost_sections(results: dict[str, dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    if "store" in results:
+        r = results["store"]
+        lines += [
+            "",
+            f"## Store throughput ({r['ops_per_batch']} ops per batch, best of 3)",
+            "",
+            "| backend | op | store ops/s | raw client ops/s | store ÷ raw time |",
+            "|---|---|---|---|---|",
+        ]
+        for backend in ("sqlite", "dynamodb_local"):
+            ops = r.get(backend, {})
+            if "skipped" in ops:
+                lines.append(f"| {backend} | - | skipped: {ops['skipped']} | | |")
+                continue
+            for op, x in ops.items():
+                lines.append(
+                    f"| {backend} | {op} | {x['store_ops_per_s']} | {x['raw_ops_per_s']} | "
+                    f"{x['store_vs_raw_time_ratio']} |"
+                )
+    if "cost" in results:
+        r = results["cost"]
+        c = r["corpus"]
+        lines += [
+            "",
+            "## Cost per run (AWS prices of docs/cost.md; cold runners)",
+            "",
+            "| workflow | nodes | transitions | Lambda | RRU | WRU | $ per 1M runs | $ per 1M nodes | SFN share |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, x in r["examples"].items():
+            lines.append(
+                f"| {name} | {x['nodes']} | {x['transitions']} | {x['lambda_invocations']} | "
+                f"{x['dynamodb_rru']} | {x['dynamodb_wru']} | {x['usd_per_million_runs']} | "
+                f"{x['usd_per_million_nodes']} | {x['step_functions_share']} |"
+            )
+        per_m = c["usd_per_million_nodes"]
+        lines += [
+            "",
+            f"Random DAG corpus ({c['dags']} DAGs, seed {r['seed']}): $ per 1M nodes mean "
+            f"{per_m['mean']} (min {per_m['min']}, max {per_m['max']}); transitions per node "
+            f"{c['transitions_per_node_mean']}; failed runs: {len(c['failed_runs'])}.",
+        ]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

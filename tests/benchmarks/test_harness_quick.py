@@ -30,6 +30,14 @@ KEYS = {
     "duplicated_outputs",
     "output_mismatches",
     "cold_import_ratio",
+    "fault_runs",
+    "fault_unexpected_outcomes",
+    "fault_hangs",
+    "fuzz_examples",
+    "fuzz_crashes",
+    "store_sqlite_put_ratio",
+    "store_sqlite_get_ratio",
+    "cost_usd_per_million_nodes_corpus",
 }
 
 
@@ -56,10 +64,19 @@ def test_quick_harness(tmp_path: Path) -> None:
         summary["duplicated_outputs"],
         summary["output_mismatches"],
     ) == (0, 0, 0)
+    # Injected faults end in a retried success or the expected recorded error, never a
+    # hang; fuzzed definitions/inputs raise only typed errors.
+    assert summary["fault_runs"] > 0 and summary["fuzz_examples"] > 0
+    assert (summary["fault_unexpected_outcomes"], summary["fault_hangs"]) == (0, 0)
+    assert summary["fuzz_crashes"] == 0
     report = (tmp_path / "REPORT.md").read_text()
     assert "## Headline figures" in report and "![engine.png](engine.png)" in report
     for png in ("makespan.png", "engine.png", "scaling.png"):
         assert (tmp_path / png).stat().st_size > 1000
-    for name in ("makespan", "engine", "concurrency", "scaling", "reliability_crash", "cold_start"):
+    for heading in ("injected faults", "fuzzing", "Store throughput", "Cost per run"):
+        assert heading in report, heading
+    names = ("makespan", "engine", "concurrency", "scaling", "reliability_crash", "cold_start")
+    names += ("reliability_faults", "reliability_fuzz", "store", "cost")
+    for name in names:
         data = json.loads((tmp_path / f"{name}.json").read_text())
         assert data["machine"]["python"] and data["benchmark"] == name
