@@ -132,6 +132,7 @@ def graph(
 
 def main() -> None:
     import stepdag.cli.runs  # noqa: F401 - registers the run/inspect commands on `app`
+    from stepdag.cli import serve as _serve  # noqa: F401 - registers `serve` (REST API)
 
     app()
 

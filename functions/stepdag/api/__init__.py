@@ -1,0 +1,1 @@
+"""The stepdag REST API (an edge, like ``cli`` and ``handlers``): see ``app.build_app``."""

@@ -1,0 +1,227 @@
+"""The REST API: routes on Powertools' APIGatewayRestResolver, under ``/v1``.
+
+:func:`build_app` wires an :class:`~stepdag.api.service.ExecutionService` into a resolver;
+the Lambda handler and ``stepdag serve`` both call ``app.resolve(event, context)``, so the
+local server exercises exactly the Lambda code path.  Routes are thin: authorize, call the
+service, convert records to the public models.  Errors are raised, never returned: the
+exception handlers registered here turn them into problem documents (api/errors.py).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import Server
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+
+from stepdag.api.auth import Principal, Role, principal
+from stepdag.api.errors import (
+    BadRequest,
+    openapi_errors,
+    problem,
+    problem_response,
+    validation_problem,
+)
+from stepdag.api.models import (
+    NAME_PATTERN,
+    Execution,
+    ExecutionPage,
+    ExecutionSummary,
+    Health,
+    Node,
+    NodeList,
+    NodeOutput,
+    StartExecutionRequest,
+    WorkflowGraph,
+    WorkflowList,
+    WorkflowSummary,
+)
+from stepdag.api.service import ExecutionService
+from stepdag.core.errors import StepdagError
+from stepdag.core.status import RunStatus
+
+PREFIX = "/v1"
+TITLE = "stepdag"
+VERSION = "1"
+
+# Path segments: an execution id is an ARN (colons), a name is [A-Za-z0-9_.-].
+ExecutionRef = Annotated[
+    str, Path(min_length=1, max_length=256, description="execution id or name")
+]
+WorkflowName = Annotated[str, Path(min_length=1, max_length=80)]
+NodeName = Annotated[str, Path(min_length=1, max_length=80)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=NAME_PATTERN,
+        description="the same key twice starts one execution (it becomes the execution name)",
+    ),
+]
+
+_READ = openapi_errors(400, 403, 404, 409)
+_WRITE = openapi_errors(400, 403, 404, 409)
+
+
+def _ok(status: int = 200, description: str = "OK") -> dict[int, Any]:
+    # No "content": Powertools fills in the schema of the handler's return annotation.
+    return {status: {"description": description}}
+
+
+def build_app(service: ExecutionService) -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+    servers = [Server(url="/")]
+    app.enable_swagger(path=f"{PREFIX}/docs", title=TITLE, version=VERSION, servers=servers)
+
+    def caller(role: Role) -> Principal:
+        who = principal(app.current_event.raw_event)
+        who.require(role)
+        return who
+
+    # ---------------------------------------------------------------- errors
+
+    @app.exception_handler(StepdagError)  # type: ignore[untyped-decorator]
+    def _stepdag_error(exc: StepdagError) -> Response[str]:
+        return problem_response(exc)
+
+    @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
+    def _invalid_request(exc: RequestValidationError) -> Response[str]:
+        return validation_problem(exc.errors())
+
+    @app.not_found
+    def _not_found(exc: NotFoundError) -> Response[str]:
+        path = app.current_event.path
+        return problem(404, "route_not_found", f"no route {app.current_event.http_method} {path}")
+
+    @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+    def _unexpected(exc: Exception) -> Response[str]:
+        return problem_response(exc)
+
+    # ---------------------------------------------------------------- meta
+
+    @app.get(f"{PREFIX}/openapi.json", include_in_schema=False)
+    def openapi_document() -> Response[str]:
+        body = app.get_openapi_json_schema(title=TITLE, version=VERSION, servers=servers)
+        return Response(status_code=200, content_type="application/json", body=body)
+
+    @app.get(f"{PREFIX}/health", responses=_ok(), tags=["meta"])
+    def health() -> Health:
+        return Health.model_validate(service.health())
+
+    # ---------------------------------------------------------------- workflows
+
+    @app.get(f"{PREFIX}/workflows", responses={**_ok(), **openapi_errors(403)}, tags=["workflows"])
+    def list_workflows() -> WorkflowList:
+        caller(Role.VIEWER)
+        return WorkflowList(
+            items=[
+                WorkflowSummary(name=d.workflow, description=d.description, nodes=len(d.nodes))
+                for d in service.workflows()
+            ]
+        )
+
+    @app.get(f"{PREFIX}/workflows/<name>", responses={**_ok(), **_READ}, tags=["workflows"])
+    def get_workflow(name: WorkflowName) -> WorkflowGraph:
+        caller(Role.VIEWER)
+        dag, definition = service.workflow(name)
+        return WorkflowGraph.of(dag, definition)
+
+    @app.post(
+        f"{PREFIX}/workflows/<name>/executions",
+        responses={
+            **_ok(201, "started"),
+            **_ok(200, "a replay of an Idempotency-Key: the existing execution"),
+            **_WRITE,
+        },
+        tags=["executions"],
+    )
+    def start_execution(
+        name: WorkflowName,
+        body: Annotated[StartExecutionRequest, Body()],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[Execution]:
+        who = caller(Role.OPERATOR)
+        run_name = idempotency_key or body.name
+        if idempotency_key and body.name and body.name != idempotency_key:
+            raise BadRequest(
+                "name and Idempotency-Key differ; the key is the execution name", field="name"
+            )
+        rec, created = service.start(name, body.input, name=run_name, tenant=who.tenant)
+        return Response(status_code=201 if created else 200, body=Execution.of(rec))
+
+    # ---------------------------------------------------------------- executions
+
+    @app.get(f"{PREFIX}/executions", responses={**_ok(), **_READ}, tags=["executions"])
+    def list_executions(
+        workflow: Annotated[str | None, Query(min_length=1, max_length=80)] = None,
+        status: Annotated[RunStatus | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        next_token: Annotated[str | None, Query(min_length=1, max_length=2048)] = None,
+    ) -> ExecutionPage:
+        who = caller(Role.VIEWER)
+        page = service.list_executions(
+            workflow=workflow, status=status, tenant=who.tenant, limit=limit, next_token=next_token
+        )
+        return ExecutionPage(
+            items=[ExecutionSummary.of(r) for r in page.items], next_token=page.next_token
+        )
+
+    @app.get(f"{PREFIX}/executions/<id>", responses={**_ok(), **_READ}, tags=["executions"])
+    def get_execution(id: ExecutionRef) -> Execution:
+        who = caller(Role.VIEWER)
+        return Execution.of(service.get(id, tenant=who.tenant))
+
+    @app.get(f"{PREFIX}/executions/<id>/nodes", responses={**_ok(), **_READ}, tags=["executions"])
+    def list_nodes(id: ExecutionRef) -> NodeList:
+        who = caller(Role.VIEWER)
+        rec, nodes = service.nodes(id, tenant=who.tenant)
+        return NodeList(execution=rec.execution_id, nodes=[Node.of(n) for n in nodes])
+
+    @app.get(
+        f"{PREFIX}/executions/<id>/nodes/<node>/output",
+        responses={**_ok(), **_READ},
+        tags=["executions"],
+    )
+    def node_output(id: ExecutionRef, node: NodeName) -> NodeOutput:
+        who = caller(Role.VIEWER)
+        execution_id, output = service.node_output(id, node, tenant=who.tenant)
+        return NodeOutput(execution=execution_id, node=node, output=output)
+
+    @app.post(
+        f"{PREFIX}/executions/<id>/cancel", responses={**_ok(), **_WRITE}, tags=["executions"]
+    )
+    def cancel_execution(id: ExecutionRef) -> Execution:
+        who = caller(Role.OPERATOR)
+        return Execution.of(service.cancel(id, tenant=who.tenant))
+
+    @app.post(
+        f"{PREFIX}/executions/<id>/redrive",
+        responses={**_ok(202, "redrive started"), **_WRITE},
+        tags=["executions"],
+    )
+    def redrive_execution(id: ExecutionRef) -> Response[Execution]:
+        who = caller(Role.OPERATOR)
+        rec = service.redrive(id, tenant=who.tenant)
+        return Response(status_code=202, body=Execution.of(rec))
+
+    @app.post(
+        f"{PREFIX}/executions/<id>/rerun",
+        responses={**_ok(201, "the new execution, started"), **_WRITE},
+        tags=["executions"],
+    )
+    def rerun_execution(
+        id: ExecutionRef,
+        from_: Annotated[str, Query(alias="from", min_length=1, max_length=80)],
+        name: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    ) -> Response[Execution]:
+        who = caller(Role.OPERATOR)
+        rec = service.rerun(id, from_, name=name, tenant=who.tenant)
+        return Response(status_code=201, body=Execution.of(rec))
+
+    return app
+
+
+__all__ = ["PREFIX", "build_app"]

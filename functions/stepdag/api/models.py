@@ -1,0 +1,220 @@
+"""Request and response bodies of the REST API (pydantic: validated in, validated out).
+
+The API never returns store records directly: these models are the public contract the
+OpenAPI document describes, so a new store column does not silently become API surface.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from stepdag.core.compile import compile_dag
+from stepdag.core.model import Dag
+from stepdag.core.render import render_tree
+from stepdag.core.status import NodeStatus, RunStatus
+from stepdag.core.types import describe
+from stepdag.runtime.records import ExecutionRecord, NodeRecord
+
+# Step Functions' execution-name rule (1-80 characters; we accept the URL-safe subset so a
+# name is also a clean path segment and a usable Idempotency-Key).
+NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,80}$"
+ExecutionName = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=80)]
+
+
+class StartExecutionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: Any = Field(default=None, description="the execution input (any JSON value)")
+    name: ExecutionName | None = Field(
+        default=None, description="execution name, unique per workflow (default: a uuid)"
+    )
+
+
+class Execution(BaseModel):
+    id: str
+    name: str
+    workflow: str
+    status: RunStatus
+    started_at: datetime
+    ended_at: datetime | None = None
+    input: Any = None
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    redrive_count: int = 0
+    rerun_of: str | None = None
+    rerun_from: str | None = None
+    tenant: str | None = None
+
+    @classmethod
+    def of(cls, rec: ExecutionRecord) -> Execution:
+        return cls(
+            id=rec.execution_id,
+            name=rec.name,
+            workflow=rec.workflow,
+            status=rec.status,
+            started_at=rec.started_at,
+            ended_at=rec.ended_at,
+            input=rec.input,
+            output=rec.output,
+            error=rec.error,
+            cause=rec.cause,
+            redrive_count=rec.redrive_count,
+            rerun_of=rec.rerun_of,
+            rerun_from=rec.rerun_from,
+            tenant=rec.tenant,
+        )
+
+
+class ExecutionSummary(BaseModel):
+    """A list row: no input/output, so a page of 1000 stays small."""
+
+    id: str
+    name: str
+    workflow: str
+    status: RunStatus
+    started_at: datetime
+    ended_at: datetime | None = None
+    tenant: str | None = None
+
+    @classmethod
+    def of(cls, rec: ExecutionRecord) -> ExecutionSummary:
+        return cls(
+            id=rec.execution_id,
+            name=rec.name,
+            workflow=rec.workflow,
+            status=rec.status,
+            started_at=rec.started_at,
+            ended_at=rec.ended_at,
+            tenant=rec.tenant,
+        )
+
+
+class ExecutionPage(BaseModel):
+    items: list[ExecutionSummary]
+    next_token: str | None = Field(
+        default=None, description="pass back as next_token for the next page; null: last page"
+    )
+
+
+class Node(BaseModel):
+    node: str
+    map_index: int | None = None
+    status: NodeStatus
+    attempt: int = 0
+    attempts: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: str | None = None
+    cause: str | None = None
+    output_bytes: int | None = None
+    cache_hit: bool = False
+    items: int | None = None
+    skip_reason: str | None = None
+
+    @classmethod
+    def of(cls, rec: NodeRecord) -> Node:
+        return cls(
+            node=rec.node,
+            map_index=rec.map_index,
+            status=rec.status,
+            attempt=rec.attempt,
+            attempts=rec.attempts,
+            started_at=rec.started_at,
+            ended_at=rec.ended_at,
+            error=rec.error,
+            cause=rec.cause,
+            output_bytes=rec.output_bytes,
+            cache_hit=rec.cache_hit,
+            items=rec.items,
+            skip_reason=rec.skip_reason,
+        )
+
+
+class NodeList(BaseModel):
+    execution: str
+    nodes: list[Node]
+
+
+class NodeOutput(BaseModel):
+    execution: str
+    node: str
+    output: Any = None
+
+
+class WorkflowSummary(BaseModel):
+    name: str
+    description: str = ""
+    nodes: int
+
+
+class WorkflowList(BaseModel):
+    items: list[WorkflowSummary]
+
+
+class GraphNode(BaseModel):
+    name: str
+    deps: list[str]
+    data_deps: list[str]
+    order_deps: list[str]
+    returns: str
+    map_over: str | None = None
+    conditional: bool = False
+
+
+class WorkflowGraph(BaseModel):
+    name: str
+    description: str = ""
+    nodes: list[GraphNode]
+    edges: list[tuple[str, str]]
+    structure: str = Field(description="the compiled structure: ';' sequence, '|' parallel")
+    definition: dict[str, Any] = Field(description="the compiled ASL (local Task resource)")
+
+    @classmethod
+    def of(cls, dag: Dag, definition: dict[str, Any]) -> WorkflowGraph:
+        return cls(
+            name=dag.workflow,
+            description=dag.description,
+            nodes=[
+                GraphNode(
+                    name=n.name,
+                    deps=list(n.deps),
+                    data_deps=list(n.data_deps),
+                    order_deps=list(n.order_deps),
+                    returns=describe(n.returns),
+                    map_over=n.options.map_over,
+                    conditional=n.is_conditional,
+                )
+                for n in dag.nodes.values()
+            ],
+            edges=[(a, b) for a, b in dag.edges],
+            structure=render_tree(compile_dag(dag).tree),
+            definition=definition,
+        )
+
+
+class Health(BaseModel):
+    status: str = "ok"
+    workflows: int
+    store: str
+
+
+class FieldError(BaseModel):
+    field: str
+    location: str = Field(description="body, query, path or header")
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem document (served as application/problem+json)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    field: str | None = Field(default=None, description="the offending field, when one is")
+    errors: list[FieldError] | None = None
