@@ -1,4 +1,4 @@
-"""Engine per-node overhead: 1,000-node chain and 1,000-item Map.
+"""Engine per-node overhead: 1,000-node chain, 1,000-item Map, 1,000-wide Parallel, 100x10 grid.
 
 For each shape, in one process:
 * engine   — LocalEngine.run (interpreter + node runner + SQLite store, history kept);
@@ -36,6 +36,19 @@ def chain(n: int) -> Workflow:
     return workflow_from_adjacency("chain", adj, body=lambda name, kw: len(kw))
 
 
+def wide(n: int) -> Workflow:
+    """n independent nodes: one n-branch Parallel state."""
+    adj: dict[str, list[str]] = {f"p{i}": [] for i in range(n)}
+    return workflow_from_adjacency("wide", adj, body=lambda name, kw: len(kw))
+
+
+def grid(rows: int, cols: int = 10) -> Workflow:
+    """``cols`` chains of ``rows`` nodes (node (r, c) depends on (r-1, c)): a Parallel of
+    chains — the 100 x 10 grid of the issue."""
+    adj = {f"g{r}_{c}": ([f"g{r - 1}_{c}"] if r else []) for c in range(cols) for r in range(rows)}
+    return workflow_from_adjacency("grid", adj, body=lambda name, kw: len(kw))
+
+
 def fan(n: int) -> Workflow:
     wf = Workflow("fan")
 
@@ -50,7 +63,7 @@ def fan(n: int) -> Workflow:
     return wf
 
 
-def limit_chain(store: SqliteStore, wf: Workflow, tag: str) -> None:
+def limit_dag(store: SqliteStore, wf: Workflow, tag: str) -> None:
     dag = wf.build()
     eid = f"limit-{tag}"
     store.create_execution(
@@ -151,7 +164,7 @@ def main(quick: bool = False) -> dict[str, Any]:
             chain(n),
             {},
             n,
-            lambda st, t: limit_chain(st, chain(n), str(t)),
+            lambda st, t: limit_dag(st, chain(n), str(t)),
             tmp,
             repeat,
             moto_n,
@@ -169,6 +182,30 @@ def main(quick: bool = False) -> dict[str, Any]:
             moto_n,
             fan(moto_n),
             {"n": moto_n},
+        ),
+        "parallel": measure(
+            "parallel",
+            wide(n),
+            {},
+            n,
+            lambda st, t: limit_dag(st, wide(n), str(t)),
+            tmp,
+            repeat,
+            moto_n,
+            wide(moto_n),
+            {},
+        ),
+        "grid": measure(
+            "grid",
+            grid(n // 10),
+            {},
+            n,
+            lambda st, t: limit_dag(st, grid(n // 10), str(t)),
+            tmp,
+            repeat,
+            moto_n,
+            grid(moto_n // 10),
+            {},
         ),
     }
     summary = {

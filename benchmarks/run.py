@@ -26,7 +26,7 @@ from typing import Any
 
 from benchmarks.common import machine, results_dir
 
-# name -> (module, how to call its main for quick/full)
+# name -> (module, how to call its main for quick/full); each writes RESULT_FILES[name].
 BENCHMARKS: dict[str, tuple[str, Callable[[Any, bool], dict[str, Any]]]] = {
     "makespan": ("benchmarks.makespan", lambda m, q: m.main(q)),
     "engine": ("benchmarks.engine", lambda m, q: m.main(q)),
@@ -38,6 +38,10 @@ BENCHMARKS: dict[str, tuple[str, Callable[[Any, bool], dict[str, Any]]]] = {
     "fuzz": ("benchmarks.reliability.fuzz", lambda m, q: m.main(q)),
     "store": ("benchmarks.store", lambda m, q: m.main(q)),
     "cost": ("benchmarks.cost", lambda m, q: m.main(q)),
+}
+RESULT_FILES = {name: name for name in BENCHMARKS} | {
+    "faults": "reliability_faults",
+    "fuzz": "reliability_fuzz",
 }
 
 GOALS = {
@@ -160,17 +164,17 @@ def plots(results: dict[str, dict[str, Any]], folder: Path) -> list[str]:
         made.append("makespan.png")
     if "engine" in results:
         e = results["engine"]
-        shapes = ["chain", "map"]
+        shapes = [s for s in ("chain", "map", "parallel", "grid") if s in e]
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for k, label in enumerate(("limit_per_node_ms", "engine_per_node_ms", "moto_per_node_ms")):
             ax.bar(
-                [i + k * 0.27 for i in range(2)],
+                [i + k * 0.27 for i in range(len(shapes))],
                 [e[s][label] for s in shapes],
                 width=0.27,
                 label=label.replace("_per_node_ms", ""),
             )
         ax.set_yscale("log")
-        ax.set_xticks([i + 0.27 for i in range(2)], shapes)
+        ax.set_xticks([i + 0.27 for i in range(len(shapes))], shapes)
         ax.set_ylabel("ms per node (log)")
         ax.legend()
         fig.tight_layout()
@@ -230,7 +234,7 @@ def report(
             "| shape | nodes | engine ms/node | limit ms/node | engine ÷ limit | moto ms/node | moto ÷ engine |",
             "|---|---|---|---|---|---|---|",
         ]
-        for shape in ("chain", "map"):
+        for shape in ("chain", "map", "parallel", "grid"):
             r = e[shape]
             lines.append(
                 f"| {shape} | {r['nodes']} | {r['engine_per_node_ms']} | {r['limit_per_node_ms']} | "
@@ -427,6 +431,13 @@ def main(argv: list[str] | None = None) -> int:
             errors[name] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
         print(f"[bench] {name}: {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    if args.only:
+        # A partial run refreshes some figures; the report and summary still cover all,
+        # from the results already in the folder (each file records its own run).
+        for name, stem in RESULT_FILES.items():
+            path = folder / f"{stem}.json"
+            if name not in results and name not in errors and path.is_file():
+                results[name] = json.loads(path.read_text())
     summary = summarise(results)
     (folder / "summary.json").write_text(
         json.dumps({**summary, "quick": args.quick, "machine": machine()}, indent=2, sort_keys=True)
