@@ -109,3 +109,14 @@ def report(load: list[LoadResult], validate: SchemaReport, profile: Profile) -> 
         mean_amount=profile.mean_amount,
         invalid=len(validate.invalid_ids),
     )
+
+
+# Entry points (deployed as an EventBridge Scheduler schedule and an EventBridge rule).
+wf.on_schedule(
+    "cron(0 2 * * ? *)", timezone="Europe/Berlin", input={"source": "nightly"}, name="nightly"
+)
+wf.on_event(
+    {"source": ["orders.service"], "detail-type": ["OrdersExported"]},
+    input={"source": "$.detail.source"},
+    name="orders-exported",
+)

@@ -16,7 +16,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from functools import cached_property
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+if TYPE_CHECKING:
+    from stepdag.core.triggers import EventTrigger, ScheduleTrigger, Trigger
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -212,6 +215,44 @@ class Workflow:
         self.description = description
         self._specs: list[NodeSpec] = []
         self._dag: Dag | None = None
+        self._triggers: list[Trigger] = []
+
+    @property
+    def triggers(self) -> tuple[Trigger, ...]:
+        """Entry points declared with ``on_event``/``on_schedule`` (validated by build)."""
+        return tuple(self._triggers)
+
+    def on_event(
+        self,
+        pattern: dict[str, Any],
+        input: dict[str, Any] | Callable[[dict[str, Any]], Any] | None = None,
+        name: str | None = None,
+    ) -> EventTrigger:
+        """Start a run for each EventBridge event matching ``pattern`` (see core.triggers)."""
+        from stepdag.core.triggers import EventTrigger
+
+        trigger = EventTrigger(name or f"event{len(self._triggers) + 1}", pattern, input)
+        self._triggers.append(trigger)
+        self._dag = None
+        return trigger
+
+    def on_schedule(
+        self,
+        expression: str,
+        *,
+        timezone: str = "UTC",
+        input: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> ScheduleTrigger:
+        """Start a run on an EventBridge Scheduler cron(...)/rate(...)/at(...) expression."""
+        from stepdag.core.triggers import ScheduleTrigger
+
+        trigger = ScheduleTrigger(
+            name or f"schedule{len(self._triggers) + 1}", expression, timezone, input
+        )
+        self._triggers.append(trigger)
+        self._dag = None
+        return trigger
 
     @property
     def specs(self) -> tuple[NodeSpec, ...]:
@@ -292,7 +333,9 @@ class Workflow:
         if self._dag is None:
             from stepdag.core.validate import validate_specs
 
-            self._dag = validate_specs(self.name, self._specs, description=self.description)
+            self._dag = validate_specs(
+                self.name, self._specs, description=self.description, triggers=self._triggers
+            )
         return self._dag
 
     def __repr__(self) -> str:

@@ -32,6 +32,7 @@ from stepdag.core.model import (
     enum_value,
     resolve_hints,
 )
+from stepdag.core.triggers import ScheduleTrigger, Trigger, trigger_problems
 
 # Step Functions allows 80 characters per state name; node blocks add suffixes such as
 # ".choice"/".skipped"/".gather", so node names are capped lower to always fit.
@@ -45,6 +46,7 @@ class Context:
     specs: Sequence[NodeSpec]
     nodes: dict[str, Node]
     cycle: list[str] | None = None
+    triggers: Sequence[Trigger] = ()
     problems: list[Problem] = field(default_factory=list)
 
     def problem(
@@ -108,12 +110,18 @@ def _build_node(spec: NodeSpec, names: set[str]) -> Node:
     )
 
 
-def validate_specs(workflow: str, specs: Sequence[NodeSpec], *, description: str = "") -> Dag:
+def validate_specs(
+    workflow: str,
+    specs: Sequence[NodeSpec],
+    *,
+    description: str = "",
+    triggers: Sequence[Trigger] = (),
+) -> Dag:
     names = {s.name for s in specs}
     nodes: dict[str, Node] = {}
     for spec in specs:
         nodes.setdefault(spec.name, _build_node(spec, names))  # duplicates reported below
-    ctx = Context(workflow, specs, nodes)
+    ctx = Context(workflow, specs, nodes, triggers=tuple(triggers))
     from stepdag.core.graph import find_cycle
 
     ctx.cycle = find_cycle({n: [d for d in node.deps if d in nodes] for n, node in nodes.items()})
@@ -452,6 +460,35 @@ def _serializable(ctx: Context) -> Iterable[Problem]:
                     f"{str(exc).splitlines()[0]}",
                     node.name,
                     None if label == "return" else label,
+                )
+
+
+@check("triggers")
+def _triggers(ctx: Context) -> Iterable[Problem]:
+    """Trigger syntax (patterns, templates, schedules, time zones, unique names) and, for
+    schedules, their fixed input against every node's ``params`` annotation."""
+    for name, message in trigger_problems(ctx.triggers):
+        yield ctx.problem("triggers", f"trigger {name!r}: {message}")
+    from pydantic import TypeAdapter, ValidationError
+
+    for trigger in ctx.triggers:
+        if not isinstance(trigger, ScheduleTrigger) or not isinstance(trigger.input, dict | None):
+            continue
+        for node in ctx.nodes.values():
+            param = node.param(PARAMS)
+            if param is None or isinstance(param.annotation, str):
+                continue
+            try:
+                TypeAdapter(param.annotation).validate_python(trigger.payload)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                loc = ".".join(str(x) for x in first["loc"]) or "(input)"
+                yield ctx.problem(
+                    "triggers",
+                    f"trigger {trigger.name!r}: its input is rejected by {PARAMS!r} "
+                    f"({loc}: {first['msg']})",
+                    node.name,
+                    PARAMS,
                 )
 
 
