@@ -99,6 +99,16 @@ DIMENSION_SERVICE: Final = "service"
 STATE_MACHINE_ALIAS: Final = "live"
 STATE_MACHINE_LOG_GROUP_PREFIX: Final = "/aws/vendedlogs/states/"
 
+# --- Triggers (EventBridge rules, EventBridge Scheduler schedules) -------------------------
+TRIGGERS_ID_SUFFIX: Final = "Triggers"  # WorkflowEtl -> WorkflowEtlTriggers
+TRIGGER_ALIAS_ID: Final = "LiveAlias"
+TRIGGER_RULE_SUFFIX: Final = "Rule"
+TRIGGER_SCHEDULE_SUFFIX: Final = "Schedule"
+SCHEDULER_ROLE_ID: Final = "SchedulerRole"
+SCHEDULER_PRINCIPAL: Final = "scheduler.amazonaws.com"
+TRIGGER_START_ACTIONS: Final[tuple[str, ...]] = ("states:StartExecution",)
+TRIGGER_RETRY_ATTEMPTS: Final = 3
+
 # --- Alarms -------------------------------------------------------------------------------
 # Alarm kinds; docs/runbooks.md has one section per kind (its heading is the kind).
 ALARM_EXECUTIONS_FAILED: Final = "ExecutionsFailed"
@@ -150,3 +160,30 @@ OUTPUT_TABLE_NAME: Final = "TableName"
 OUTPUT_BUCKET_NAME: Final = "BucketName"
 OUTPUT_ALARM_TOPIC_ARN: Final = "AlarmTopicArn"
 OUTPUT_DASHBOARD_NAME: Final = "DashboardName"
+
+# --- REST API (API Gateway -> the API Lambda) ----------------------------------------------
+API_ID: Final = "Api"
+API_HANDLER: Final = "stepdag.handlers.api.handler"
+API_FUNCTION_MEMORY_MB: Final = 512
+API_FUNCTION_TIMEOUT_S: Final = 29  # API Gateway's default integration timeout
+API_SERVICE_NAME: Final = "stepdag-api"
+API_ROUTE_PREFIX: Final = "v1"  # stepdag.api.app.PREFIX, without the slash
+API_STAGE_NAME: Final = "prod"
+API_THROTTLE_RATE_LIMIT: Final = 50  # steady requests per second, per stage
+API_THROTTLE_BURST_LIMIT: Final = 100
+API_MIN_COMPRESSION_BYTES: Final = 1024  # gzip responses from this size on
+# Environment variable the API function reads: JSON {workflow: alias ARN}.
+ENV_STATE_MACHINES: Final = "STEPDAG_STATE_MACHINES"
+# Step Functions actions of the API function: starts on the aliases, the rest on executions.
+API_START_ACTIONS: Final[tuple[str, ...]] = ("states:StartExecution",)
+API_EXECUTION_ACTIONS: Final[tuple[str, ...]] = (
+    "states:DescribeExecution",
+    "states:RedriveExecution",
+    "states:StopExecution",
+)
+# The API is opt-in: it adds a public endpoint and sets the account's API Gateway
+# CloudWatch role (AWS::ApiGateway::Account, one per account and region).
+CTX_API_ENABLED: Final = "stepdag:api"  # true: deploy the REST API
+# Optional Cognito user pool authorizer instead of IAM (a user pool ARN).
+CTX_API_USER_POOL_ARN: Final = "stepdag:apiUserPoolArn"
+OUTPUT_API_URL: Final = "ApiUrl"

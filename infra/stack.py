@@ -12,12 +12,15 @@ from constructs import Construct
 
 from infra import constants as c
 from infra.bundling import node_runner_code
+from infra.constructs.api import StepdagApi, api_enabled, api_user_pool_arn
 from infra.constructs.functions import NodeRunnerFunctions
 from infra.constructs.observability import StepdagObservability, rollback_alarm_names
 from infra.constructs.storage import StepdagStorage
+from infra.constructs.triggers import WorkflowTriggers
 from infra.constructs.workflow import StepdagWorkflow
 from infra.settings import Settings
 from infra.workflows import WorkflowSpec, function_configs
+from stepdag.core.loader import load_workflow
 
 
 def workflow_construct_id(name: str) -> str:
@@ -76,6 +79,17 @@ class StepdagStack(Stack):
                 rollback_alarm_names=rollback_alarm_names(self.stack_name, spec.name),
                 retain_logs=settings.retain_data,
             )
+        self.triggers: dict[str, WorkflowTriggers] = {}
+        for spec in workflows:
+            declared = load_workflow(spec.ref).workflow.triggers
+            if declared:
+                self.triggers[spec.name] = WorkflowTriggers(
+                    self,
+                    workflow_construct_id(spec.name) + c.TRIGGERS_ID_SUFFIX,
+                    workflow=spec.name,
+                    triggers=declared,
+                    alias_arn=self.workflows[spec.name].alias_arn,
+                )
         self.observability = StepdagObservability(
             self,
             c.OBSERVABILITY_ID,
@@ -88,6 +102,22 @@ class StepdagStack(Stack):
             # them first so a CANARY shift never watches an alarm that is not there yet.
             for alarm_name in rollback_alarm_names(self.stack_name, name):
                 workflow.alias.node.add_dependency(self.observability.alarms[alarm_name])
+        # The REST API (opt-in); the node runners' code asset (CDK stages it once).
+        self.api: StepdagApi | None = None
+        if api_enabled(self.node):
+            self.api = StepdagApi(
+                self,
+                c.API_ID,
+                code=node_runner_code(
+                    workflows_dir=workflows_dir, skip_bundling=settings.skip_bundling
+                ),
+                storage=self.storage,
+                workflows=self.workflows,
+                log_level=settings.log_level,
+                retain_data=settings.retain_data,
+                user_pool_arn=api_user_pool_arn(self.node),
+            )
+            CfnOutput(self, c.OUTPUT_API_URL, value=self.api.rest_api.url)
         self._outputs()
 
     def _outputs(self) -> None:

@@ -150,7 +150,11 @@ def build_app(service: ExecutionService) -> APIGatewayRestResolver:
                 "name and Idempotency-Key differ; the key is the execution name", field="name"
             )
         rec, created = service.start(name, body.input, name=run_name, tenant=who.tenant)
-        return Response(status_code=201 if created else 200, body=Execution.of(rec))
+        return Response(
+            status_code=201 if created else 200,
+            content_type="application/json",
+            body=Execution.of(rec),
+        )
 
     # ---------------------------------------------------------------- executions
 
@@ -205,7 +209,7 @@ def build_app(service: ExecutionService) -> APIGatewayRestResolver:
     def redrive_execution(id: ExecutionRef) -> Response[Execution]:
         who = caller(Role.OPERATOR)
         rec = service.redrive(id, tenant=who.tenant)
-        return Response(status_code=202, body=Execution.of(rec))
+        return Response(status_code=202, content_type="application/json", body=Execution.of(rec))
 
     @app.post(
         f"{PREFIX}/executions/<id>/rerun",
@@ -219,7 +223,7 @@ def build_app(service: ExecutionService) -> APIGatewayRestResolver:
     ) -> Response[Execution]:
         who = caller(Role.OPERATOR)
         rec = service.rerun(id, from_, name=name, tenant=who.tenant)
-        return Response(status_code=201, body=Execution.of(rec))
+        return Response(status_code=201, content_type="application/json", body=Execution.of(rec))
 
     return app
 

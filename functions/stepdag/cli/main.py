@@ -133,6 +133,7 @@ def graph(
 def main() -> None:
     import stepdag.cli.runs  # noqa: F401 - registers the run/inspect commands on `app`
     from stepdag.cli import serve as _serve  # noqa: F401 - registers `serve` (REST API)
+    from stepdag.cli import trigger as _trigger  # noqa: F401 - registers `trigger` (events)
 
     app()
 

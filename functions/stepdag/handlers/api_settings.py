@@ -1,0 +1,81 @@
+"""API Lambda settings: the node runner's (``settings.py``) plus where runs start.
+
+Validated at import (cold start) like the node runner's, one message naming every bad
+variable.  Extra environment:
+
+    STEPDAG_STATE_MACHINES   required: JSON ``{"<workflow>": "<state machine or alias ARN>"}``
+                             (the CDK stack sets each workflow's ``live`` alias); every
+                             loaded workflow needs one (checked when the app is built)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError, field_validator
+
+from stepdag.handlers.settings import ENV_VARS, Settings, SettingsError
+
+# arn:<partition>:states:<region>:<account>:stateMachine:<name>[:<version or alias>]
+_TARGET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}"
+    r"(?::[A-Za-z0-9_-]{1,80})?$"
+)
+
+API_ENV_VARS: dict[str, tuple[str, ...]] = {
+    **ENV_VARS,
+    "state_machines": ("STEPDAG_STATE_MACHINES",),
+}
+
+
+class ApiSettings(Settings):
+    state_machines: dict[str, str]
+
+    @field_validator("state_machines", mode="before")
+    @classmethod
+    def _parse_targets(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"a JSON object {{workflow: state machine ARN}} ({exc})") from None
+        if not isinstance(value, dict) or not value:
+            raise ValueError("a non-empty JSON object mapping workflow names to ARNs")
+        bad = [v for v in value.values() if not isinstance(v, str) or not _TARGET_ARN.match(v)]
+        if bad:
+            shown = ", ".join(repr(b) for b in bad)
+            raise ValueError(f"state machine or alias ARNs; not valid: {shown}")
+        return value
+
+
+def load_api_settings(environ: Mapping[str, str] | None = None) -> ApiSettings:
+    """Read and validate; raise :class:`SettingsError` listing every problem."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, str] = {}
+    source: dict[str, str] = {}
+    for field, names in API_ENV_VARS.items():
+        given = [(n, env[n]) for n in names if env.get(n, "").strip()]
+        if given:
+            source[field], raw[field] = given[0]
+    try:
+        return ApiSettings.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            if not err["loc"]:
+                problems.append(msg)
+                continue
+            field = str(err["loc"][0])
+            var = source.get(field, API_ENV_VARS.get(field, (field,))[0])
+            if err["type"] == "missing":
+                problems.append(f"{var} is required but not set")
+            else:
+                problems.append(f"{var}={raw.get(field, '(unset)')!r}: {msg}")
+        raise SettingsError(
+            "invalid API configuration (environment variables):\n  - " + "\n  - ".join(problems)
+        ) from None

@@ -1,0 +1,265 @@
+"""``StepdagApi``: the REST API (API Gateway, Lambda proxy) in front of the API function.
+
+* Every method requires AWS_IAM (SigV4) by default; with the ``stepdag:apiUserPoolArn``
+  context flag, a Cognito user pool authorizer instead (its claims carry tenant and roles,
+  see ``stepdag.api.auth``).  An IAM caller is trusted: every role, no tenant.
+* Stage throttling, gzip from ``API_MIN_COMPRESSION_BYTES``, JSON access logs, execution
+  logging (ERROR) and X-Ray on the stage.
+* The function runs ``stepdag.handlers.api.handler`` from the node runner's code asset,
+  with least privilege: StartExecution on the ``live`` aliases only, Describe/Stop/Redrive
+  on executions of this stack's state machines, item access on the table and bucket.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Size, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct, Node
+
+from infra import constants as c
+from infra.bundling import RUNTIME
+from infra.constructs.storage import StepdagStorage
+from infra.constructs.workflow import StepdagWorkflow
+from infra.nag import acknowledge
+
+
+def api_enabled(node: Node) -> bool:
+    """The ``stepdag:api`` context flag (``true``/``false``, a string on the command line)."""
+    value = node.try_get_context(c.CTX_API_ENABLED)
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{c.CTX_API_ENABLED}: expected a boolean, got {value!r}")
+
+
+def api_user_pool_arn(node: Node) -> str | None:
+    value = node.try_get_context(c.CTX_API_USER_POOL_ARN)
+    if not value:
+        return None
+    text = str(value)
+    if not text.startswith("arn:") or ":userpool/" not in text:
+        raise ValueError(f"{c.CTX_API_USER_POOL_ARN}: not a Cognito user pool ARN: {text!r}")
+    return text
+
+
+class StepdagApi(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code: lambda_.Code,
+        storage: StepdagStorage,
+        workflows: Mapping[str, StepdagWorkflow],
+        log_level: str = "INFO",
+        retain_data: bool = True,
+        user_pool_arn: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        removal = RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY
+        self.function = self._function(code, storage, workflows, log_level, removal)
+
+        access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=removal
+        )
+        self.authorizer: apigw.IAuthorizer | None = None
+        method_options = apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM)
+        if user_pool_arn:
+            pool = cognito.UserPool.from_user_pool_arn(self, "UserPool", user_pool_arn)
+            self.authorizer = apigw.CognitoUserPoolsAuthorizer(
+                self, "Authorizer", cognito_user_pools=[pool]
+            )
+            method_options = apigw.MethodOptions(
+                authorization_type=apigw.AuthorizationType.COGNITO, authorizer=self.authorizer
+            )
+        self.rest_api = apigw.RestApi(
+            self,
+            "RestApi",
+            rest_api_name=f"{Stack.of(self).stack_name}-api",
+            description="stepdag REST API: start, inspect, cancel, redrive and rerun workflows",
+            default_method_options=method_options,
+            min_compression_size=Size.bytes(c.API_MIN_COMPRESSION_BYTES),
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=removal,
+            deploy_options=apigw.StageOptions(
+                stage_name=c.API_STAGE_NAME,
+                throttling_rate_limit=c.API_THROTTLE_RATE_LIMIT,
+                throttling_burst_limit=c.API_THROTTLE_BURST_LIMIT,
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,  # request bodies carry user params
+                metrics_enabled=True,
+                tracing_enabled=True,
+            ),
+        )
+        # The function validates bodies and parameters (OpenAPI + pydantic, answering with
+        # problem documents); the proxy method declares no request model, so the gateway's
+        # validator only enforces what is declared (nothing more than the route today).
+        validator = self.rest_api.add_request_validator(
+            "RequestValidator", validate_request_body=True, validate_request_parameters=True
+        )
+        integration = apigw.LambdaIntegration(self.function, proxy=True)
+        v1 = self.rest_api.root.add_resource(c.API_ROUTE_PREFIX)
+        v1.add_proxy(
+            default_integration=integration,
+            any_method=True,
+            default_method_options=apigw.MethodOptions(
+                authorization_type=method_options.authorization_type,
+                authorizer=method_options.authorizer,
+                request_validator=validator,
+            ),
+        )
+        self._acknowledge(storage, workflows, cognito_auth=bool(user_pool_arn))
+
+    def _function(
+        self,
+        code: lambda_.Code,
+        storage: StepdagStorage,
+        workflows: Mapping[str, StepdagWorkflow],
+        log_level: str,
+        removal: RemovalPolicy,
+    ) -> lambda_.Function:
+        log_group = logs.LogGroup(
+            self, "FunctionLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal
+        )
+        # An explicit role, as for the node runners: no AWSLambdaBasicExecutionRole.
+        self.role = iam.Role(
+            self,
+            "FunctionRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="stepdag REST API function",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            )
+        )
+        storage.grant_node_runner(self.role)
+        ordered = [workflows[name] for name in sorted(workflows)]
+        if ordered:
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=list(c.API_START_ACTIONS), resources=[w.alias_arn for w in ordered]
+                )
+            )
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=list(c.API_EXECUTION_ACTIONS),
+                    resources=[self._executions_arn(w) for w in ordered],
+                )
+            )
+        stack = Stack.of(self)
+        return lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=c.API_HANDLER,
+            code=code,
+            memory_size=c.API_FUNCTION_MEMORY_MB,
+            timeout=Duration.seconds(c.API_FUNCTION_TIMEOUT_S),
+            role=self.role,
+            log_group=log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            environment={
+                c.ENV_TABLE_NAME: storage.table.table_name,
+                c.ENV_BUCKET_NAME: storage.bucket.bucket_name,
+                c.ENV_RETENTION_DAYS: str(storage.retention_days),
+                c.ENV_WORKFLOW_MODULES: json.dumps(
+                    {n: w.spec.ref for n, w in sorted(workflows.items())}, sort_keys=True
+                ),
+                c.ENV_STATE_MACHINES: stack.to_json_string(
+                    {n: w.alias_arn for n, w in sorted(workflows.items())}
+                ),
+                c.ENV_POWERTOOLS_SERVICE_NAME: c.API_SERVICE_NAME,
+                c.ENV_LOG_LEVEL: log_level,
+            },
+            description="stepdag REST API",
+        )
+
+    @staticmethod
+    def _executions_arn(workflow: StepdagWorkflow) -> str:
+        return Stack.of(workflow).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{workflow.state_machine.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    def _acknowledge(
+        self,
+        storage: StepdagStorage,
+        workflows: Mapping[str, StepdagWorkflow],
+        *,
+        cognito_auth: bool,
+    ) -> None:
+        stack = Stack.of(self)
+        policy = self.role.node.find_child("DefaultPolicy")
+        bucket = stack.get_logical_id(storage.bucket.node.default_child)  # type: ignore[arg-type]
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) support no "
+            "resource-level permissions; '*' is the only valid resource.",
+        )
+        acknowledge(
+            policy,
+            f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/*]",
+            "Offloaded outputs are read (and copied by rerun) under per-run keys of this one "
+            "bucket; no other bucket and no bucket-level writes.",
+        )
+        for workflow in workflows.values():
+            sm = stack.get_logical_id(workflow.state_machine.node.default_child)  # type: ignore[arg-type]
+            acknowledge(
+                policy,
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
+                f"<AWS::AccountId>:execution:<{sm}.Name>:*]",
+                "Describe/Stop/Redrive act on executions, whose ARNs end in a run name "
+                "chosen at start; scoped to executions of this stack's state machine.",
+            )
+        acknowledge(
+            self.rest_api,
+            "AwsSolutions-APIG3",
+            "No WAF web ACL: every method requires SigV4 (IAM) or a Cognito token, and the "
+            "stage throttles; attach a web ACL per account policy if the API is public.",
+        )
+        cw_role = self.rest_api.node.try_find_child("CloudWatchRole")
+        if cw_role is not None:
+            acknowledge(
+                cw_role,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AmazonAPIGatewayPushToCloudWatchLogs]",
+                "API Gateway's account-level logging role: the AWS-managed policy is the "
+                "documented way to let API Gateway write execution logs.",
+            )
+        if not cognito_auth:
+            acknowledge(
+                self.rest_api,
+                "AwsSolutions-COG4",
+                "Methods use AWS_IAM (SigV4) authorization; a Cognito authorizer is opt-in "
+                f"with the {c.CTX_API_USER_POOL_ARN} context flag.",
+            )

@@ -1,0 +1,156 @@
+"""The REST API (``stepdag:api=true``): auth, throttling, compression, logs, least privilege."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cdk_nag import AwsSolutionsChecks
+
+from infra import constants as c
+from infra.lint import lint_template
+from infra.workflows import load_workflows
+from tests.infra.conftest import Synthesized, synthesize
+
+WORKFLOWS = {spec.name: spec for spec in load_workflows(c.WORKFLOWS_DIR)}
+USER_POOL = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_Abc123"
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
+    yield synthesize(tmp_path_factory.mktemp("stepdag-api"), {c.CTX_API_ENABLED: "true"})
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _api_function(synth: Synthesized) -> tuple[str, dict[str, Any]]:
+    (found,) = [
+        (k, v["Properties"])
+        for k, v in synth.of_type("AWS::Lambda::Function").items()
+        if v["Properties"]["Handler"] == c.API_HANDLER
+    ]
+    return found
+
+
+def _api_statements(synth: Synthesized) -> list[dict[str, Any]]:
+    _, fn = _api_function(synth)
+    role = fn["Role"]["Fn::GetAtt"][0]
+    out = []
+    for policy in synth.of_type("AWS::IAM::Policy").values():
+        if {"Ref": role} in policy["Properties"]["Roles"]:
+            out += policy["Properties"]["PolicyDocument"]["Statement"]
+    return out
+
+
+def test_api_is_opt_in(tmp_path: Path) -> None:
+    plain = synthesize(tmp_path)
+    assert plain.stack.api is None
+    assert not plain.of_type("AWS::ApiGateway::RestApi")
+
+
+def test_every_method_requires_iam(synth: Synthesized) -> None:
+    methods = synth.of_type("AWS::ApiGateway::Method")
+    assert methods
+    for method in methods.values():
+        assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
+    paths = {
+        r["Properties"]["PathPart"] for r in synth.of_type("AWS::ApiGateway::Resource").values()
+    }
+    assert paths == {c.API_ROUTE_PREFIX, "{proxy+}"}
+    proxied = [m for m in methods.values() if m["Properties"]["HttpMethod"] == "ANY"]
+    assert proxied and all(m["Properties"]["Integration"]["Type"] == "AWS_PROXY" for m in proxied)
+
+
+def test_stage_throttles_traces_and_logs(synth: Synthesized) -> None:
+    (stage,) = synth.of_type("AWS::ApiGateway::Stage").values()
+    props = stage["Properties"]
+    assert props["StageName"] == c.API_STAGE_NAME
+    assert props["TracingEnabled"] is True
+    assert "DestinationArn" in props["AccessLogSetting"]
+    assert "requestId" in props["AccessLogSetting"]["Format"]
+    (settings,) = props["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] == c.API_THROTTLE_RATE_LIMIT
+    assert settings["ThrottlingBurstLimit"] == c.API_THROTTLE_BURST_LIMIT
+    assert settings["LoggingLevel"] == "ERROR"
+    assert settings["DataTraceEnabled"] is False
+
+
+def test_responses_are_compressed(synth: Synthesized) -> None:
+    (api,) = synth.of_type("AWS::ApiGateway::RestApi").values()
+    assert api["Properties"]["MinimumCompressionSize"] == c.API_MIN_COMPRESSION_BYTES
+
+
+def test_api_function_env_and_runtime(synth: Synthesized) -> None:
+    _, fn = _api_function(synth)
+    assert fn["Architectures"] == ["arm64"]
+    assert fn["TracingConfig"] == {"Mode": "Active"}
+    assert fn["Timeout"] == c.API_FUNCTION_TIMEOUT_S
+    env = fn["Environment"]["Variables"]
+    assert env[c.ENV_POWERTOOLS_SERVICE_NAME] == c.API_SERVICE_NAME
+    assert "Ref" in env[c.ENV_TABLE_NAME] and "Ref" in env[c.ENV_BUCKET_NAME]
+    assert json.loads(env[c.ENV_WORKFLOW_MODULES]) == {n: s.ref for n, s in WORKFLOWS.items()}
+    # {workflow: <state machine ARN>:live}, joined by CloudFormation.
+    rendered = json.dumps(env[c.ENV_STATE_MACHINES])
+    for name in WORKFLOWS:
+        assert f'\\"{name}\\":' in rendered, name
+    assert rendered.count(f'"{c.STATE_MACHINE_ALIAS}"') == len(WORKFLOWS)
+    # The same code asset as the node runners.
+    runner = next(
+        v["Properties"]
+        for v in synth.of_type("AWS::Lambda::Function").values()
+        if v["Properties"]["Handler"] == c.NODE_RUNNER_HANDLER
+    )
+    assert fn["Code"] == runner["Code"]
+
+
+def test_api_function_is_least_privilege(synth: Synthesized) -> None:
+    statements = _api_statements(synth)
+    actions = {a for st in statements for a in _as_list(st["Action"])}
+    for action in actions:
+        assert "*" not in action, action
+    states = [
+        st for st in statements if any(a.startswith("states:") for a in _as_list(st["Action"]))
+    ]
+    by_action = {tuple(sorted(_as_list(st["Action"]))): st["Resource"] for st in states}
+    start = json.dumps(by_action[c.API_START_ACTIONS])
+    assert start.count(f'"{c.STATE_MACHINE_ALIAS}"') == len(WORKFLOWS)  # the aliases only
+    executions = json.dumps(by_action[tuple(sorted(c.API_EXECUTION_ACTIONS))])
+    assert executions.count(":execution:") == len(WORKFLOWS)
+    assert "stateMachine" not in executions
+    assert not any(
+        a.startswith("states:")
+        for a in actions - set(c.API_START_ACTIONS) - set(c.API_EXECUTION_ACTIONS)
+    )
+    assert {a for a in actions if a.startswith("dynamodb:")} == set(c.TABLE_DATA_ACTIONS)
+    for st in statements:
+        if "*" in _as_list(st["Resource"]):
+            assert all(a.startswith("xray:") for a in _as_list(st["Action"]))
+
+
+def test_cdk_nag_has_no_unacknowledged_findings(synth: Synthesized) -> None:
+    report = AwsSolutionsChecks(synth.app).validate_scope(synth.stack)
+    found = [
+        f"{v.rule_name}: {[r.construct_path for r in v.violating_resources]}"
+        for v in report.violations
+    ]
+    assert found == []
+
+
+def test_cfn_lint_is_clean(synth: Synthesized) -> None:
+    assert lint_template(synth.template_path) == []
+
+
+def test_cognito_authorizer_replaces_iam_when_configured(tmp_path: Path) -> None:
+    cognito = synthesize(tmp_path, {c.CTX_API_ENABLED: "true", c.CTX_API_USER_POOL_ARN: USER_POOL})
+    (authorizer,) = cognito.of_type("AWS::ApiGateway::Authorizer").values()
+    assert authorizer["Properties"]["Type"] == "COGNITO_USER_POOLS"
+    assert authorizer["Properties"]["ProviderARNs"] == [USER_POOL]
+    for method in cognito.of_type("AWS::ApiGateway::Method").values():
+        assert method["Properties"]["AuthorizationType"] == "COGNITO_USER_POOLS"
+    report = AwsSolutionsChecks(cognito.app).validate_scope(cognito.stack)
+    assert [v.rule_name for v in report.violations] == []
