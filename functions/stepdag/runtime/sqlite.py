@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -264,6 +265,27 @@ class SqliteStore(ExecutionStore):
         local.lease = _Lease(conn, self._idle)
         return conn
 
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch a new database to WAL. SQLite answers SQLITE_BUSY at once (no busy
+        handler) when another connection holds a lock during the switch — e.g. two
+        Parallel branches opening a fresh file together — so serialise it in-process and
+        retry across processes until busy_timeout. Once in WAL the mode persists and
+        this is a no-op."""
+        deadline = time.monotonic() + self._busy_ms / 1000
+        delay = 0.001
+        while True:
+            try:
+                with _writer_lock(self._lock_key):
+                    conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves.  check_same_thread=False
@@ -277,7 +299,7 @@ class SqliteStore(ExecutionStore):
         )
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        self._enable_wal(conn)
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         with self._lock:
             self._conns.append(conn)

@@ -133,3 +133,27 @@ def test_completed_output_survives_sigkill(tmp_path: Path) -> None:
         assert store.cache_get("uncommitted", now=T0) is None
         # The dead process's write lock is gone: we can write at once.
         run_node(store, NodeKey("exec-kill", "after"), 1)
+
+
+def test_concurrent_first_opens_of_a_fresh_database(tmp_path: Path) -> None:
+    """Regression: threads opening a brand-new file together raced on the switch to WAL
+    (SQLite answers SQLITE_BUSY at once there); 26 of 200 rounds failed before the fix."""
+    for round_ in range(40):
+        store = SqliteStore(tmp_path / f"fresh{round_}.db")
+        errors: list[BaseException] = []
+        gate = threading.Barrier(4)
+
+        def open_and_list() -> None:
+            gate.wait()
+            try:
+                store.list_executions()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_and_list) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        store.close()
+        assert not errors, errors[0]
