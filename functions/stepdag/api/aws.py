@@ -35,14 +35,15 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from stepdag.api.errors import BadRequest, Conflict, IdempotencyConflict, NodeNotFound, NoOutput
+from stepdag.api.errors import BadRequest, Conflict, IdempotencyConflict
+from stepdag.api.service import StoreReads
 from stepdag.core.compile import compile_dag
-from stepdag.core.errors import ConditionFailed, ExecutionNotFound, WorkflowLoadError
+from stepdag.core.errors import ConditionFailed, WorkflowLoadError
 from stepdag.core.graph import ancestor_sets
 from stepdag.core.model import Dag
 from stepdag.core.status import NodeStatus, RunStatus
 from stepdag.runtime.engine import validate_input
-from stepdag.runtime.records import ExecutionRecord, NodeKey, NodeRecord, Page
+from stepdag.runtime.records import ExecutionRecord
 from stepdag.runtime.s3 import LazyClient, error_code
 from stepdag.runtime.store import DuplicateExecution, ExecutionStore
 
@@ -75,7 +76,7 @@ def _json(text: Any) -> Any:
         return text
 
 
-class StepFunctionsExecutionService:
+class StepFunctionsExecutionService(StoreReads):
     """ExecutionService on Step Functions (runs) and an :class:`ExecutionStore` (records).
 
     ``targets`` maps each workflow to the ARN runs start on (its alias, normally).
@@ -127,44 +128,6 @@ class StepFunctionsExecutionService:
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "workflows": len(self._dags), "store": type(self.store).__name__}
 
-    # -------------------------------------------------------------- reads
-
-    def get(self, ref: str, *, tenant: str | None) -> ExecutionRecord:
-        rec = self.store.get_execution(ref)
-        if tenant is not None and rec.tenant != tenant:
-            # The same message as a truly missing execution: do not confirm it exists.
-            raise ExecutionNotFound(f"no execution with id or name {ref!r}")
-        return self._sync(rec)
-
-    def list_executions(
-        self,
-        *,
-        workflow: str | None,
-        status: RunStatus | None,
-        tenant: str | None,
-        limit: int,
-        next_token: str | None,
-    ) -> Page[ExecutionRecord]:
-        return self.store.list_executions(
-            workflow=workflow, status=status, tenant=tenant, limit=limit, next_token=next_token
-        )
-
-    def nodes(self, ref: str, *, tenant: str | None) -> tuple[ExecutionRecord, list[NodeRecord]]:
-        rec = self.get(ref, tenant=tenant)
-        return rec, self.store.list_nodes(rec.execution_id, include_items=True)
-
-    def node_output(self, ref: str, node: str, *, tenant: str | None) -> tuple[str, Any]:
-        rec = self.get(ref, tenant=tenant)
-        found = self.store.get_node(NodeKey(rec.execution_id, node))
-        if found is None:
-            dag = self._dags.get(rec.workflow)
-            if dag is not None and node not in dag.nodes:
-                raise NodeNotFound(f"workflow {rec.workflow!r} has no node {node!r}", field="node")
-            raise NoOutput(f"node {node!r} of {rec.name!r} has not run", field="node")
-        if found.status is not NodeStatus.SUCCEEDED:
-            raise NoOutput(f"node {node!r} of {rec.name!r} is {found.status.value}; no output")
-        return rec.execution_id, found.output
-
     # -------------------------------------------------------------- writes
 
     def start(
@@ -184,7 +147,7 @@ class StepFunctionsExecutionService:
             if old.input != input:
                 raise self._different_input(name, workflow) from None
             self._ensure_started(old)
-            return self._sync(old), False
+            return self._fresh(old), False
         self._start(rec)
         return rec, True
 
@@ -316,7 +279,7 @@ class StepFunctionsExecutionService:
                 raise
             self._start(rec)
 
-    def _sync(self, rec: ExecutionRecord) -> ExecutionRecord:
+    def _fresh(self, rec: ExecutionRecord) -> ExecutionRecord:
         """Store the final status Step Functions reports for a record still open here."""
         if rec.is_terminal:
             return rec

@@ -142,44 +142,26 @@ class _TrackingEngine(LocalEngine):
         return sm
 
 
-class LocalExecutionService:
-    """ExecutionService on a LocalEngine; executions run in background threads."""
+class StoreReads:
+    """Reads every service answers from the ExecutionStore, tenant-scoped.
 
-    def __init__(self, store: ExecutionStore, workflows: Iterable[Workflow | Dag] = ()) -> None:
-        self.store = store
-        self.engine = _TrackingEngine(store, self._started)
-        self._dags: dict[str, Dag] = {}
-        for wf in workflows:
-            dag = self.engine.register(wf)
-            self._dags[dag.workflow] = dag
-        self._lock = threading.Lock()
-        self._threads: dict[str, threading.Thread] = {}
-        self._handles: dict[str, ExecutionHandle] = {}
-        self._stop_requested: set[str] = set()
+    Local and AWS services differ only in how a record is brought up to date
+    (``_fresh``): locally the engine writes final statuses itself; on AWS a run that is
+    not finished yet is refreshed from Step Functions when read.
+    """
 
-    # -------------------------------------------------------------- workflows
+    store: ExecutionStore
+    _dags: dict[str, Dag]
 
-    def workflows(self) -> list[Dag]:
-        return [self._dags[k] for k in sorted(self._dags)]
-
-    def workflow(self, name: str) -> tuple[Dag, dict[str, Any]]:
-        dag = self._dag(name)
-        return dag, self.engine.definition(dag.workflow)
-
-    def _dag(self, name: str) -> Dag:
-        dag = self._dags.get(name)
-        if dag is None:
-            raise WorkflowLoadError(f"no workflow named {name!r} is loaded")
-        return dag
-
-    # -------------------------------------------------------------- reads
+    def _fresh(self, rec: ExecutionRecord) -> ExecutionRecord:
+        return rec
 
     def get(self, ref: str, *, tenant: str | None) -> ExecutionRecord:
         rec = self.store.get_execution(ref)
         if tenant is not None and rec.tenant != tenant:
             # The same message as a truly missing execution: do not confirm it exists.
             raise ExecutionNotFound(f"no execution with id or name {ref!r}")
-        return rec
+        return self._fresh(rec)
 
     def list_executions(
         self,
@@ -209,6 +191,37 @@ class LocalExecutionService:
         if found.status is not NodeStatus.SUCCEEDED:
             raise NoOutput(f"node {node!r} of {rec.name!r} is {found.status.value}; no output")
         return rec.execution_id, found.output
+
+
+class LocalExecutionService(StoreReads):
+    """ExecutionService on a LocalEngine; executions run in background threads."""
+
+    def __init__(self, store: ExecutionStore, workflows: Iterable[Workflow | Dag] = ()) -> None:
+        self.store = store
+        self.engine = _TrackingEngine(store, self._started)
+        self._dags: dict[str, Dag] = {}
+        for wf in workflows:
+            dag = self.engine.register(wf)
+            self._dags[dag.workflow] = dag
+        self._lock = threading.Lock()
+        self._threads: dict[str, threading.Thread] = {}
+        self._handles: dict[str, ExecutionHandle] = {}
+        self._stop_requested: set[str] = set()
+
+    # -------------------------------------------------------------- workflows
+
+    def workflows(self) -> list[Dag]:
+        return [self._dags[k] for k in sorted(self._dags)]
+
+    def workflow(self, name: str) -> tuple[Dag, dict[str, Any]]:
+        dag = self._dag(name)
+        return dag, self.engine.definition(dag.workflow)
+
+    def _dag(self, name: str) -> Dag:
+        dag = self._dags.get(name)
+        if dag is None:
+            raise WorkflowLoadError(f"no workflow named {name!r} is loaded")
+        return dag
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "workflows": len(self._dags), "store": type(self.store).__name__}
