@@ -166,14 +166,34 @@ class _Lease:
     branch, so without reuse that cost would dominate small workflows.
     """
 
-    __slots__ = ("conn", "idle", "pid")
+    __slots__ = ("conn", "pid", "pool")
 
-    def __init__(self, conn: sqlite3.Connection, idle: deque[sqlite3.Connection]) -> None:
-        self.conn, self.idle, self.pid = conn, idle, os.getpid()
+    def __init__(self, conn: sqlite3.Connection, pool: _Pool) -> None:
+        self.conn, self.pool, self.pid = conn, pool, os.getpid()
 
     def __del__(self) -> None:
-        if self.pid == os.getpid():  # never hand a parent's connection to a forked child
-            self.idle.append(self.conn)  # deque.append is atomic: safe from any thread
+        if self.pid != os.getpid():  # never touch a parent's connection in a forked child
+            return
+        if self.pool.closed:
+            with suppress(sqlite3.Error):
+                self.conn.close()
+        else:
+            self.pool.idle.append(self.conn)  # deque.append is atomic: safe from any thread
+
+
+class _Pool:
+    """Idle connections of one store, and whether the store was closed.
+
+    ``close()`` closes only idle connections and the caller's own: closing a connection
+    another thread may be executing on can crash the sqlite3 module. The others are
+    closed by their lease when their thread ends.
+    """
+
+    __slots__ = ("closed", "idle")
+
+    def __init__(self) -> None:
+        self.idle: deque[sqlite3.Connection] = deque()
+        self.closed = False
 
 
 class _Local(threading.local):
@@ -234,8 +254,7 @@ class SqliteStore(ExecutionStore):
         self._synchronous = synchronous
         self._local = _Local()
         self._lock = threading.Lock()
-        self._conns: list[sqlite3.Connection] = []
-        self._idle: deque[sqlite3.Connection] = deque()
+        self._pool = _Pool()
         self._schema_ready = False
         self._closed = False
 
@@ -249,20 +268,20 @@ class SqliteStore(ExecutionStore):
     # -- connections ---------------------------------------------------------------------
 
     def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError(f"{self!r} is closed")
         local = self._local
         lease = local.lease
         # A connection inherited through fork() must not be used by the child: it shares
         # the parent's file locks.  Open a fresh one instead (never close the inherited one).
         if lease is not None and lease.pid == os.getpid():
             return lease.conn
-        if self._closed:
-            raise StoreError(f"{self!r} is closed")
         try:
-            conn = self._idle.pop()  # one a finished thread gave back
+            conn = self._pool.idle.pop()  # one a finished thread gave back
         except IndexError:
             with self._errors("open database"):
                 conn = self._open()
-        local.lease = _Lease(conn, self._idle)
+        local.lease = _Lease(conn, self._pool)
         return conn
 
     def _enable_wal(self, conn: sqlite3.Connection) -> None:
@@ -302,7 +321,6 @@ class SqliteStore(ExecutionStore):
         self._enable_wal(conn)
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         with self._lock:
-            self._conns.append(conn)
             if not self._schema_ready:
                 self._migrate(conn)
                 self._schema_ready = True
@@ -363,14 +381,21 @@ class SqliteStore(ExecutionStore):
         return StoreError(f"{operation} on {self.path} failed: {message}")
 
     def close(self) -> None:
+        # Never close a connection another thread may be executing on (that can crash
+        # the sqlite3 module): close the idle ones and our own; every other thread gets
+        # StoreError on its next call and its lease closes its connection when the thread
+        # ends. The thread-local leases are kept, not replaced: dropping them would run
+        # their finalisers, and so close those connections, right now.
         with self._lock:
             self._closed = True
-            conns, self._conns = self._conns, []
-        for conn in conns:
+            pool = self._pool
+            pool.closed = True
+        lease = self._local.lease
+        if lease is not None and lease.pid == os.getpid():
+            self._local.lease = None  # its finaliser closes the connection
+        while pool.idle:
             with suppress(sqlite3.Error):  # best effort: the store is going away anyway
-                conn.close()
-        self._idle = deque()
-        self._local = _Local()
+                pool.idle.pop().close()
 
     # -- executions ----------------------------------------------------------------------
 
