@@ -12,7 +12,6 @@ import json
 import math
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -22,7 +21,6 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from moto.core.botocore_stubber import BotocoreStubber
 
 from stepdag.constants import TTL_ATTRIBUTE
 from stepdag.core.errors import StoreError
@@ -38,6 +36,7 @@ from tests.contract.store_contract import (
     execution,
     run_node,
 )
+from tests.support.moto_serial import serialize_moto
 
 REGION = "us-east-1"
 TABLE = "stepdag-test"
@@ -54,28 +53,6 @@ def moto_clients() -> Iterator[tuple[Any, Any]]:
     with pytest.MonkeyPatch.context() as patch, mock_aws():
         serialize_moto(patch)
         yield boto3.client("dynamodb", region_name=REGION), boto3.client("s3", region_name=REGION)
-
-
-def serialize_moto(patch: pytest.MonkeyPatch) -> None:
-    """Make moto's in-process backend linearizable, like a real server.
-
-    moto runs each request in the calling thread and its DynamoDB backend checks a
-    condition and then writes without a lock, so two threads can both pass the same
-    condition -- a race no real DynamoDB has (measured: 8 threads racing one
-    ``attribute_not_exists`` put had several winners in ~7% of rounds with a short
-    ``sys.setswitchinterval``).  One lock around request processing
-    restores per-request atomicity; it cannot hide a race in the store itself, whose
-    read and conditional write are separate requests.  (The concurrency tests also run,
-    without this, against DynamoDB Local in tests/integration.)
-    """
-    lock = threading.Lock()
-    original = BotocoreStubber.process_request
-
-    def process_request(self: BotocoreStubber, request: Any) -> Any:
-        with lock:
-            return original(self, request)
-
-    patch.setattr(BotocoreStubber, "process_request", process_request)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from stepdag.api.service import LocalExecutionService
 from stepdag.runtime.dynamodb import DynamoDbStore, create_table
 from stepdag.runtime.sqlite import SqliteStore
 from stepdag.runtime.store import ExecutionStore
+from tests.support.moto_serial import serialize_moto
 from tests.unit.api import workflows
 
 
@@ -88,7 +89,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ExecutionS
         with SqliteStore(tmp_path / "api.db") as s:
             yield s
         return
-    with mock_aws():
+    with pytest.MonkeyPatch.context() as patch, mock_aws():
+        # Background runs write concurrently with the request thread; moto alone is not
+        # atomic under threads (see tests/support/moto_serial.py).
+        serialize_moto(patch)
         client = boto3.client("dynamodb", region_name="us-east-1")
         create_table(client, "stepdag-api-test")
         yield DynamoDbStore("stepdag-api-test", client=client)
