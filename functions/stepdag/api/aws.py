@@ -39,10 +39,9 @@ from stepdag.api.errors import BadRequest, Conflict, IdempotencyConflict
 from stepdag.api.service import StoreReads
 from stepdag.core.compile import compile_dag
 from stepdag.core.errors import ConditionFailed, WorkflowLoadError
-from stepdag.core.graph import ancestor_sets
 from stepdag.core.model import Dag
-from stepdag.core.status import NodeStatus, RunStatus
-from stepdag.runtime.engine import validate_input
+from stepdag.core.status import RunStatus
+from stepdag.runtime.engine import reusable_nodes, validate_input
 from stepdag.runtime.records import ExecutionRecord
 from stepdag.runtime.s3 import LazyClient, error_code
 from stepdag.runtime.store import DuplicateExecution, ExecutionStore
@@ -214,13 +213,7 @@ class StepFunctionsExecutionService(StoreReads):
                 f"nodes: {', '.join(dag.nodes)}",
                 field="from",
             )
-        anc = ancestor_sets(dag.preds)
-        downstream = {n for n in dag.nodes if from_node in anc[n]} | {from_node}
-        reuse = [
-            r.node
-            for r in self.store.list_nodes(old.execution_id)
-            if r.node not in downstream and r.status is NodeStatus.SUCCEEDED
-        ]
+        reuse = reusable_nodes(self.store, dag, old.execution_id, from_node)
         rec = self._record(dag, old.input, name=name or uuid.uuid4().hex, tenant=old.tenant)
         rec = replace(rec, rerun_of=old.execution_id, rerun_from=from_node)
         try:

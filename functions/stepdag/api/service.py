@@ -31,10 +31,9 @@ from stepdag.api.errors import (
 from stepdag.asl import Clock, HistoryEvent, StateMachine, TaskHandler
 from stepdag.asl.interpreter import ExecutionHandle, ExecutionResult
 from stepdag.core.errors import ExecutionNotFound, WorkflowLoadError
-from stepdag.core.graph import ancestor_sets
 from stepdag.core.model import Dag, Workflow
 from stepdag.core.status import NodeStatus, RunStatus
-from stepdag.runtime.engine import LocalEngine
+from stepdag.runtime.engine import LocalEngine, reusable_nodes
 from stepdag.runtime.records import ExecutionRecord, NodeKey, NodeRecord, Page
 from stepdag.runtime.store import DuplicateExecution, ExecutionStore
 
@@ -308,13 +307,7 @@ class LocalExecutionService(StoreReads):
                 field="from",
             )
         # LocalEngine.rerun, split so the new execution runs in the background.
-        anc = ancestor_sets(dag.preds)
-        downstream = {n for n in dag.nodes if from_node in anc[n]} | {from_node}
-        reuse = [
-            r.node
-            for r in self.store.list_nodes(old.execution_id)
-            if r.node not in downstream and r.status is NodeStatus.SUCCEEDED
-        ]
+        reuse = reusable_nodes(self.store, dag, old.execution_id, from_node)
         try:
             rec = self.engine.create(
                 dag,

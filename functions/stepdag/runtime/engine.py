@@ -277,13 +277,7 @@ class LocalEngine:
                 f"workflow {dag.workflow!r} has no node {from_node!r}; "
                 f"nodes: {', '.join(dag.nodes)}"
             )
-        anc = ancestor_sets(dag.preds)
-        downstream = {n for n in dag.nodes if from_node in anc[n]} | {from_node}
-        reuse = [
-            r.node
-            for r in self.store.list_nodes(old.execution_id)
-            if r.node not in downstream and r.status is NodeStatus.SUCCEEDED
-        ]
+        reuse = reusable_nodes(self.store, dag, old.execution_id, from_node)
         rec = self.create(
             dag,
             old.input,
@@ -375,6 +369,18 @@ class LocalEngine:
             r = self.store.get_node(NodeKey(execution_id, sink))
             outputs[sink] = r.output if r is not None and r.status is NodeStatus.SUCCEEDED else None
         return outputs[dag.sinks[0]] if len(dag.sinks) == 1 else outputs
+
+
+def reusable_nodes(store: ExecutionStore, dag: Dag, execution_id: str, from_node: str) -> list[str]:
+    """Nodes whose stored outputs a rerun from ``from_node`` reuses: every succeeded node
+    that is neither ``from_node`` nor downstream of it."""
+    anc = ancestor_sets(dag.preds)
+    downstream = {n for n in dag.nodes if from_node in anc[n]} | {from_node}
+    return [
+        r.node
+        for r in store.list_nodes(execution_id)
+        if r.node not in downstream and r.status is NodeStatus.SUCCEEDED
+    ]
 
 
 def validate_input(dag: Dag, input: Any) -> None:
