@@ -173,6 +173,28 @@ class StoreContract:
         )
         assert (got.error, got.cause, got.ended_at, got.redrive_count) == (None, "c", None, 1)
 
+    def test_conditional_update_on_the_redrive_count(self, store: ExecutionStore) -> None:
+        # FAILED before a redrive and FAILED after it differ only in the count.
+        store.create_execution(execution())
+        store.update_execution(EID, status=RunStatus.FAILED, redrive_count=1, error="E")
+        with pytest.raises(ConditionFailed, match="redrive 1"):
+            store.update_execution(
+                EID,
+                status=RunStatus.RUNNING,
+                expected=[RunStatus.FAILED],
+                expected_redrive_count=0,
+                redrive_count=1,
+            )
+        assert store.get_execution(EID).status is RunStatus.FAILED
+        got = store.update_execution(
+            EID,
+            status=RunStatus.RUNNING,
+            expected=[RunStatus.FAILED],
+            expected_redrive_count=1,
+            redrive_count=2,
+        )
+        assert (got.status, got.redrive_count) == (RunStatus.RUNNING, 2)
+
     def test_concurrent_conditional_updates_one_winner(self, store: ExecutionStore) -> None:
         store.create_execution(execution())
         barrier = threading.Barrier(8)

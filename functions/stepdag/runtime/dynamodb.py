@@ -424,7 +424,12 @@ class DynamoDbStore(ExecutionStore):
         return sorted(items, key=lambda i: (i["workflow"], i["execution_id"]))
 
     def _update_execution(
-        self, execution_id: str, changes: Item, expected: frozenset[str] | None
+        self,
+        execution_id: str,
+        changes: Item,
+        expected: frozenset[str] | None,
+        *,
+        redrive_count: int | None = None,
     ) -> tuple[Item | None, Item | None]:
         expr = _Expr()
         updates = dict(changes)
@@ -437,6 +442,8 @@ class DynamoDbStore(ExecutionStore):
         if expected is not None:
             allowed = ", ".join(expr.v(s) for s in sorted(expected))
             condition += f" AND {expr.n('status')} IN ({allowed})"
+        if redrive_count is not None:
+            condition += f" AND {expr.n('redrive_count')} = {expr.v(redrive_count)}"
         request = expr(
             TableName=self.table_name,
             Key=_exec_key(execution_id),

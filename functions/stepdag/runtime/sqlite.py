@@ -433,7 +433,12 @@ class SqliteStore(ExecutionStore):
             return [dict(r) for r in self._conn().execute(sql, params).fetchall()]
 
     def _update_execution(
-        self, execution_id: str, changes: Item, expected: frozenset[str] | None
+        self,
+        execution_id: str,
+        changes: Item,
+        expected: frozenset[str] | None,
+        *,
+        redrive_count: int | None = None,
     ) -> tuple[Item | None, Item | None]:
         assert set(changes) <= _UPDATABLE  # column names come from the base, never users
         sets = ", ".join(f"{c} = ?" for c in changes)
@@ -442,6 +447,9 @@ class SqliteStore(ExecutionStore):
         if expected is not None:
             sql += f" AND status IN ({', '.join('?' * len(expected))})"
             params.extend(sorted(expected))
+        if redrive_count is not None:
+            sql += " AND redrive_count = ?"
+            params.append(redrive_count)
         with self._errors("update execution"), _writer_lock(self._lock_key):
             conn = self._conn()
             # One statement, so atomic without an explicit transaction; fetchall()

@@ -161,11 +161,15 @@ class ExecutionStore(ABC):
         cause: str | Literal[_Unset.UNSET] | None = UNSET,
         ended_at: datetime | Literal[_Unset.UNSET] | None = UNSET,
         redrive_count: int | Literal[_Unset.UNSET] = UNSET,
+        expected_redrive_count: int | None = None,
     ) -> ExecutionRecord:
-        """Set ``status`` (and the given fields) iff the current status is in ``expected``.
+        """Set ``status`` (and the given fields) iff the current status is in ``expected``
+        (and, if given, the stored ``redrive_count`` is ``expected_redrive_count``).
 
         ``expected=None`` updates unconditionally.  Raises ``ExecutionNotFound``, or
         ``ConditionFailed`` naming the current status when the condition does not hold.
+        The redrive count makes a compare-and-swap on (status, redrive count) possible:
+        a status alone cannot tell FAILED before a redrive from FAILED after it.
         """
         changes: Item = {"status": RunStatus(status).value}
         if output is not UNSET:
@@ -185,14 +189,20 @@ class ExecutionStore(ABC):
             allowed = frozenset(RunStatus(s).value for s in expected)
             if not allowed:
                 raise ValueError("expected must name at least one status (or be None)")
-        updated, current = self._update_execution(execution_id, changes, allowed)
+        if expected_redrive_count is not None:
+            _check_int(expected_redrive_count, "expected_redrive_count", 0)
+        updated, current = self._update_execution(
+            execution_id, changes, allowed, redrive_count=expected_redrive_count
+        )
         if updated is not None:
             return self._execution_record(updated)
         if current is None:
             raise ExecutionNotFound(f"no execution with id {execution_id!r}")
         raise ConditionFailed(
-            f"execution {execution_id!r} is {current['status']}, "
-            f"expected one of {sorted(allowed or ())}; not set to {changes['status']}"
+            f"execution {execution_id!r} is {current['status']} (redrive "
+            f"{current['redrive_count']}), expected one of {sorted(allowed or ())}"
+            + ("" if expected_redrive_count is None else f" at redrive {expected_redrive_count}")
+            + f"; not set to {changes['status']}"
         )
 
     def list_executions(
@@ -502,10 +512,16 @@ class ExecutionStore(ABC):
 
     @abstractmethod
     def _update_execution(
-        self, execution_id: str, changes: Item, expected: frozenset[str] | None
+        self,
+        execution_id: str,
+        changes: Item,
+        expected: frozenset[str] | None,
+        *,
+        redrive_count: int | None = None,
     ) -> tuple[Item | None, Item | None]:
-        """Apply ``changes`` iff the item exists and (``expected`` is None or its status
-        is in it).  Returns (updated item, None) or (None, current item or None)."""
+        """Apply ``changes`` iff the item exists, ``expected`` is None or holds its status,
+        and ``redrive_count`` is None or equals its redrive count.  Returns (updated item,
+        None) or (None, current item or None)."""
 
     @abstractmethod
     def _query_executions(
