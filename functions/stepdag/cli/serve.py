@@ -1,14 +1,20 @@
-"""``stepdag serve``: the REST API on a local HTTP server.
+"""``stepdag serve``: the REST API and the web console on a local HTTP server.
 
 Each HTTP request becomes an API Gateway REST proxy event and goes through the same
 resolver the API Lambda runs (``stepdag.api.app.build_app``), so what works here works
 behind API Gateway.  Standard library only: ThreadingHTTPServer, one thread per request;
 executions themselves run in the service's background threads.
+
+Two things only this server does, because API Gateway cannot: the console's static files
+at ``/`` (on AWS they are exported and hosted, see ``stepdag console export``) and the
+server-sent events stream ``/v1/executions/{id}/events`` (cli/sse.py).
 """
 
 from __future__ import annotations
 
 import base64
+import json
+import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,15 +24,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import typer
 
+from stepdag import console
+from stepdag.cli import sse
 from stepdag.cli.main import app, friendly, out
 
-PLACEHOLDER_PAGE = b"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>stepdag</title></head>
-<body><h1>stepdag</h1>
-<p>The web console comes later. Meanwhile: <a href="/v1/docs">API docs (Swagger UI)</a>,
-<a href="/v1/openapi.json">OpenAPI document</a>, <a href="/v1/health">health</a>.</p>
-</body></html>
-"""
+# What the console's config.json says when this server serves it: the API is the page's
+# own origin, and live updates may use server-sent events.
+LOCAL_CONFIG = console.config("", events=True)
 
 
 def to_event(method: str, target: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
@@ -65,28 +69,88 @@ def to_event(method: str, target: str, headers: dict[str, str], body: bytes) -> 
     }
 
 
-def make_server(resolver: Any, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
-    """A server answering every request with ``resolver.resolve(event, None)``."""
+def call(
+    resolver: Any, method: str, target: str, headers: dict[str, str], body: bytes = b""
+) -> tuple[int, dict[str, str], bytes]:
+    """One request through the resolver: (status, headers, body bytes)."""
+    result = resolver.resolve(to_event(method, target, headers, body), None)
+    raw = result.get("body") or ""
+    data = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
+    merged: dict[str, str] = {}
+    for key, values in (result.get("multiValueHeaders") or {}).items():
+        merged[key] = ", ".join(values)
+    merged.update(result.get("headers") or {})
+    return int(result["statusCode"]), merged, data
+
+
+def console_file(path: str) -> tuple[str, bytes] | None:
+    """(content type, bytes) of the console file at URL path ``path``, if it is one."""
+    name = path.lstrip("/") or "index.html"
+    if name == console.CONFIG:
+        return console.content_type(name), LOCAL_CONFIG
+    if name in console.ASSETS:
+        return console.content_type(name), console.asset(name)
+    return None
+
+
+class Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer whose long-lived event streams end when it closes.
+
+    ``daemon_threads``: a stream's thread never keeps the process alive, and
+    ``server_close`` does not wait for it; ``closing`` tells streams to stop now.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self.closing = threading.Event()
+        super().__init__(address, handler)
+
+    def server_close(self) -> None:
+        self.closing.set()
+        super().server_close()
+
+
+def make_server(resolver: Any, host: str = "127.0.0.1", port: int = 8000) -> Server:
+    """A server answering every request with ``resolver.resolve(event, None)``, plus the
+    console's files and the executions' event streams."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "stepdag"
+        server: Server
 
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length > 0 else b""
-            if self.command == "GET" and urlsplit(self.path).path in ("", "/"):
-                self._write(200, {"Content-Type": "text/html; charset=utf-8"}, PLACEHOLDER_PAGE)
-                return
             headers = dict(self.headers.items())
-            result = resolver.resolve(to_event(self.command, self.path, headers, body), None)
-            raw = result.get("body") or ""
-            data = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
-            merged: dict[str, str] = {}
-            for key, values in (result.get("multiValueHeaders") or {}).items():
-                merged[key] = ", ".join(values)
-            merged.update(result.get("headers") or {})
-            self._write(int(result["statusCode"]), merged, data)
+            if self.command in ("GET", "HEAD"):
+                found = console_file(urlsplit(self.path).path)
+                if found is not None:
+                    kind, data = found
+                    self._write(200, {"Content-Type": kind, "Cache-Control": "no-cache"}, data)
+                    return
+                ref = sse.events_ref(self.path)
+                if ref is not None and self.command == "GET":
+                    self._events(ref, headers)
+                    return
+            status, merged, data = call(resolver, self.command, self.path, headers, body)
+            self._write(status, merged, data)
+
+        def _events(self, ref: str, headers: dict[str, str]) -> None:
+            # The stream owns this connection to its end: never reused for a next request.
+            self.close_connection = True
+            headers.pop("Accept", None)  # the REST routes answer JSON, not event-stream
+
+            def fetch(path: str) -> tuple[int, Any]:
+                status, _, data = call(resolver, "GET", path, headers)
+                return status, json.loads(data or b"null")
+
+            self.send_response(200)
+            for key, value in sse.HEADERS.items():
+                self.send_header(key, value)
+            self.end_headers()
+            sse.stream(ref, fetch, self.wfile, self.connection, self.server.closing)
 
         def _write(self, status: int, headers: dict[str, str], data: bytes) -> None:
             self.send_response(status)
@@ -103,9 +167,7 @@ def make_server(resolver: Any, host: str = "127.0.0.1", port: int = 8000) -> Thr
         def log_message(self, format: str, *args: Any) -> None:
             out.print(f"{self.address_string()} {format % args}")
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    return server
+    return Server((host, port), Handler)
 
 
 @app.command()
@@ -117,7 +179,7 @@ def serve(
         "statemachines"
     ),
 ) -> None:
-    """Serve the REST API (and, later, the console) locally on the local engine."""
+    """Serve the REST API and the web console locally on the local engine."""
     from stepdag.api.app import build_app
     from stepdag.api.service import LocalExecutionService
     from stepdag.cli.runs import _store
@@ -127,7 +189,7 @@ def serve(
     service = LocalExecutionService(_store(), workflows)
     server = make_server(build_app(service), host, port)
     url = f"http://{host}:{server.server_port}"
-    out.print(f"stepdag API on {url}/v1/docs ({len(workflows)} workflows)")
+    out.print(f"stepdag console on {url}/ · API docs on {url}/v1/docs ({len(workflows)} workflows)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -136,4 +198,34 @@ def serve(
         server.server_close()
 
 
-__all__ = ["make_server", "serve", "to_event"]
+console_app = typer.Typer(help="The web console as static files.", no_args_is_help=True)
+app.add_typer(console_app, name="console")
+
+
+@console_app.command("export")
+@friendly
+def console_export(
+    directory: Annotated[Path, typer.Argument(help="folder to write the console into")],
+    api: Annotated[
+        str,
+        typer.Option(help="the API's base URL, e.g. the API Gateway stage URL ('': same origin)"),
+    ] = "",
+    events: Annotated[
+        bool,
+        typer.Option(help="the API streams server-sent events (stepdag serve does; Lambda not)"),
+    ] = False,
+    auth: Annotated[
+        str | None, typer.Option(help="'bearer': the page asks for a token (JWT authorizer)")
+    ] = None,
+) -> None:
+    """Write the console's static files and config.json, ready to host (S3, any server)."""
+    if auth not in (None, "bearer"):
+        raise typer.BadParameter("only 'bearer' is supported", param_hint="--auth")
+    written = console.export(directory, api, events=events, auth=auth)
+    for path in written:
+        out.print(str(path))
+    target = api or "the same origin"
+    out.print(f"console for {target}: {len(written)} files in {directory}")
+
+
+__all__ = ["Server", "call", "console_export", "console_file", "make_server", "serve", "to_event"]

@@ -1,0 +1,313 @@
+"use strict";
+// The console's views (hash routes, so the same files work from any static host):
+//   #/workflows, #/workflows/NAME, #/executions?workflow=&status=, #/executions/ID?node=N
+
+const view = () => document.getElementById("view");
+let active = null; // the shown view's cleanup (timers, event streams)
+
+function show(title, ...children) {
+  document.title = `${title} · stepdag`;
+  fill(view(), ...children);
+}
+
+function problem(error) {
+  const detail = error.problem && error.problem.code ? ` (${error.problem.code})` : "";
+  return el("div", { class: "problem", role: "alert" }, `${error.message}${detail}`);
+}
+
+function table(head, rows) {
+  return el("table", {}, el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))),
+    el("tbody", {}, rows));
+}
+
+// ------------------------------------------------------------------ workflows
+
+async function showWorkflows() {
+  const data = await Api.get("/v1/workflows");
+  const rows = data.items.map((w) => el("tr", { "data-workflow": w.name },
+    el("td", {}, el("a", { href: `#/workflows/${enc(w.name)}` }, w.name)),
+    el("td", {}, w.description || ""), el("td", { class: "num" }, w.nodes),
+    el("td", {}, el("a", { href: `#/executions?workflow=${enc(w.name)}` }, "executions"))));
+  show("Workflows", el("h1", {}, "Workflows"),
+    rows.length ? table(["name", "description", "nodes", ""], rows)
+      : el("p", { class: "muted" }, "No workflows are loaded."));
+}
+
+async function showWorkflow(name) {
+  const graph = await Api.get(`/v1/workflows/${enc(name)}`);
+  const lay = layout(graph);
+  const info = (n) => ({ status: "PENDING", line: graph.nodes.find((x) => x.name === n).returns });
+  show(name, el("h1", {}, "Workflow ", el("code", {}, graph.name)),
+    el("p", { class: "muted" }, graph.description || ""),
+    el("p", {}, el("a", { href: `#/executions?workflow=${enc(name)}` }, "its executions")),
+    el("div", { class: "card scroll" }, renderDag(graph, lay, info, null, () => {})),
+    el("h2", {}, "Structure"), el("pre", {}, graph.structure));
+}
+
+// ------------------------------------------------------------------ executions
+
+async function showExecutions(query) {
+  const filter = { workflow: query.get("workflow") || "", status: query.get("status") || "",
+    limit: query.get("limit") || "" };
+  const tokens = [null]; // tokens[i]: the next_token that opens page i (newest first)
+  let page = 0;
+  const workflows = await Api.get("/v1/workflows").then((d) => d.items.map((w) => w.name),
+    () => []);
+  const select = (name, values, label) => el("select", {
+    name, onchange: (e) => {
+      const q = new URLSearchParams({ ...filter, [name]: e.target.value });
+      for (const [k, v] of [...q]) if (!v) q.delete(k);
+      location.hash = `#/executions?${q}`;
+    },
+  }, el("option", { value: "" }, label),
+  values.map((v) => el("option", { value: v, selected: v === filter[name] ? "" : null }, v)));
+  const body = el("div", {});
+  const pager = el("div", { class: "pager" });
+  show("Executions", el("h1", {}, "Executions"),
+    el("div", { class: "filters" }, select("workflow", workflows, "all workflows"),
+      select("status", RUN_STATUSES, "any status")), body, pager);
+
+  async function load() {
+    const data = await Api.get("/v1/executions",
+      { ...filter, limit: filter.limit || "25", next_token: tokens[page] });
+    tokens[page + 1] = data.next_token;
+    const rows = data.items.map((x) => el("tr", { "data-execution": x.id, "data-status": x.status },
+      el("td", {}, el("a", { href: `#/executions/${enc(x.id)}` }, x.name)),
+      el("td", {}, x.workflow), el("td", {}, badge(x.status)),
+      el("td", {}, fmtTime(x.started_at)), el("td", { class: "num" },
+        duration(x.started_at, x.ended_at))));
+    fill(body, rows.length ? table(["name", "workflow", "status", "started", "duration"],
+      rows) : el("p", { class: "muted" }, "No executions match."));
+    const go = (delta) => () => { page += delta; load().catch(fail); };
+    fill(pager,
+      el("button", { disabled: page === 0 ? "" : null, onclick: go(-1) }, "← newer"),
+      el("span", { class: "muted" }, ` page ${page + 1} `),
+      el("button", { disabled: data.next_token ? null : "", onclick: go(1) }, "older →"));
+  }
+  const fail = (e) => fill(body, problem(e));
+  await load();
+  // The first page follows new runs and status changes; older pages stay put.
+  const timer = setInterval(() => { if (page === 0) load().catch(fail); }, 3000);
+  return () => clearInterval(timer);
+}
+
+function itemCounts(items) {
+  const counts = {};
+  for (const r of items) counts[r.status] = (counts[r.status] || 0) + 1;
+  return counts;
+}
+
+async function showExecution(id, query) {
+  const s = { exec: await Api.get(`/v1/executions/${enc(id)}`), nodes: [],
+    selected: query.get("node"), outputs: {}, live: "loading" };
+  const graph = await Api.get(`/v1/workflows/${enc(s.exec.workflow)}`).catch(() => null);
+  s.nodes = (await Api.get(`/v1/executions/${enc(id)}/nodes`)).nodes;
+  const g = graph || { nodes: [...new Set(s.nodes.map((n) => n.node))].map((name) => ({
+    name, data_deps: [] })), edges: [] };
+  const lay = layout(g);
+  const parts = { head: el("div", { class: "card" }), dag: el("div", { class: "card scroll" }),
+    detail: el("aside", { class: "card detail" }), timeline: el("div", { class: "card scroll" }) };
+  const legend = el("div", { class: "legend" }, ["PENDING", "RUNNING", "SUCCEEDED", "FAILED",
+    "SKIPPED"].map(badge));
+  show(s.exec.name, parts.head, el("div", { class: "split" },
+    el("section", { class: "grow" }, parts.dag, legend), parts.detail),
+  el("h2", {}, "Timeline"), parts.timeline);
+
+  const whole = (name) => s.nodes.find((r) => r.node === name && r.map_index === null);
+  const items = (name) => s.nodes.filter((r) => r.node === name && r.map_index !== null);
+  const info = (name) => {
+    const r = whole(name);
+    const status = r ? r.status : "PENDING";
+    const bits = [status.toLowerCase()];
+    if (r && r.attempts > 1) bits.push(`${r.attempts} attempts`);
+    if (r && r.items !== null && r.items !== undefined) {
+      bits.push(`${itemCounts(items(name)).SUCCEEDED || 0}/${r.items} items`);
+    }
+    if (r && r.cache_hit) bits.push("cached");
+    return { status, line: bits.join(" · ") };
+  };
+  const select = (name) => {
+    s.selected = name;
+    history.replaceState(null, "", `#/executions/${enc(id)}?node=${enc(name)}`);
+    render();
+  };
+
+  function renderHead() {
+    const x = s.exec;
+    fill(parts.head,
+      el("h1", {}, x.name, " ", el("span", { id: "exec-status", "data-status": x.status },
+        badge(x.status)), " ", el("span", { id: "live", class: "muted", "data-live": s.live },
+        { sse: "● live (server-sent events)", polling: "● live (polling)", done: "" }[s.live]
+          || "")),
+      el("dl", { class: "facts" },
+        el("dt", {}, "workflow"), el("dd", {}, el("a", { href: `#/workflows/${enc(x.workflow)}` },
+          x.workflow)),
+        el("dt", {}, "started"), el("dd", {}, fmtTime(x.started_at)),
+        el("dt", {}, "duration"), el("dd", {}, duration(x.started_at, x.ended_at)),
+        el("dt", {}, "id"), el("dd", {}, el("code", {}, x.id)),
+        x.redrive_count ? [el("dt", {}, "redrives"), el("dd", {}, x.redrive_count)] : null,
+        x.rerun_of ? [el("dt", {}, "rerun of"), el("dd", {}, el("a", {
+          href: `#/executions/${enc(x.rerun_of)}` }, x.rerun_of), ` from ${x.rerun_from}`)] : null),
+      x.error ? el("div", { class: "problem", "data-error": "execution" },
+        el("strong", {}, x.error), x.cause ? el("pre", {}, x.cause) : null) : null,
+      el("details", {}, el("summary", {}, "execution input"), el("pre", {}, pretty(x.input))),
+      x.output !== null && x.output !== undefined ? el("details", {},
+        el("summary", {}, "execution output"), el("pre", {}, pretty(x.output))) : null);
+  }
+
+  function output(name) {
+    if (name in s.outputs) return s.outputs[name];
+    s.outputs[name] = { loading: true };
+    Api.get(`/v1/executions/${enc(id)}/nodes/${enc(name)}/output`).then(
+      (d) => { s.outputs[name] = { value: d.output }; },
+      (e) => { s.outputs[name] = { error: e.message }; }).then(renderDetail);
+    return s.outputs[name];
+  }
+  const shown = (o) => (o.loading ? "loading…" : o.error ? `(${o.error})` : pretty(o.value));
+
+  function renderDetail() {
+    const name = s.selected;
+    if (!name) {
+      fill(parts.detail, el("p", { class: "muted" }, "Select a node to see its "
+        + "attempts, timings, input, output and error."));
+      return;
+    }
+    const r = whole(name) || { status: "PENDING", attempt: 0, attempts: 0 };
+    const spec = g.nodes.find((n) => n.name === name) || { data_deps: [] };
+    const mapItems = items(name);
+    const row = (k, v) => [el("dt", {}, k), el("dd", {}, v)];
+    const done = (n) => (whole(n) || {}).status === "SUCCEEDED";
+    const inputs = spec.data_deps.length
+      ? Object.fromEntries(spec.data_deps.map((d) => [d, done(d) ? output(d) : { loading: true }]))
+      : null;
+    fill(parts.detail,
+      el("h2", { "data-detail": name }, name, " ", badge(r.status)),
+      el("dl", { class: "facts" },
+        row("attempts", `${r.attempts} started` + (r.attempt ? `, retry ${r.attempt}` : "")),
+        row("started", fmtTime(r.started_at)), row("ended", fmtTime(r.ended_at)),
+        row("duration", r.started_at ? duration(r.started_at, r.ended_at) : "—"),
+        r.cache_hit ? row("cache", "hit") : null,
+        r.output_bytes !== null && r.output_bytes !== undefined
+          ? row("output size", `${r.output_bytes} bytes`) : null,
+        r.skip_reason ? row("skipped", r.skip_reason) : null,
+        r.items !== null && r.items !== undefined ? row("map items", `${r.items} (` + Object
+          .entries(itemCounts(mapItems)).map(([k, v]) => `${v} ${k.toLowerCase()}`).join(", ")
+          + ")") : null),
+      r.error ? el("div", { class: "problem", "data-error": name }, el("strong", {}, r.error),
+        r.cause ? el("pre", {}, r.cause) : null) : null,
+      el("h3", {}, inputs ? "input (upstream outputs)" : "input (execution params)"),
+      el("pre", {}, inputs ? Object.entries(inputs).map(([d, o]) => `${d}: ${shown(o)}\n`)
+        : pretty(s.exec.input)),
+      el("h3", {}, "output"),
+      el("pre", { "data-output": name }, r.status === "SUCCEEDED" ? shown(output(name))
+        : `(none: ${r.status.toLowerCase()})`),
+      mapItems.length ? [el("h3", {}, "map items"), table(["#", "status", "attempts", "error"],
+        mapItems.slice(0, 100).map((it) => el("tr", { "data-item": it.map_index },
+          el("td", {}, it.map_index), el("td", {}, badge(it.status)),
+          el("td", { class: "num" }, it.attempts), el("td", {}, it.error || ""))))] : null);
+  }
+
+  function render() {
+    renderHead();
+    fill(parts.dag, renderDag(g, lay, info, s.selected, select));
+    renderDetail();
+    fill(parts.timeline, renderTimeline(s.exec, s.nodes.filter(
+      (r) => r.map_index === null), lay.order));
+  }
+
+  // ---- live updates: server-sent events where the server streams, else polling.
+  let stream = null, timer = null, ticker = null;
+  const apply = (exec, nodes) => {
+    s.exec = exec;
+    s.nodes = nodes;
+    if (TERMINAL.has(exec.status)) finish();
+    render();
+  };
+  const finish = () => {
+    s.live = "done";
+    if (stream) stream.close();
+    clearInterval(timer);
+    clearInterval(ticker);
+  };
+  const poll = () => {
+    s.live = "polling";
+    timer = setInterval(async () => {
+      try {
+        const exec = await Api.get(`/v1/executions/${enc(id)}`);
+        apply(exec, (await Api.get(`/v1/executions/${enc(id)}/nodes`)).nodes);
+      } catch (e) { parts.head.append(problem(e)); }
+    }, 1000);
+  };
+  if (TERMINAL.has(s.exec.status)) {
+    s.live = "done";
+  } else if (Api.events && window.EventSource && !Api.auth) {
+    // EventSource cannot send an Authorization header: with a token, poll.
+    let heard = false;
+    s.live = "sse";
+    stream = new EventSource(Api.url(`/v1/executions/${enc(id)}/events`));
+    const onSnapshot = (e) => { heard = true; const d = JSON.parse(e.data); apply(d.execution, d.nodes); };
+    stream.addEventListener("snapshot", onSnapshot);
+    stream.addEventListener("end", onSnapshot);
+    stream.addEventListener("problem", (e) => {
+      stream.close();
+      parts.head.append(problem(new ApiError(0, JSON.parse(e.data))));
+    });
+    stream.onerror = () => {
+      // No stream here at all (not stepdag serve): poll the REST routes instead.  After a
+      // first event, EventSource reconnects by itself.
+      if (!heard) { stream.close(); stream = null; poll(); render(); }
+    };
+  } else {
+    poll();
+  }
+  if (!TERMINAL.has(s.exec.status)) {
+    // Running bars and durations grow between events.
+    ticker = setInterval(() => { renderHead(); fill(parts.timeline, renderTimeline(
+      s.exec, s.nodes.filter((r) => r.map_index === null), lay.order)); }, 1000);
+  }
+  render();
+  return finish;
+}
+
+// ------------------------------------------------------------------ routing
+
+let routed = 0;
+
+async function route() {
+  if (active) active();
+  active = null;
+  const mine = ++routed;
+  const [path, qs] = location.hash.replace(/^#/, "").split("?");
+  const query = new URLSearchParams(qs || "");
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  for (const a of document.querySelectorAll("[data-nav]")) {
+    a.classList.toggle("current", a.dataset.nav === (parts[0] || "workflows"));
+  }
+  try {
+    let stop = null;
+    if (parts[0] === "executions" && parts[1]) stop = await showExecution(parts[1], query);
+    else if (parts[0] === "executions") stop = await showExecutions(query);
+    else if (parts[0] === "workflows" && parts[1]) await showWorkflow(parts[1]);
+    else await showWorkflows();
+    // Navigated away while this view was loading: stop it at once.
+    if (mine === routed) active = stop; else if (stop) stop();
+  } catch (e) {
+    if (mine === routed) show("error", problem(e));
+  }
+}
+
+async function start() {
+  await Api.configure();
+  document.getElementById("api-base").textContent = Api.base || "";
+  if (Api.auth === "bearer") {
+    const box = document.getElementById("token-box");
+    const input = document.getElementById("token");
+    box.hidden = false;
+    input.value = sessionStorage.getItem("stepdag.token") || "";
+    input.addEventListener("change", () => { sessionStorage.setItem("stepdag.token", input.value); route(); });
+  }
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+start();

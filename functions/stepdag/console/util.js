@@ -1,0 +1,108 @@
+"use strict";
+// Helpers shared by the console's views: DOM building, formatting, the API client.
+//
+// The DOM is built with createElement/textContent/setAttribute only, never innerHTML:
+// everything that comes from the API (node names, errors, outputs) lands as text, so an
+// error message like "<img onerror=...>" is shown, not run.
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function build(node, attrs, children) {
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (typeof value === "function") node.addEventListener(key.replace(/^on/, ""), value);
+    else node.setAttribute(key, String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+const el = (tag, attrs, ...children) => build(document.createElement(tag), attrs, children);
+const svg = (tag, attrs, ...children) => build(document.createElementNS(SVG_NS, tag), attrs, children);
+// replaceChildren with el()'s rules (skip null/false, flatten arrays, text for strings).
+const fill = (node, ...children) => { node.replaceChildren(); return build(node, {}, children); };
+
+const TERMINAL = new Set(["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]);
+const RUN_STATUSES = ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"];
+
+function ms(iso) { return iso ? Date.parse(iso) : NaN; }
+
+function fmtTime(iso) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  return d.toLocaleString(undefined, { hour12: false });
+}
+
+function fmtDuration(millis) {
+  if (!Number.isFinite(millis) || millis < 0) return "—";
+  if (millis < 1000) return `${Math.round(millis)} ms`;
+  const s = millis / 1000;
+  if (s < 60) return `${s.toFixed(s < 10 ? 2 : 1)} s`;
+  const m = Math.floor(s / 60);
+  return m < 60 ? `${m}m ${Math.round(s % 60)}s` : `${Math.floor(m / 60)}h ${m % 60}m`;
+}
+
+function duration(start, end) {
+  const a = ms(start);
+  const b = end ? ms(end) : Date.now();
+  return fmtDuration(b - a);
+}
+
+function pretty(value) {
+  return value === undefined ? "" : JSON.stringify(value, null, 2);
+}
+
+function badge(status) {
+  return el("span", { class: `badge s-${status}`, "data-status": status }, status);
+}
+
+class ApiError extends Error {
+  constructor(status, problem) {
+    super((problem && (problem.detail || problem.title)) || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+// config.json beside index.html: {"api": base URL ('' = this origin), "events": bool,
+// "auth": "bearer"?}.  stepdag serve answers it itself; `stepdag console export` writes it.
+const Api = {
+  base: "",
+  events: false,
+  auth: null,
+
+  async configure() {
+    try {
+      const answer = await fetch("config.json", { cache: "no-store" });
+      if (answer.ok) {
+        const cfg = await answer.json();
+        this.base = String(cfg.api || "").replace(/\/+$/, "");
+        this.events = Boolean(cfg.events);
+        this.auth = cfg.auth || null;
+      }
+    } catch (_) { /* no config: the API is this origin, no events */ }
+  },
+
+  url(path, query) {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(query || {})) if (v) params.set(k, v);
+    const qs = params.toString();
+    return this.base + path + (qs ? `?${qs}` : "");
+  },
+
+  headers() {
+    const token = this.auth === "bearer" ? sessionStorage.getItem("stepdag.token") : null;
+    return token ? { Authorization: `Bearer ${token}` } : {};
+  },
+
+  async get(path, query) {
+    const answer = await fetch(this.url(path, query), { headers: this.headers() });
+    const body = await answer.json().catch(() => null);
+    if (!answer.ok) throw new ApiError(answer.status, body);
+    return body;
+  },
+};
+
+const enc = encodeURIComponent;
