@@ -30,7 +30,7 @@ from stepdag.api.errors import (
 )
 from stepdag.asl import Clock, HistoryEvent, StateMachine, TaskHandler
 from stepdag.asl.interpreter import ExecutionHandle, ExecutionResult
-from stepdag.core.errors import ExecutionNotFound, WorkflowLoadError
+from stepdag.core.errors import WorkflowLoadError
 from stepdag.core.model import Dag, Workflow
 from stepdag.core.status import NodeStatus, RunStatus
 from stepdag.runtime.engine import LocalEngine, reusable_nodes
@@ -156,11 +156,7 @@ class StoreReads:
         return rec
 
     def get(self, ref: str, *, tenant: str | None) -> ExecutionRecord:
-        rec = self.store.get_execution(ref)
-        if tenant is not None and rec.tenant != tenant:
-            # The same message as a truly missing execution: do not confirm it exists.
-            raise ExecutionNotFound(f"no execution with id or name {ref!r}")
-        return self._fresh(rec)
+        return self._fresh(self.store.get_execution(ref, tenant=tenant))
 
     def list_executions(
         self,

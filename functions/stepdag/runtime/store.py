@@ -133,12 +133,23 @@ class ExecutionStore(ABC):
             )
         return self._execution_record(item)
 
-    def get_execution(self, ref: str, *, workflow: str | None = None) -> ExecutionRecord:
-        """By execution id, else by name (within ``workflow`` if given)."""
+    def get_execution(
+        self, ref: str, *, workflow: str | None = None, tenant: str | None = None
+    ) -> ExecutionRecord:
+        """By execution id, else by name (within ``workflow`` if given).
+
+        ``tenant`` scopes the lookup: another tenant's execution is not found, with the
+        same message as a missing one, and never makes a name ambiguous -- either would
+        confirm that it exists.  ``None`` is unscoped (a trusted caller).
+        """
+
+        def visible(item: Item) -> bool:
+            return workflow in (None, item["workflow"]) and tenant in (None, item["tenant"])
+
         item = self._get_execution(ref)
-        if item is not None and workflow in (None, item["workflow"]):
+        if item is not None and visible(item):
             return self._execution_record(item)
-        found = self._find_executions_by_name(ref, workflow)
+        found = [i for i in self._find_executions_by_name(ref, workflow) if visible(i)]
         if not found:
             where = "" if workflow is None else f" in workflow {workflow!r}"
             raise ExecutionNotFound(f"no execution with id or name {ref!r}{where}")

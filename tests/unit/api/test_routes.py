@@ -215,3 +215,20 @@ def test_tenant_isolation(client: Client) -> None:
     assert client.post(f"/v1/executions/{eid}/cancel", claims=b).body["status"] == "ABORTED"
     answer = client.call("GET", "/v1/executions")  # unauthenticated: unscoped, sees all
     assert [e["id"] for e in answer.body["items"]] == [eid]
+
+
+def test_a_name_another_tenant_also_uses_is_not_ambiguous(client: Client) -> None:
+    a, b = claims("tenant-a", "admin"), claims("tenant-b", "admin")
+    key = {"Idempotency-Key": "shared"}
+    ids = {
+        "a": client.start("api_demo", headers=key, claims=a).body["id"],
+        "b": client.start("api_gated", headers=key, claims=b).body["id"],
+    }
+    # Each tenant resolves the name to its own run; a 409 "exists in several workflows"
+    # would tell tenant A that tenant B has a run called "shared".
+    assert client.get("/v1/executions/shared", claims=a).body["id"] == ids["a"]
+    assert client.get("/v1/executions/shared", claims=b).body["id"] == ids["b"]
+    assert_problem(client.get(f"/v1/executions/{ids['b']}", claims=a), 404)
+    doc = assert_problem(client.call("GET", "/v1/executions/shared"), 409)  # unscoped
+    assert "several workflows" in doc["detail"]
+    client.post(f"/v1/executions/{ids['b']}/cancel", claims=b)
