@@ -299,12 +299,11 @@ def test_thousand_state_chain_is_fast() -> None:
         calls[0] += 1
         return params
 
-    t0 = time.perf_counter()
+    # Correctness only: its speed is measured by benchmarks/engine.py (1,000-node chain,
+    # as a ratio to a baseline run in the same process), never asserted in a timed test.
     result = sm.execute({"payload": list(range(20))}, task_handler=handler)
-    elapsed = time.perf_counter() - t0
     assert result.status == "SUCCEEDED" and calls[0] == n
     assert len(result.history) == 2 + 5 * n
-    assert elapsed < 1.0, elapsed
 
 
 def test_concurrent_executions_share_a_virtual_clock() -> None:

@@ -496,7 +496,9 @@ def test_real_clock_map_ramps_up_for_blocking_iterations() -> None:
     result = run(map_of_sleeps(0), list(range(40)), blocking, clock=RealClock())
     elapsed = time.monotonic() - t0
     assert result.output == list(range(40))
-    assert elapsed < 1.5  # sequentially it would take 12 s
+    # Sequentially it would take 12 s; ramped up it takes ~0.6 s.  The bound only has to
+    # tell the two apart, with room for a loaded 2-core machine.
+    assert elapsed < 6, elapsed
 
 
 def test_real_clock_map_of_instant_iterations_uses_few_threads() -> None:
