@@ -14,10 +14,15 @@ alias, or a state machine), reads come from the execution store the node runner 
   to the same rule after comparing the input it reports.  A start whose
   ``StartExecution`` failed (throttling, a timeout) leaves the record RUNNING; the client's
   retry with the same key finds no execution behind it and starts it then.
-* **Status.** Nothing else writes an execution's final status on AWS, so ``get`` (and the
-  reads built on it) asks ``DescribeExecution`` while the record is not terminal, and
-  stores the terminal status/output it reports.  ``list_executions`` reads the store only:
-  a finished execution is listed RUNNING until something reads it once.
+* **Status.** Final statuses are recorded by the status-recorder Lambda from Step
+  Functions' EventBridge status-change events (``stepdag.api.status``,
+  docs/status-events.md), so ``list_executions`` -- which reads the store only -- shows
+  finished runs as finished, typically within seconds.  Events can be late (or, after
+  failed retries, sit in the dead-letter queue), so ``get`` (and the reads built on it)
+  still asks ``DescribeExecution`` while the record is not terminal and applies the
+  answer by the same rules (:class:`~stepdag.api.status.StatusRecorder`: forward only, a
+  report of an older redrive is stale).  Until the event or a read arrives, a listing
+  may still show a finished run as RUNNING.
 * **Redrive** bumps the record's ``redrive_count`` *before* ``RedriveExecution`` (the node
   runner numbers attempts from it), and restores it if Step Functions refuses.
 * **Rerun** copies the reused outputs to a new record, then starts a new execution.
@@ -37,6 +42,7 @@ from typing import Any
 
 from stepdag.api.errors import BadRequest, Conflict, IdempotencyConflict
 from stepdag.api.service import StoreReads
+from stepdag.api.status import InvalidStatusEvent, StatusRecorder, observation, state_machine_name
 from stepdag.core.compile import compile_dag
 from stepdag.core.errors import ConditionFailed, WorkflowLoadError
 from stepdag.core.model import Dag
@@ -51,7 +57,6 @@ logger = logging.getLogger("stepdag.api.aws")
 CANCEL_ERROR = "Cancelled"
 CANCEL_CAUSE = "cancelled through the stepdag API"
 _OPEN = (RunStatus.RUNNING, RunStatus.PENDING_REDRIVE)
-_SFN_STATUS = {s.value: s for s in RunStatus}
 
 
 def execution_arn(target_arn: str, name: str) -> str:
@@ -104,6 +109,8 @@ class StepFunctionsExecutionService(StoreReads):
         self._targets = dict(targets)
         self._sfn = LazyClient("stepfunctions", client, session=boto3_session, config=boto_config)
         self._clock = clock or (lambda: datetime.now(UTC))
+        machines = {state_machine_name(arn): wf for wf, arn in self._targets.items()}
+        self._recorder = StatusRecorder(store, machines, sfn=self._sfn, clock=self._clock)
         self._definitions: dict[str, dict[str, Any]] = {}
 
     # -------------------------------------------------------------- workflows
@@ -273,7 +280,8 @@ class StepFunctionsExecutionService(StoreReads):
             self._start(rec)
 
     def _fresh(self, rec: ExecutionRecord) -> ExecutionRecord:
-        """Store the final status Step Functions reports for a record still open here."""
+        """Store the final status Step Functions reports for a record still open here
+        (the fallback for a status-change event that has not arrived yet)."""
         if rec.is_terminal:
             return rec
         try:
@@ -283,17 +291,16 @@ class StepFunctionsExecutionService(StoreReads):
                 # A read must not fail because the status check did: serve the record.
                 logger.warning("DescribeExecution %s failed: %s", rec.execution_id, exc)
             return rec
-        status = _SFN_STATUS.get(str(desc.get("status")))
-        if status is None or status in _OPEN:
+        try:
+            seen = observation(desc)
+        except InvalidStatusEvent as exc:
+            logger.warning("DescribeExecution %s: unreadable answer: %s", rec.execution_id, exc)
             return rec
-        return self._finish(
-            rec,
-            status,
-            output=_json(desc.get("output")) if status is RunStatus.SUCCEEDED else None,
-            error=desc.get("error"),
-            cause=desc.get("cause"),
-            ended_at=desc.get("stopDate"),
-        )
+        if not seen.status.is_terminal:
+            return rec
+        # The event's rules: a stale answer (e.g. the FAILED of the run the API just
+        # redrove) is ignored; a conflicting writer is re-read, not overwritten.
+        return self._recorder.record(seen).record or rec
 
     def _finish(
         self,

@@ -52,8 +52,13 @@ class ApiSettings(Settings):
         return value
 
 
-def load_api_settings(environ: Mapping[str, str] | None = None) -> ApiSettings:
-    """Read and validate; raise :class:`SettingsError` listing every problem."""
+def load_api_settings(
+    environ: Mapping[str, str] | None = None, *, function: str = "API"
+) -> ApiSettings:
+    """Read and validate; raise :class:`SettingsError` listing every problem.
+
+    ``function`` names the Lambda in the message (the status recorder reads these too).
+    """
     env = os.environ if environ is None else environ
     raw: dict[str, str] = {}
     source: dict[str, str] = {}
@@ -77,5 +82,6 @@ def load_api_settings(environ: Mapping[str, str] | None = None) -> ApiSettings:
             else:
                 problems.append(f"{var}={raw.get(field, '(unset)')!r}: {msg}")
         raise SettingsError(
-            "invalid API configuration (environment variables):\n  - " + "\n  - ".join(problems)
+            f"invalid {function} configuration (environment variables):\n  - "
+            + "\n  - ".join(problems)
         ) from None
