@@ -1,21 +1,39 @@
-"""``stepdag run``, ``resume``, ``rerun``, ``executions …`` and ``asl run`` (local engine)."""
+"""``stepdag run``, ``redrive``/``resume``, ``cancel``, ``rerun``, ``executions …``, ``asl run``.
+
+Every command but ``rerun`` and ``asl run`` takes ``--remote`` and goes through a
+:class:`~stepdag.cli.remote.Client`: the same command, the same views, on the local
+store, the REST API or AWS.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.live import Live
-from rich.table import Table
 
-from stepdag.cli.main import EXIT_FAILED, app, friendly, out
-from stepdag.cli.views import execution_view, node_table, status_style, timeline
+from stepdag.cli.main import EXIT_FAILED, app, err, friendly, out
+from stepdag.cli.remote import (
+    Client,
+    RegionOpt,
+    RemoteOpt,
+    StackOpt,
+    Target,
+    TokenOpt,
+    WorkflowsOpt,
+    connect,
+    is_workflow_ref,
+    load_workflows,
+)
+from stepdag.cli.views import execution_list, execution_view, node_table, timeline
 from stepdag.core.errors import InputValidationError, StepdagError, WorkflowLoadError
+from stepdag.core.status import RunStatus
+from stepdag.runtime.records import ExecutionRecord, NodeRecord
 
 executions = typer.Typer(help="Inspect executions.", no_args_is_help=True)
 asl = typer.Typer(help="Run any ASL definition on the local interpreter.", no_args_is_help=True)
@@ -66,73 +84,137 @@ def parse_json_arg(value: str | None, what: str) -> Any:
         ) from None
 
 
-def _watch(engine: Any, execution_id: str, run: Any) -> Any:
-    """Run ``run()`` while a live table shows node states (polled from the store)."""
-    result: dict[str, Any] = {}
+def _target(
+    remote: str | None,
+    token: str | None,
+    region: str | None,
+    stack: str | None,
+    workflows: list[str] | None = None,
+) -> Target:
+    return Target(remote, token, region, stack, tuple(workflows or ()))
 
-    def target() -> None:
-        try:
-            result["record"] = run()
-        except BaseException as exc:  # re-raised on the main thread
-            result["error"] = exc
 
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
+def client_for(target: Target) -> Client:
+    return connect(target, home())
+
+
+def watch(client: Client, execution_id: str) -> tuple[ExecutionRecord, list[NodeRecord]]:
+    """Poll the execution until it ends, showing its node table live on a terminal.
+
+    The same loop serves every target: locally the run is a background thread of this
+    process (the service's), remotely it is Step Functions or a server's thread.
+    """
+    interval = float(os.environ.get("STEPDAG_POLL_SECONDS") or client.poll_seconds)
+    rec, nodes = client.nodes(execution_id)
     live_ok = out.is_terminal and not os.environ.get("STEPDAG_NO_LIVE")
-    if live_ok:
-        with Live(
-            node_table(engine.store.list_nodes(execution_id)),
-            console=out,
-            refresh_per_second=8,
-            transient=True,
-        ) as live:
-            while worker.is_alive():
-                worker.join(0.12)
-                live.update(node_table(engine.store.list_nodes(execution_id)))
-    worker.join()
-    if "error" in result:
-        raise result["error"]
-    return result["record"]
+    try:
+        if not live_ok:
+            while not rec.is_terminal:
+                time.sleep(interval)
+                rec, nodes = client.nodes(execution_id)
+            return rec, nodes
+        with Live(node_table(nodes), console=out, refresh_per_second=8, transient=True) as live:
+            while not rec.is_terminal:
+                time.sleep(interval)
+                rec, nodes = client.nodes(execution_id)
+                live.update(node_table(nodes))
+        return rec, nodes
+    except KeyboardInterrupt:
+        err.print(f"stopped watching; {rec.name} is still {rec.status.value} ({client.label})")
+        raise typer.Exit(130) from None
+
+
+def finish(rec: ExecutionRecord, nodes: list[NodeRecord]) -> None:
+    out.print(execution_view(rec, nodes))
+    if rec.status is not RunStatus.SUCCEEDED:
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()
 @friendly
 def run(
-    workflow: Annotated[str, typer.Argument(help="package.module:attr or path/file.py:attr")],
+    workflow: Annotated[
+        str, typer.Argument(help="package.module:attr, path/file.py[:attr], or a workflow name")
+    ],
+    *,
     input: Annotated[str | None, typer.Option("--input", "-i", help="JSON or @file")] = None,
     name: Annotated[str | None, typer.Option(help="execution name (unique per workflow)")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(help="retries with the same key start one execution (the key is its name)"),
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="--no-wait: start, print the id, return")] = True,
+    remote: RemoteOpt = None,
+    token: TokenOpt = None,
+    region: RegionOpt = None,
+    stack: StackOpt = None,
 ) -> None:
-    """Run a workflow locally with a live view of node states; exit 0 only on success."""
-    from stepdag.core.loader import load_workflow
+    """Start a run and show its node states live until it ends; exit 0 only on success."""
+    payload = parse_json_arg(input, "--input")
+    refs = [workflow] if is_workflow_ref(workflow) else []
+    wf_name = load_workflows(refs)[0].name if refs else workflow
+    client = client_for(_target(remote, token, region, stack, refs))
+    try:
+        rec, created = client.start(wf_name, payload, name=name, idempotency_key=idempotency_key)
+        verb = "started" if created else "already exists (same name and input): not started again"
+        out.print(f"execution {rec.name} ({rec.workflow}) {verb}")
+        if not wait:
+            out.print(f"id {rec.execution_id}")
+            return
+        finish(*watch(client, rec.execution_id))
+    finally:
+        client.close()
 
-    engine = _engine([])
-    dag = engine.register(load_workflow(workflow).workflow)
-    rec = engine.create(dag, parse_json_arg(input, "--input"), name=name)
-    out.print(f"execution {rec.name} ({dag.workflow}) started")
-    final = _watch(engine, rec.execution_id, lambda: engine.execute(rec))
-    _finish(engine, final)
 
-
-def _finish(engine: Any, final: Any) -> None:
-    out.print(execution_view(final, engine.store.list_nodes(final.execution_id)))
-    if final.status.value != "SUCCEEDED":
-        raise typer.Exit(EXIT_FAILED)
+@app.command()
+@friendly
+def redrive(
+    execution: Annotated[str, typer.Argument(help="execution id or name")],
+    *,
+    wait: Annotated[bool, typer.Option(help="--no-wait: redrive and return")] = True,
+    workflow: WorkflowsOpt = None,
+    remote: RemoteOpt = None,
+    token: TokenOpt = None,
+    region: RegionOpt = None,
+    stack: StackOpt = None,
+) -> None:
+    """Continue a failed, aborted or interrupted execution; completed nodes are not re-run."""
+    client = client_for(_target(remote, token, region, stack, workflow))
+    try:
+        rec = client.redrive(execution)
+        out.print(f"redriving {rec.name} ({rec.workflow}), redrive #{rec.redrive_count}")
+        if wait:
+            finish(*watch(client, rec.execution_id))
+    finally:
+        client.close()
 
 
 @app.command()
 @friendly
 def resume(
     execution: Annotated[str, typer.Argument(help="execution id or name")],
-    workflow: Annotated[
-        list[str] | None, typer.Option(help="workflow reference(s) to load")
-    ] = None,
+    workflow: WorkflowsOpt = None,
 ) -> None:
-    """Continue a failed or interrupted execution; completed nodes are not re-run."""
-    engine = _engine(workflow)
-    rec = engine.store.get_execution(execution)
-    out.print(f"resuming {rec.name} ({rec.workflow}), redrive #{rec.redrive_count + 1}")
-    final = _watch(engine, rec.execution_id, lambda: engine.resume(rec.execution_id))
-    _finish(engine, final)
+    """Local alias of ``redrive`` (the local engine's name for it)."""
+    redrive(
+        execution, wait=True, workflow=workflow, remote=None, token=None, region=None, stack=None
+    )
+
+
+@app.command()
+@friendly
+def cancel(
+    execution: Annotated[str, typer.Argument(help="execution id or name")],
+    remote: RemoteOpt = None,
+    token: TokenOpt = None,
+    region: RegionOpt = None,
+    stack: StackOpt = None,
+) -> None:
+    """Stop a running execution (StopExecution on AWS); it ends ABORTED."""
+    client = client_for(_target(remote, token, region, stack))
+    rec = client.cancel(execution)
+    _, nodes = client.nodes(rec.execution_id)
+    out.print(execution_view(rec, nodes))
 
 
 @app.command()
@@ -141,14 +223,12 @@ def rerun(
     execution: Annotated[str, typer.Argument(help="execution id or name")],
     from_node: Annotated[str, typer.Option("--from", help="re-run this node and its dependents")],
     name: Annotated[str | None, typer.Option(help="name of the new execution")] = None,
-    workflow: Annotated[
-        list[str] | None, typer.Option(help="workflow reference(s) to load")
-    ] = None,
+    workflow: WorkflowsOpt = None,
 ) -> None:
     """New execution reusing stored outputs of everything not downstream of --from."""
     engine = _engine(workflow)
     final = engine.rerun(execution, from_node, name=name)
-    _finish(engine, final)
+    finish(final, engine.store.list_nodes(final.execution_id))
 
 
 # ---------------------------------------------------------------- executions
@@ -157,48 +237,43 @@ def rerun(
 @executions.command("list")
 @friendly
 def list_executions(
+    *,
     workflow: Annotated[str | None, typer.Option(help="only this workflow")] = None,
     status: Annotated[str | None, typer.Option(help="RUNNING, SUCCEEDED, FAILED, ...")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
     next_token: Annotated[str | None, typer.Option(help="from a previous page")] = None,
+    remote: RemoteOpt = None,
+    token: TokenOpt = None,
+    region: RegionOpt = None,
+    stack: StackOpt = None,
 ) -> None:
     """List executions, newest first."""
-    from stepdag.core.status import RunStatus
-
     if status is not None and status.upper() not in RunStatus.__members__:
         raise InputValidationError(
             f"--status must be one of {', '.join(RunStatus.__members__)}, got {status!r}"
         )
-    page = _store().list_executions(
+    page = client_for(_target(remote, token, region, stack)).list_executions(
         workflow=workflow,
         status=RunStatus(status.upper()) if status else None,
         limit=limit,
         next_token=next_token,
     )
-    table = Table(box=None, pad_edge=False)
-    for col in ("NAME", "WORKFLOW", "STATUS", "STARTED", "DURATION"):
-        table.add_column(col)
-    for rec in page.items:
-        dur = (rec.ended_at - rec.started_at).total_seconds() if rec.ended_at else None
-        table.add_row(
-            rec.name,
-            rec.workflow,
-            status_style(rec.status.value),
-            rec.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-            "-" if dur is None else f"{dur:.2f}s",
-        )
-    out.print(table)
+    out.print(execution_list(page.items))
     if page.next_token:
         out.print(f"more: --next-token {page.next_token}")
 
 
 @executions.command("show")
 @friendly
-def show_execution(execution: Annotated[str, typer.Argument(help="execution id or name")]) -> None:
+def show_execution(
+    execution: Annotated[str, typer.Argument(help="execution id or name")],
+    remote: RemoteOpt = None,
+    token: TokenOpt = None,
+    region: RegionOpt = None,
+    stack: StackOpt = None,
+) -> None:
     """One execution: nodes with status, attempts, durations, errors, and a timeline."""
-    store = _store()
-    rec = store.get_execution(execution)
-    nodes = store.list_nodes(rec.execution_id)
+    rec, nodes = client_for(_target(remote, token, region, stack)).nodes(execution)
     out.print(execution_view(rec, nodes))
     out.print(timeline(rec, nodes))
 
@@ -208,22 +283,21 @@ def show_execution(execution: Annotated[str, typer.Argument(help="execution id o
 def execution_output(
     execution: Annotated[str, typer.Argument(help="execution id or name")],
     node: Annotated[str | None, typer.Argument(help="one node's output instead")] = None,
+    *,
+    remote: RemoteOpt = None,
+    token: TokenOpt = None,
+    region: RegionOpt = None,
+    stack: StackOpt = None,
 ) -> None:
     """Print the execution's output (or one node's) as JSON on stdout."""
-    from stepdag.runtime.records import NodeKey
-
-    store = _store()
-    rec = store.get_execution(execution)
+    client = client_for(_target(remote, token, region, stack))
     if node is None:
-        if rec.status.value != "SUCCEEDED":
+        rec = client.get(execution)
+        if rec.status is not RunStatus.SUCCEEDED:
             raise StepdagError(f"execution {rec.name!r} is {rec.status.value}; it has no output")
         value = rec.output
     else:
-        nrec = store.get_node(NodeKey(rec.execution_id, node))
-        if nrec is None or nrec.status.value != "SUCCEEDED":
-            state = "never ran" if nrec is None else nrec.status.value
-            raise StepdagError(f"node {node!r} of {rec.name!r} has no output ({state})")
-        value = nrec.output
+        value = client.node_output(execution, node)
     sys.stdout.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
@@ -283,3 +357,8 @@ def _load_handlers(ref: str) -> Any:
 
         return dispatch
     return lambda resource, parameters, ctx: obj(resource, parameters)
+
+
+# `logs` and `replay` live in their own modules; importing them registers them on `app`.
+from stepdag.cli import logs as _logs  # noqa: E402, F401
+from stepdag.cli import replay as _replay  # noqa: E402, F401

@@ -94,3 +94,20 @@ def timeline(rec: Any, nodes: Sequence[Any], width: int = 40) -> Text:
         b = max(a + 1, int(((e or t1) - t0).total_seconds() / total * width))
         out.append(f"  {name:<{label}} |" + " " * a + "█" * (b - a) + " " * (width - b) + "|\n")
     return out
+
+
+def execution_list(records: Sequence[Any]) -> Table:
+    """``executions list``: one row per execution, newest first as given."""
+    table = Table(box=None, pad_edge=False)
+    for col in ("NAME", "WORKFLOW", "STATUS", "STARTED", "DURATION"):
+        table.add_column(col)
+    for rec in records:
+        dur = (rec.ended_at - rec.started_at).total_seconds() if rec.ended_at else None
+        table.add_row(
+            rec.name,
+            rec.workflow,
+            status_style(rec.status.value),
+            rec.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            "-" if dur is None else f"{dur:.2f}s",
+        )
+    return table

@@ -28,6 +28,7 @@ from stepdag.core.errors import InputValidationError, StepdagError
 from stepdag.core.graph import ancestor_sets
 from stepdag.core.model import PARAMS, Dag, Workflow
 from stepdag.core.status import NodeStatus, RunStatus
+from stepdag.runtime.logs import FileLogSink, LogCapture, LogSink
 from stepdag.runtime.records import ExecutionRecord, NodeKey
 from stepdag.runtime.runner import NodeRunner
 from stepdag.runtime.store import ExecutionStore
@@ -59,6 +60,14 @@ def default_store(home: Path | str = DEFAULT_HOME) -> ExecutionStore:
 
     Path(home).mkdir(parents=True, exist_ok=True)
     return SqliteStore(Path(home) / "stepdag.db")
+
+
+def default_log_sink(store: ExecutionStore) -> LogSink | None:
+    """Node logs of a file-backed store live beside it (``<home>/logs/``), so every local
+    entry point -- ``stepdag run``, ``stepdag serve``, a test's engine -- captures them
+    where ``stepdag logs`` reads; a store without a path captures nothing."""
+    path = getattr(store, "path", None)
+    return FileLogSink(Path(path).parent / "logs") if isinstance(path, Path) else None
 
 
 class ResumeNotAllowed(StepdagError):
@@ -142,8 +151,12 @@ class LocalEngine:
         clock: Clock | None = None,
         workflows: Mapping[str, Workflow | Dag] | None = None,
         max_active: int | None = None,
+        logs: LogSink | None = None,
     ) -> None:
-        """``max_active`` bounds how many executions run at once in this engine (others
+        """``logs``: where node logs are captured (default: ``logs/`` beside a file
+        store's database, see :func:`default_log_sink`).
+
+        ``max_active`` bounds how many executions run at once in this engine (others
         wait their turn, in order). Unbounded by default: nodes that wait on I/O want
         every execution running; CPU-bound nodes in one process get more throughput
         from a small bound (GIL and SQLite's single writer)."""
@@ -156,7 +169,9 @@ class LocalEngine:
         self._lock = threading.Lock()
         for wf in (workflows or {}).values():
             self.register(wf)
-        self.runner = NodeRunner(self._dags, self.store)
+        self.logs = logs if logs is not None else default_log_sink(self.store)
+        capture = LogCapture(self.logs) if self.logs is not None else None
+        self.runner = NodeRunner(self._dags, self.store, log_capture=capture)
         self.history = _HistoryWriter(self.store)
 
     @property

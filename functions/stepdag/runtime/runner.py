@@ -42,6 +42,7 @@ from stepdag.core.errors import (
 )
 from stepdag.core.model import PARAMS, Dag, Node, ParamKind, UpstreamSkipped, enum_value
 from stepdag.core.status import NodeStatus
+from stepdag.runtime.logs import LogCapture, LogContext
 from stepdag.runtime.records import CacheEntry, ExecutionRecord, NodeKey, NodeRecord
 from stepdag.runtime.store import ExecutionStore
 
@@ -148,8 +149,12 @@ class NodeRunner:
         observer: RunnerObserver | None = None,
         owner_prefix: str = "",
         poll_seconds: float = 0.02,
+        log_capture: LogCapture | None = None,
     ) -> None:
         self.workflows = workflows
+        # Local runs capture what node code logs (`stepdag logs`); Lambda's Powertools
+        # Logger writes those lines to CloudWatch itself, so it passes none.
+        self.log_capture = log_capture
         self.store = store
         self.now = now
         self.observer: RunnerObserver = observer or _NullObserver()
@@ -305,7 +310,7 @@ class NodeRunner:
                     )
                     self._finished(req, done, started, cache_hit=True)
                     return {"node": node.name, "status": done.status.value}
-            value = node.fn(**kwargs)
+            value = self._call(dag, node, req, kwargs)
             output = self._validate_output(dag, node, value)
         except Exception as exc:
             self._fail(key, owner, exc, req, started)
@@ -329,6 +334,18 @@ class NodeRunner:
             return self._settled(current, req)
         self._finished(req, done, started, cache_hit=False if cache_key else None)
         return {"node": node.name, "status": done.status.value}
+
+    def _call(self, dag: Dag, node: Node, req: NodeRequest, kwargs: dict[str, Any]) -> Any:
+        """Call the node's function: the one place user code runs (under log capture
+        when configured; ``runtime/replay.py`` overrides ``_invoke`` for the debugger)."""
+        if self.log_capture is None:
+            return self._invoke(node.fn, kwargs)
+        ctx = LogContext(req.execution, dag.workflow, node.name, req.phase, req.attempt, req.index)
+        with self.log_capture.capture(ctx):
+            return self._invoke(node.fn, kwargs)
+
+    def _invoke(self, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        return fn(**kwargs)
 
     def _wait_for(self, record: NodeRecord, key: NodeKey) -> NodeRecord:
         """Another delivery holds the claim: wait for its result instead of running twice.
@@ -452,11 +469,7 @@ class NodeRunner:
 
     def _cache_key(self, dag: Dag, node: Node, kwargs: Mapping[str, Any]) -> str:
         assert node.options.cache is not None
-        inputs = {}
-        for name, value in kwargs.items():
-            param = node.param(name)
-            ann = param.annotation if param is not None else Any
-            inputs[name] = self._adapter(dag, node, name, ann).dump_python(value, mode="json")
+        inputs = self._dump_inputs(dag, node, kwargs)
         code = node.fn.__code__
         material = {
             "workflow": dag.workflow,
@@ -468,6 +481,15 @@ class NodeRunner:
         }
         text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()
+
+    def _dump_inputs(self, dag: Dag, node: Node, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """The function's arguments as JSON values (what the cache key hashes)."""
+        inputs = {}
+        for name, value in kwargs.items():
+            param = node.param(name)
+            ann = param.annotation if param is not None else Any
+            inputs[name] = self._adapter(dag, node, name, ann).dump_python(value, mode="json")
+        return inputs
 
     def _skip(self, key: NodeKey, reason: str, req: NodeRequest) -> None:
         try:

@@ -1,0 +1,97 @@
+"""``stepdag replay EXECUTION NODE``: run one node again, here, on its recorded inputs.
+
+The recorded run is read from wherever it lives (``--remote``: the local store, the
+REST API, or DynamoDB + S3 for a production run); the workflow code comes from the
+local checkout.  The replay writes nothing to the recorded execution (see
+``runtime/replay.py``): it is a read-only debugging run.
+"""
+
+from __future__ import annotations
+
+import json
+import pdb
+import traceback
+from typing import Annotated, Any
+
+import typer
+from rich.text import Text
+
+from stepdag.cli.logs import log_view
+from stepdag.cli.main import EXIT_FAILED, app, friendly, out
+from stepdag.cli.remote import (
+    RegionOpt,
+    RemoteOpt,
+    StackOpt,
+    Target,
+    TokenOpt,
+    WorkflowsOpt,
+    load_workflows,
+    require_workflow,
+)
+from stepdag.runtime.replay import ReplayResult, replay_node
+
+_SHOWN = 2_000  # characters of one input shown; replay is for reading, not dumping
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str, sort_keys=True)
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + f"… ({len(text):,} chars)"
+
+
+def show_result(result: ReplayResult) -> None:
+    where = result.node if result.index is None else f"{result.node}[{result.index}]"
+    out.print(Text(f"replay of {where} from {result.execution.name}", style="bold"))
+    for name, value in result.inputs.items():
+        out.print(f"  input {name} = {_short(value)}")
+    out.print(Text(result.verification, style="dim"))
+    if result.logs:
+        out.print(Text("logs", style="bold"))
+        out.print(log_view(result.logs))
+    if result.error is not None:
+        tb = "".join(traceback.format_exception(result.error)).rstrip()
+        out.print(Text(f"FAILED: {type(result.error).__name__}: {result.error}", style="bold red"))
+        out.print(Text(tb, style="red"))
+        return
+    if result.status != "SUCCEEDED":
+        out.print(f"{result.status}: {result.skip_reason or ''}")
+        return
+    out.print(Text("output (validated against the return type)", style="bold"))
+    out.print(json.dumps(result.output, indent=2, sort_keys=True, default=str))
+    if result.same_output is not None:
+        same = "the same as" if result.same_output else "DIFFERENT from"
+        out.print(Text(f"output is {same} the recorded output", style="dim"))
+
+
+@app.command()
+@friendly
+def replay(
+    execution: Annotated[str, typer.Argument(help="execution id or name")],
+    node: Annotated[str, typer.Argument(help="the node to run again")],
+    *,
+    index: Annotated[int | None, typer.Option(min=0, help="the Map item to replay")] = None,
+    debug: Annotated[bool, typer.Option("--pdb", help="run the node under pdb")] = False,
+    workflow: WorkflowsOpt = None,
+    remote: RemoteOpt = None,
+    token: TokenOpt = None,
+    region: RegionOpt = None,
+    stack: StackOpt = None,
+) -> None:
+    """Re-run one node locally with the exact inputs recorded for it; records nothing.
+
+    Prints the rebuilt inputs, the node's logs, and its output (or error and traceback);
+    exit 1 when the node fails.
+    """
+    from stepdag.cli.runs import client_for
+
+    client = client_for(Target(remote, token, region, stack, tuple(workflow or ())))
+    rec = client.get(execution)
+    dags = {wf.name: wf.build() for wf in load_workflows(workflow or [])}
+    dag = require_workflow(dags, rec.workflow)
+    call = pdb.runcall if debug else None
+    result = replay_node(dag, rec, node, client, index=index, call=call)
+    show_result(result)
+    if result.error is not None or result.status == "FAILED":
+        raise typer.Exit(EXIT_FAILED)
+
+
+__all__ = ["replay", "show_result"]
