@@ -187,3 +187,11 @@ CTX_API_ENABLED: Final = "stepdag:api"  # true: deploy the REST API
 # Optional Cognito user pool authorizer instead of IAM (a user pool ARN).
 CTX_API_USER_POOL_ARN: Final = "stepdag:apiUserPoolArn"
 OUTPUT_API_URL: Final = "ApiUrl"
+
+# --- Webhook routes (API Gateway -> states:StartExecution, no Lambda) ----------------------
+HOOKS_ID: Final = "Hooks"
+HOOKS_PATH: Final = "hooks"  # POST /v1/hooks/<workflow>
+HOOKS_ROLE_ID: Final = "HooksRole"
+HOOKS_PRINCIPAL: Final = "apigateway.amazonaws.com"
+HOOKS_START_ACTIONS: Final[tuple[str, ...]] = ("states:StartExecution",)
+HOOKS_KEY_HEADER: Final = "Idempotency-Key"  # becomes the execution name
