@@ -115,11 +115,13 @@ ALARM_EXECUTIONS_FAILED: Final = "ExecutionsFailed"
 ALARM_EXECUTION_DURATION_P95: Final = "ExecutionDurationP95"
 ALARM_NODE_ERROR_RATE: Final = "NodeErrorRate"
 ALARM_LAMBDA_THROTTLES: Final = "LambdaThrottles"
+ALARM_STATUS_EVENTS: Final = "StatusEvents"  # status events dead-lettered or failing
 ALARM_KINDS: Final[tuple[str, ...]] = (
     ALARM_EXECUTIONS_FAILED,
     ALARM_EXECUTION_DURATION_P95,
     ALARM_NODE_ERROR_RATE,
     ALARM_LAMBDA_THROTTLES,
+    ALARM_STATUS_EVENTS,
 )
 
 NODE_ERROR_RATE_THRESHOLD_PCT: Final = 10.0
@@ -195,3 +197,14 @@ HOOKS_ROLE_ID: Final = "HooksRole"
 HOOKS_PRINCIPAL: Final = "apigateway.amazonaws.com"
 HOOKS_START_ACTIONS: Final[tuple[str, ...]] = ("states:StartExecution",)
 HOOKS_KEY_HEADER: Final = "Idempotency-Key"  # becomes the execution name
+
+# --- Status recorder (EventBridge status-change events -> the store) -----------------------
+STATUS_ID: Final = "StatusEvents"
+STATUS_HANDLER: Final = "stepdag.handlers.status.handler"
+STATUS_SERVICE_NAME: Final = "stepdag-status"
+STATUS_FUNCTION_MEMORY_MB: Final = 256
+STATUS_FUNCTION_TIMEOUT_S: Final = 30
+STATUS_EXECUTION_ACTIONS: Final[tuple[str, ...]] = ("states:DescribeExecution",)
+STATUS_TARGET_RETRY_ATTEMPTS: Final = 10  # EventBridge -> Lambda delivery (throttling)
+STATUS_FUNCTION_RETRY_ATTEMPTS: Final = 2  # Lambda's async retries of a failed event
+STATUS_DLQ_RETENTION_DAYS: Final = 14  # SQS's maximum: time to redrive after an incident

@@ -15,6 +15,7 @@ from infra.bundling import node_runner_code
 from infra.constructs.api import StepdagApi, api_enabled, api_user_pool_arn
 from infra.constructs.functions import NodeRunnerFunctions
 from infra.constructs.observability import StepdagObservability, rollback_alarm_names
+from infra.constructs.status import StepdagStatusEvents
 from infra.constructs.storage import StepdagStorage
 from infra.constructs.triggers import WorkflowTriggers
 from infra.constructs.workflow import StepdagWorkflow
@@ -97,6 +98,22 @@ class StepdagStack(Stack):
             functions=self.node_runners.functions,
             alarm_email=settings.alarm_email,
         )
+        # Final statuses into the table, from Step Functions' status-change events
+        # (STANDARD only: EXPRESS executions emit none).
+        self.status: StepdagStatusEvents | None = None
+        if self.workflows and settings.state_machine_type == "STANDARD":
+            self.status = StepdagStatusEvents(
+                self,
+                c.STATUS_ID,
+                code=node_runner_code(
+                    workflows_dir=workflows_dir, skip_bundling=settings.skip_bundling
+                ),
+                storage=self.storage,
+                workflows=self.workflows,
+                add_alarm=self.observability.add_alarm,
+                log_level=settings.log_level,
+                retain_data=settings.retain_data,
+            )
         for name, workflow in self.workflows.items():
             # The alias names its rollback alarms by string; make CloudFormation create
             # them first so a CANARY shift never watches an alarm that is not there yet.

@@ -106,6 +106,11 @@ class StepdagObservability(Construct):
         self.alarms[name] = alarm
         return alarm
 
+    def add_alarm(self, construct_id: str, name: str, **props: object) -> cw.Alarm:
+        """An alarm of another construct on this topic (name from ``constants.alarm_name``;
+        its kind needs a docs/runbooks.md section)."""
+        return self._alarm(construct_id, name, **props)
+
     def _sfn_metric(self, metric_name: str, arn: str, statistic: str, label: str) -> cw.Metric:
         return cw.Metric(
             namespace=SFN_NAMESPACE,
