@@ -435,7 +435,7 @@ def _api_error(method: str, url: str, status: int, body: Any) -> RemoteError:
     if isinstance(body, dict) and "detail" in body:
         detail = str(body["detail"])
         errors = body.get("errors") or []
-        if errors:
+        if len(errors) > 1:  # the detail names the first one already
             detail += "".join(
                 f"\n  - {e.get('location')} {e.get('field')}: {e.get('message')}" for e in errors
             )

@@ -87,7 +87,7 @@ def _data_params(node: Node) -> set[str]:
 
 
 def _check_upstream(
-    rec: ExecutionRecord, node: Node, dep: str, found: NodeRecord | None
+    dag: Dag, rec: ExecutionRecord, node: Node, dep: str, found: NodeRecord | None
 ) -> NodeRecord | None:
     """The upstream record to copy, or a ReplayError naming what is missing."""
     needed = dep in _data_params(node)
@@ -96,6 +96,9 @@ def _check_upstream(
         if needed:
             raise ReplayError(f"{where}: upstream {dep!r} has no record (it never ran)")
         return None
+    if found.status is NodeStatus.FAILED and not dag[dep].options.continue_on_failure:
+        # The run stopped there: this node never got inputs (replay the upstream instead).
+        raise ReplayError(f"{where}: upstream {dep!r} FAILED ({found.error}), so it never ran")
     if found.status in (NodeStatus.SUCCEEDED, NodeStatus.SKIPPED, NodeStatus.FAILED):
         return found
     if needed:
@@ -165,7 +168,7 @@ def replay_node(
         raise ReplayError(
             f"--index {index} is out of range: {node.options.map_over!r} produced {count} items"
         )
-    upstreams = [_check_upstream(rec, node, d, source.node_record(rec, d)) for d in node.deps]
+    upstreams = [_check_upstream(dag, rec, node, d, source.node_record(rec, d)) for d in node.deps]
     recorded = source.node_record(rec, node_name, index)
 
     from stepdag.runtime.sqlite import SqliteStore

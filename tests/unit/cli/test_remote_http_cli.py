@@ -1,0 +1,192 @@
+"""The CLI with ``--remote URL`` against a real ``stepdag serve`` server (in-process, on a
+free port): the same views as locally, problem documents as clean errors, and auth."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import stepdag.cli.runs  # noqa: F401 - registers the commands
+from stepdag.api.app import build_app
+from stepdag.api.service import LocalExecutionService
+from stepdag.cli.main import app
+from stepdag.cli.remote import HttpClient, api_base, default_auth
+from stepdag.cli.serve import make_server
+from stepdag.runtime.sqlite import SqliteStore
+from tests.unit.api import workflows
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture()
+def server(tmp_path: Path) -> Iterator[tuple[str, LocalExecutionService]]:
+    workflows.GATE.clear()
+    workflows.FAIL["on"] = True
+    store = SqliteStore(tmp_path / "server" / "api.db")
+    service = LocalExecutionService(store, workflows.ALL)
+    httpd = make_server(build_app(service), "127.0.0.1", 0)
+    # Its access log prints on the CLI's console, i.e. into the output under test.
+    httpd.RequestHandlerClass.log_message = lambda *args: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}", service
+    finally:
+        workflows.GATE.set()
+        httpd.shutdown()
+        httpd.server_close()
+        service.wait_idle()
+        store.close()
+
+
+@pytest.fixture()
+def runner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: tuple[str, object]
+) -> CliRunner:
+    monkeypatch.setenv("STEPDAG_HOME", str(tmp_path / "client-home"))  # must stay unused
+    monkeypatch.setenv("STEPDAG_NO_LIVE", "1")
+    monkeypatch.setenv("STEPDAG_POLL_SECONDS", "0.02")
+    monkeypatch.setenv("STEPDAG_REMOTE", server[0])  # the environment selects the target
+    monkeypatch.delenv("STEPDAG_TOKEN", raising=False)
+    monkeypatch.chdir(REPO)
+    return CliRunner()
+
+
+def test_run_polls_to_the_end_and_shows_the_local_views(runner: CliRunner, tmp_path: Path) -> None:
+    res = runner.invoke(app, ["run", "api_demo", "-i", '{"x": 3}', "--name", "d1"])
+    assert res.exit_code == 0, res.output
+    assert "execution d1 (api_demo) started" in res.output
+    assert "SUCCEEDED" in res.output and "first" in res.output and "second" in res.output
+    show = runner.invoke(app, ["executions", "show", "d1"])
+    assert show.exit_code == 0 and "timeline" in show.output and "second" in show.output
+    out = runner.invoke(app, ["executions", "output", "d1"])
+    assert json.loads(out.stdout) == 8
+    node = runner.invoke(app, ["executions", "output", "d1", "first"])
+    assert json.loads(node.stdout) == 4
+    listing = runner.invoke(app, ["executions", "list", "--workflow", "api_demo"])
+    assert "d1" in listing.output and "SUCCEEDED" in listing.output
+    assert not (tmp_path / "client-home").exists()  # everything went over HTTP
+
+
+def test_same_output_as_local_for_the_same_records(
+    runner: CliRunner, server: tuple[str, LocalExecutionService], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One rendering path: the remote view of a run equals the local view of the server's
+    own store (the server's home), durations and all."""
+    assert runner.invoke(app, ["run", "api_demo", "-i", "{}", "--name", "same"]).exit_code == 0
+    remote = runner.invoke(app, ["executions", "show", "same"]).output
+    store_path = server[1].store.path  # type: ignore[attr-defined]
+    monkeypatch.setenv("STEPDAG_HOME", str(store_path.parent))
+    monkeypatch.delenv("STEPDAG_REMOTE")
+    (store_path.parent / "stepdag.db").symlink_to(store_path)
+    local = runner.invoke(app, ["executions", "show", "same"]).output
+    assert remote == local
+
+
+def test_no_wait_idempotency_key_and_cancel(runner: CliRunner) -> None:
+    start = ["run", "api_gated", "-i", "{}", "--idempotency-key", "k-1", "--no-wait"]
+    first = runner.invoke(app, start)
+    assert first.exit_code == 0, first.output
+    assert "execution k-1 (api_gated) started" in first.output
+    assert "id arn:aws:states:local:000000000000:execution:api_gated:k-1" in first.output
+    again = runner.invoke(app, start)
+    assert again.exit_code == 0 and "already exists" in again.output
+    listing = runner.invoke(app, ["executions", "list", "--workflow", "api_gated"])
+    assert listing.output.count("k-1") == 1  # one execution for the two starts
+    other = runner.invoke(app, ["run", "api_gated", "-i", '{"x": 1}', "--idempotency-key", "k-1"])
+    assert other.exit_code == 2 and "different input" in other.output
+    cancel = runner.invoke(app, ["cancel", "k-1"])
+    assert cancel.exit_code == 0, cancel.output
+    assert "ABORTED" in cancel.output
+    twice = runner.invoke(app, ["cancel", "k-1"])
+    assert twice.exit_code == 2 and "already ended ABORTED" in twice.output
+
+
+def test_failed_run_exits_1_then_redrive_succeeds(runner: CliRunner) -> None:
+    res = runner.invoke(app, ["run", "api_flaky", "-i", "{}", "--name", "f1"])
+    assert res.exit_code == 1 and "RuntimeError" in res.output and "boom" in res.output
+    workflows.FAIL["on"] = False
+    again = runner.invoke(app, ["redrive", "f1"])
+    assert again.exit_code == 0, again.output
+    assert "redrive #1" in again.output and "SUCCEEDED" in again.output
+    assert "redrives 1" in runner.invoke(app, ["executions", "show", "f1"]).output
+
+
+def test_problem_documents_become_clean_errors(runner: CliRunner) -> None:
+    cases = [
+        (["executions", "show", "ghost"], "no execution with id or name 'ghost' (HTTP 404)"),
+        (["run", "nope", "-i", "{}"], "no workflow named 'nope'"),
+        (["executions", "list", "--next-token", "garbage"], "HTTP 400"),
+        (["run", "api_demo", "-i", "{}", "--name", "bad name!"], "body name: String should"),
+    ]
+    for args, needle in cases:
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2, (args, res.output)
+        assert needle in res.output and "Traceback" not in res.output, (args, res.output)
+
+
+def test_unreachable_api_and_logs_over_http_are_clean_errors(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert runner.invoke(app, ["run", "api_demo", "-i", "{}", "--name", "l1"]).exit_code == 0
+    logs = runner.invoke(app, ["logs", "l1"])
+    assert logs.exit_code == 2 and "the REST API serves no logs" in logs.output
+    monkeypatch.setenv("STEPDAG_REMOTE", "http://127.0.0.1:9")  # discard port: refused
+    res = runner.invoke(app, ["executions", "list"])
+    assert res.exit_code == 2
+    assert "cannot reach the stepdag API at http://127.0.0.1:9/v1" in res.output
+    bad = runner.invoke(app, ["executions", "list", "--remote", "ftp://x"])
+    assert bad.exit_code == 2 and "--remote must be an API URL" in bad.output
+
+
+def test_replay_over_the_api(runner: CliRunner) -> None:
+    assert runner.invoke(app, ["run", "api_demo", "-i", '{"x": 5}', "--name", "r1"]).exit_code == 0
+    ref = "tests/unit/api/workflows.py:demo"
+    res = runner.invoke(app, ["replay", "r1", "second", "--workflow", ref])
+    assert res.exit_code == 0, res.output
+    assert "input first = 6" in res.output and "\n12\n" in res.output
+    assert "output is the same as the recorded output" in res.output
+
+
+def test_api_base_and_auth() -> None:
+    assert api_base("http://127.0.0.1:8000") == "http://127.0.0.1:8000/v1"
+    assert api_base("https://x.execute-api.eu-west-1.amazonaws.com/prod/") == (
+        "https://x.execute-api.eu-west-1.amazonaws.com/prod/v1"
+    )
+    assert api_base("https://h/v1/") == "https://h/v1"
+    assert default_auth("http://127.0.0.1:8000", token=None, region=None) is None
+    req = urllib.request.Request("https://h/v1/health")
+    auth = default_auth("https://h/v1", token="tok", region=None)
+    assert auth is not None
+    auth(req)
+    assert req.get_header("Authorization") == "Bearer tok"
+
+
+def test_sigv4_signs_execute_api_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    url = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
+    auth = default_auth(url, token=None, region=None)
+    assert auth is not None
+    client = HttpClient(url, auth=auth)
+    req = urllib.request.Request(client.base + "/executions?limit=5", method="GET")
+    auth(req)
+    header = req.get_header("Authorization") or ""
+    assert header.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert "/eu-west-1/execute-api/aws4_request" in header  # region from the host
+    assert req.get_header("X-amz-date")
+    # The signature covers the body: another body, another signature.
+    signed = []
+    for body in (b'{"input": 1}', b'{"input": 2}'):
+        r = urllib.request.Request(client.base + "/workflows/etl/executions", data=body)
+        auth(r)
+        signed.append(r.get_header("Authorization"))
+    assert signed[0] != signed[1]
