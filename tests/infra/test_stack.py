@@ -101,15 +101,23 @@ def test_buckets_are_encrypted_private_tls_only_with_lifecycle(synth: Synthesize
 # --- functions -----------------------------------------------------------------------------
 
 
+def _node_runners(synth: Synthesized) -> dict[str, dict[str, Any]]:
+    return {
+        k: v
+        for k, v in synth.of_type("AWS::Lambda::Function").items()
+        if v["Properties"]["Handler"] == c.NODE_RUNNER_HANDLER
+    }
+
+
 def test_one_node_runner_per_lambda_size(synth: Synthesized) -> None:
     placeholders = set().union(*(spec.placeholders for spec in WORKFLOWS.values()))
-    functions = synth.of_type("AWS::Lambda::Function")
+    functions = _node_runners(synth)
     assert len(functions) == len(placeholders) == 1  # the examples all use the default size
     assert set(synth.stack.node_runners.functions) == placeholders
 
 
 def test_node_runner_runtime_architecture_tracing_env(synth: Synthesized) -> None:
-    fn = _only(synth.of_type("AWS::Lambda::Function"))["Properties"]
+    fn = _only(_node_runners(synth))["Properties"]
     assert fn["Runtime"] == f"python{c.LAMBDA_PYTHON_VERSION}"
     assert fn["Architectures"] == ["arm64"]
     assert fn["Handler"] == c.NODE_RUNNER_HANDLER
@@ -133,8 +141,8 @@ def test_node_runner_runtime_architecture_tracing_env(synth: Synthesized) -> Non
         for r in synth.of_type("AWS::IAM::Role").values()
         if "lambda.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])
     ]
-    assert len(lambda_roles) == 1
-    assert "ManagedPolicyArns" not in lambda_roles[0]["Properties"]
+    assert len(lambda_roles) == 2  # the node runner's and the status recorder's
+    assert all("ManagedPolicyArns" not in r["Properties"] for r in lambda_roles)
 
 
 # --- IAM -----------------------------------------------------------------------------------
@@ -243,6 +251,7 @@ def test_alarms_cover_runs_nodes_and_throttles(synth: Synthesized) -> None:
             expected.add(c.alarm_name(stack, c.ALARM_NODE_ERROR_RATE, name, node))
     for key in synth.stack.node_runners.functions:
         expected.add(c.alarm_name(stack, c.ALARM_LAMBDA_THROTTLES, key.removesuffix("FunctionArn")))
+    expected.add(c.alarm_name(stack, c.ALARM_STATUS_EVENTS))
     assert set(alarms) == expected
     topic = next(iter(synth.of_type("AWS::SNS::Topic")))
     for props in alarms.values():
