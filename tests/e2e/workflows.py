@@ -1,0 +1,82 @@
+"""Workflows for the console tests: nodes that block on Events the test releases, a Map
+node (item counts), and a node that fails with markup in its message (escaping)."""
+
+from __future__ import annotations
+
+import threading
+
+from stepdag import Workflow
+
+# One gate per blocking node; a test clears them, then sets one to let that node finish.
+GATES = {name: threading.Event() for name in ("extract", "audit", "profile")}
+WAIT = 30.0  # a gate nobody releases still ends (the run then fails visibly, never hangs)
+
+
+def reset() -> None:
+    for gate in GATES.values():
+        gate.clear()
+
+
+def release_all() -> None:
+    for gate in GATES.values():
+        gate.set()
+
+
+live = Workflow("console_live", description="extract, a Map, two gated checks, publish")
+
+
+@live.node
+def extract(params: dict[str, int]) -> list[int]:
+    if not GATES["extract"].wait(WAIT):
+        raise TimeoutError("the test never released extract")
+    return list(range(params.get("n", 3)))
+
+
+@live.node(map_over="extract")
+def clean(extract: int) -> int:
+    return extract * 10
+
+
+@live.node
+def audit(extract: list[int]) -> int:
+    if not GATES["audit"].wait(WAIT):
+        raise TimeoutError("the test never released audit")
+    return len(extract)
+
+
+@live.node
+def profile(extract: list[int]) -> dict[str, int]:
+    if not GATES["profile"].wait(WAIT):
+        raise TimeoutError("the test never released profile")
+    return {"max": max(extract, default=0)}
+
+
+@live.node
+def publish(clean: list[int], audit: int, profile: dict[str, int]) -> int:
+    return sum(clean) + audit + profile["max"]
+
+
+# The message is markup on purpose: the page must show it as text, never run it.
+XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+broken = Workflow("console_broken", description="fails in its second node")
+
+
+@broken.node
+def fetch(params: dict[str, str]) -> str:
+    return params.get("note", "")
+
+
+@broken.node
+def explode(fetch: str) -> int:
+    raise RuntimeError(f"bad row {XSS}")
+
+
+quick = Workflow("console_quick", description="one instant node")
+
+
+@quick.node
+def only(params: dict[str, int]) -> int:
+    return params.get("x", 0)
+
+
+ALL = [live, broken, quick]
