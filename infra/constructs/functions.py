@@ -24,6 +24,53 @@ def function_id(substitution_key: str) -> str:
     return substitution_key.removesuffix("FunctionArn")
 
 
+def function_role(
+    scope: Construct,
+    *,
+    logs_id: str,
+    role_id: str,
+    description: str,
+    removal_policy: RemovalPolicy,
+) -> tuple[logs.LogGroup, iam.Role]:
+    """A function's log group (one month) and its explicit role, allowed to write there.
+
+    An explicit role instead of the default one: the default attaches the
+    AWSLambdaBasicExecutionRole managed policy (logs on every log group).
+    """
+    log_group = logs.LogGroup(
+        scope, logs_id, retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal_policy
+    )
+    role = iam.Role(
+        scope,
+        role_id,
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=description,
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[log_group.log_group_arn],
+        )
+    )
+    return log_group, role
+
+
+def acknowledge_storage_grants(
+    role: iam.Role, storage: StepdagStorage, objects_reason: str
+) -> None:
+    """cdk-nag IAM5 on a traced function that ``storage.grant_node_runner`` was given."""
+    stack = Stack.of(role)
+    bucket = stack.get_logical_id(storage.bucket.node.default_child)  # type: ignore[arg-type]
+    policy = role.node.find_child("DefaultPolicy")
+    acknowledge(
+        policy,
+        "AwsSolutions-IAM5[Resource::*]",
+        "X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) support no "
+        "resource-level permissions; '*' is the only valid resource.",
+    )
+    acknowledge(policy, f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/*]", objects_reason)
+
+
 class NodeRunnerFunctions(Construct):
     """The node-runner functions and the published version each state machine pins.
 
@@ -72,25 +119,12 @@ class NodeRunnerFunctions(Construct):
         log_level: str,
         retain_data: bool,
     ) -> lambda_.Function:
-        log_group = logs.LogGroup(
+        log_group, role = function_role(
             self,
-            f"{name}Logs",
-            retention=logs.RetentionDays.ONE_MONTH,
-            removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY,
-        )
-        # An explicit role instead of the default one: the default attaches the
-        # AWSLambdaBasicExecutionRole managed policy (logs on every log group).
-        role = iam.Role(
-            self,
-            f"{name}Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            logs_id=f"{name}Logs",
+            role_id=f"{name}Role",
             description=f"stepdag node runner {name}",
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_group.log_group_arn],
-            )
+            removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY,
         )
         storage.grant_node_runner(role)
         fn = lambda_.Function(
@@ -120,23 +154,10 @@ class NodeRunnerFunctions(Construct):
             ),
             description=f"stepdag node runner ({config.memory_mb} MB, {config.timeout_s} s)",
         )
-        self._acknowledge(role, storage)
-        return fn
-
-    @staticmethod
-    def _acknowledge(role: iam.Role, storage: StepdagStorage) -> None:
-        stack = Stack.of(role)
-        bucket = stack.get_logical_id(storage.bucket.node.default_child)  # type: ignore[arg-type]
-        policy = role.node.find_child("DefaultPolicy")
-        acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) support no "
-            "resource-level permissions; '*' is the only valid resource.",
-        )
-        acknowledge(
-            policy,
-            f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/*]",
+        acknowledge_storage_grants(
+            role,
+            storage,
             "Object keys are generated per run/node, so object access is granted on "
             "this one bucket's objects; no other bucket and no bucket-level writes.",
         )
+        return fn

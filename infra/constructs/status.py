@@ -28,12 +28,12 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import constants as c
 from infra.bundling import RUNTIME
+from infra.constructs.functions import acknowledge_storage_grants, function_role
 from infra.constructs.storage import StepdagStorage
 from infra.constructs.workflow import StepdagWorkflow
 from infra.nag import acknowledge
@@ -114,21 +114,12 @@ class StepdagStatusEvents(Construct):
         log_level: str,
         removal: RemovalPolicy,
     ) -> lambda_.Function:
-        log_group = logs.LogGroup(
-            self, "FunctionLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal
-        )
-        # An explicit role, as for the node runners: no AWSLambdaBasicExecutionRole.
-        self.role = iam.Role(
+        log_group, self.role = function_role(
             self,
-            "FunctionRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            logs_id="FunctionLogs",
+            role_id="FunctionRole",
             description="stepdag status recorder",
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_group.log_group_arn],
-            )
+            removal_policy=removal,
         )
         storage.grant_node_runner(self.role)
         self.role.add_to_policy(
@@ -197,16 +188,9 @@ class StepdagStatusEvents(Construct):
     def _acknowledge(self, storage: StepdagStorage, workflows: list[StepdagWorkflow]) -> None:
         stack = Stack.of(self)
         policy = self.role.node.find_child("DefaultPolicy")
-        bucket = stack.get_logical_id(storage.bucket.node.default_child)  # type: ignore[arg-type]
-        acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) support no "
-            "resource-level permissions; '*' is the only valid resource.",
-        )
-        acknowledge(
-            policy,
-            f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/*]",
+        acknowledge_storage_grants(
+            self.role,
+            storage,
             "An execution output over the offload threshold is written under a per-run "
             "key of this one bucket; no other bucket and no bucket-level writes.",
         )
