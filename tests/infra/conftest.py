@@ -38,6 +38,24 @@ class Synthesized:
     def of_type(self, type_: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.resources.items() if v["Type"] == type_}
 
+    def function(self, handler: str) -> tuple[str, dict[str, Any]]:
+        """(logical id, properties) of the one Lambda function running ``handler``."""
+        (found,) = [
+            (k, v["Properties"])
+            for k, v in self.of_type("AWS::Lambda::Function").items()
+            if v["Properties"]["Handler"] == handler
+        ]
+        return found
+
+    def role_statements(self, handler: str) -> list[dict[str, Any]]:
+        """Every policy statement of the role of the function running ``handler``."""
+        role = self.function(handler)[1]["Role"]["Fn::GetAtt"][0]
+        out: list[dict[str, Any]] = []
+        for policy in self.of_type("AWS::IAM::Policy").values():
+            if {"Ref": role} in policy["Properties"]["Roles"]:
+                out += policy["Properties"]["PolicyDocument"]["Statement"]
+        return out
+
 
 def synthesize(tmp: Path, context: dict[str, Any] | None = None) -> Synthesized:
     app, stack = build_app(

@@ -30,12 +30,7 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _function(synth: Synthesized) -> tuple[str, dict[str, Any]]:
-    (found,) = [
-        (k, v["Properties"])
-        for k, v in synth.of_type("AWS::Lambda::Function").items()
-        if v["Properties"]["Handler"] == c.STATUS_HANDLER
-    ]
-    return found
+    return synth.function(c.STATUS_HANDLER)
 
 
 def _rule(synth: Synthesized) -> dict[str, Any]:
@@ -45,16 +40,6 @@ def _rule(synth: Synthesized) -> dict[str, Any]:
         if k.startswith(c.STATUS_ID)
     ]
     return rule
-
-
-def _statements(synth: Synthesized) -> list[dict[str, Any]]:
-    _, fn = _function(synth)
-    role = fn["Role"]["Fn::GetAtt"][0]
-    out = []
-    for policy in synth.of_type("AWS::IAM::Policy").values():
-        if {"Ref": role} in policy["Properties"]["Roles"]:
-            out += policy["Properties"]["PolicyDocument"]["Statement"]
-    return out
 
 
 def _state_machine_name_refs(synth: Synthesized) -> set[str]:
@@ -130,11 +115,7 @@ def test_function_runs_the_status_handler_from_the_node_runner_asset(synth: Synt
         c.STATUS_FUNCTION_MEMORY_MB,
         c.STATUS_FUNCTION_TIMEOUT_S,
     )
-    runner = next(
-        v["Properties"]
-        for v in synth.of_type("AWS::Lambda::Function").values()
-        if v["Properties"]["Handler"] == c.NODE_RUNNER_HANDLER
-    )
+    _, runner = synth.function(c.NODE_RUNNER_HANDLER)
     assert fn["Code"] == runner["Code"]
     env = fn["Environment"]["Variables"]
     assert env[c.ENV_POWERTOOLS_SERVICE_NAME] == c.STATUS_SERVICE_NAME
@@ -148,7 +129,7 @@ def test_function_runs_the_status_handler_from_the_node_runner_asset(synth: Synt
 
 
 def test_function_is_least_privilege(synth: Synthesized) -> None:
-    statements = _statements(synth)
+    statements = synth.role_statements(c.STATUS_HANDLER)
     actions = {a for st in statements for a in _as_list(st["Action"])}
     for action in actions:
         assert "*" not in action, action
