@@ -24,8 +24,9 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import typer
@@ -111,6 +112,26 @@ def run_name(name: str | None, idempotency_key: str | None) -> str | None:
 # ------------------------------------------------------------------ services (local, aws)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _clean(fn: F) -> F:
+    """An AWS SDK error (throttling, access denied, a missing table) as one clean line."""
+
+    @wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except StepdagError:
+            raise
+        except Exception as exc:
+            if not type(exc).__module__.startswith(("botocore", "boto3")):
+                raise
+            raise RemoteError(f"AWS refused {fn.__name__}: {exc}") from None
+
+    return call  # type: ignore[return-value]
+
+
 class ServiceClient:
     """A client on an in-process ``ExecutionService`` (local engine, or Step Functions)."""
 
@@ -132,14 +153,17 @@ class ServiceClient:
         self._logs = logs
         self._logs_hint = logs_hint
 
+    @_clean
     def get(self, ref: str) -> ExecutionRecord:
         rec: ExecutionRecord = self.service.get(ref, tenant=None)
         return rec
 
+    @_clean
     def nodes(self, ref: str) -> tuple[ExecutionRecord, list[NodeRecord]]:
         rec, nodes = self.service.nodes(ref, tenant=None)
         return rec, list(nodes)
 
+    @_clean
     def list_executions(
         self, *, workflow: str | None, status: RunStatus | None, limit: int, next_token: str | None
     ) -> Page[ExecutionRecord]:
@@ -148,9 +172,11 @@ class ServiceClient:
         )
         return page
 
+    @_clean
     def node_output(self, ref: str, node: str) -> Any:
         return self.service.node_output(ref, node, tenant=None)[1]
 
+    @_clean
     def start(
         self, workflow: str, input: Any, *, name: str | None, idempotency_key: str | None
     ) -> tuple[ExecutionRecord, bool]:
@@ -159,19 +185,23 @@ class ServiceClient:
         )
         return started
 
+    @_clean
     def cancel(self, ref: str) -> ExecutionRecord:
         rec: ExecutionRecord = self.service.cancel(ref, tenant=None)
         return rec
 
+    @_clean
     def redrive(self, ref: str) -> ExecutionRecord:
         rec: ExecutionRecord = self.service.redrive(ref, tenant=None)
         return rec
 
+    @_clean
     def node_record(
         self, rec: ExecutionRecord, node: str, index: int | None = None
     ) -> NodeRecord | None:
         return self.store.get_node(NodeKey(rec.execution_id, node, index))
 
+    @_clean
     def logs(self, rec: ExecutionRecord, *, node: str | None, index: int | None) -> list[LogEntry]:
         if self._logs is None:
             raise RemoteError(f"no node logs are configured for {self.label}{self._logs_hint}")
