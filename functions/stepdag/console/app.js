@@ -109,9 +109,8 @@ async function showExecution(id, query) {
     detail: el("aside", { class: "card detail" }), timeline: el("div", { class: "card scroll" }) };
   const legend = el("div", { class: "legend" }, ["PENDING", "RUNNING", "SUCCEEDED", "FAILED",
     "SKIPPED"].map(badge));
-  show(s.exec.name, parts.head, el("div", { class: "split" },
-    el("section", { class: "grow" }, parts.dag, legend), parts.detail),
-  el("h2", {}, "Timeline"), parts.timeline);
+  show(s.exec.name, parts.head, el("div", { class: "split" }, el("section", { class: "grow" },
+    parts.dag, legend, el("h2", {}, "Timeline"), parts.timeline), parts.detail));
 
   const whole = (name) => s.nodes.find((r) => r.node === name && r.map_index === null);
   const items = (name) => s.nodes.filter((r) => r.node === name && r.map_index !== null);
@@ -207,12 +206,15 @@ async function showExecution(id, query) {
           el("td", { class: "num" }, it.attempts), el("td", {}, it.error || ""))))] : null);
   }
 
+  // Fits the card's width (its padding aside), so the axis never hides under a scrollbar.
+  const timeline = () => renderTimeline(s.exec, s.nodes.filter((r) => r.map_index === null),
+    lay.order, parts.timeline.clientWidth - 30);
+
   function render() {
     renderHead();
     fill(parts.dag, renderDag(g, lay, info, s.selected, select));
     renderDetail();
-    fill(parts.timeline, renderTimeline(s.exec, s.nodes.filter(
-      (r) => r.map_index === null), lay.order));
+    fill(parts.timeline, timeline());
   }
 
   // ---- live updates: server-sent events where the server streams, else polling.
@@ -262,8 +264,7 @@ async function showExecution(id, query) {
   }
   if (!TERMINAL.has(s.exec.status)) {
     // Running bars and durations grow between events.
-    ticker = setInterval(() => { renderHead(); fill(parts.timeline, renderTimeline(
-      s.exec, s.nodes.filter((r) => r.map_index === null), lay.order)); }, 1000);
+    ticker = setInterval(() => { renderHead(); fill(parts.timeline, timeline()); }, 1000);
   }
   render();
   return finish;

@@ -87,8 +87,8 @@ function renderDag(graph, lay, info, selected, onSelect) {
 }
 
 // One Gantt bar per node run (whole nodes, not Map items), on the execution's time axis.
-function renderTimeline(exec, records, order) {
-  const LABEL = 150, WIDTH = 1000, ROW = 22, TOP = 22, RIGHT = 70; // RIGHT: room for labels
+function renderTimeline(exec, records, order, width) {
+  const LABEL = 130, WIDTH = Math.max(480, width || 840), ROW = 22, TOP = 22, RIGHT = 70; // RIGHT: room for labels
   const t0 = ms(exec.started_at);
   const ends = records.map((r) => (r.ended_at ? ms(r.ended_at) : Date.now()));
   const t1 = Math.max(exec.ended_at ? ms(exec.ended_at) : Date.now(), ...ends, t0 + 1);
