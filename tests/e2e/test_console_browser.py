@@ -151,3 +151,34 @@ def test_without_event_streams_the_page_polls_the_rest_routes(
     page.wait_for_selector('#exec-status[data-status="SUCCEEDED"]')
     assert not any(p.endswith("/events") for p in requests)
     assert requests.count(f"/v1/executions/{quote(eid, safe='')}") >= 2  # first render + polls
+
+
+def test_token_mode_sends_the_token_and_polls(
+    service: LocalExecutionService,
+    served: tuple[str, Server],
+    page: Any,
+    monkeypatch: Any,
+) -> None:
+    """--auth token (a Cognito authorizer): the page asks for a token, sends it as the
+    Authorization header, and polls (EventSource cannot send headers)."""
+    monkeypatch.setattr(
+        "stepdag.cli.serve.LOCAL_CONFIG", console.config("", events=True, auth="token")
+    )
+    url, _ = served
+    eid = start(service, "console_live", {"n": 1}, "token-run")
+    sent: dict[str, str | None] = {}
+    page.on(
+        "request", lambda r: sent.__setitem__(urlsplit(r.url).path, r.headers.get("authorization"))
+    )
+    page.goto(f"{url}/#/workflows")
+    page.fill("#token", "id-token-123")
+    page.press("#token", "Enter")
+    page.wait_for_function("sessionStorage.getItem('stepdag.token') === 'id-token-123'")
+    page.goto(f"{url}/#/executions/{quote(eid, safe='')}")
+    node(page, "publish", "PENDING")
+    assert page.get_attribute("#live", "data-live") == "polling"
+    workflows.release_all()
+    node(page, "publish", "SUCCEEDED")
+    assert f"/v1/executions/{quote(eid, safe='')}/events" not in sent
+    assert sent[f"/v1/executions/{quote(eid, safe='')}"] == "id-token-123"
+    assert sent["/config.json"] is None  # static files go without it

@@ -218,12 +218,12 @@ def test_console_export_writes_a_self_contained_site(tmp_path: Path) -> None:
     for name in console.ASSETS:  # API values reach the DOM as text only
         assert not markup_sinks.search((out / name).read_text()), name
 
-    bearer = CliRunner().invoke(app, ["console", "export", str(out), "--auth", "bearer"])
-    assert bearer.exit_code == 0, bearer.output
+    token = CliRunner().invoke(app, ["console", "export", str(out), "--auth", "token"])
+    assert token.exit_code == 0, token.output
     assert json.loads((out / "config.json").read_text()) == {
         "api": "",
         "events": False,
-        "auth": "bearer",
+        "auth": "token",
     }
     bad = CliRunner().invoke(app, ["console", "export", str(out), "--auth", "basic"])
     assert bad.exit_code != 0

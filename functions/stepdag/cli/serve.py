@@ -215,12 +215,12 @@ def console_export(
         typer.Option(help="the API streams server-sent events (stepdag serve does; Lambda not)"),
     ] = False,
     auth: Annotated[
-        str | None, typer.Option(help="'bearer': the page asks for a token (JWT authorizer)")
+        str | None, typer.Option(help="'token': the page asks for a token (Cognito authorizer)")
     ] = None,
 ) -> None:
     """Write the console's static files and config.json, ready to host (S3, any server)."""
-    if auth not in (None, "bearer"):
-        raise typer.BadParameter("only 'bearer' is supported", param_hint="--auth")
+    if auth not in (None, "token"):
+        raise typer.BadParameter("only 'token' is supported", param_hint="--auth")
     written = console.export(directory, api, events=events, auth=auth)
     for path in written:
         out.print(str(path))

@@ -40,7 +40,8 @@ def content_type(name: str) -> str:
 def config(api: str = "", *, events: bool = False, auth: str | None = None) -> bytes:
     """``config.json``: the API base URL ('' = the page's own origin), whether the server
     streams server-sent events (only ``stepdag serve`` does: Lambda cannot stream), and
-    the auth scheme the page asks a token for (``"bearer"`` for a JWT authorizer)."""
+    the auth scheme: ``"token"`` makes the page ask for a token (a Cognito ID token)
+    and send it as the ``Authorization`` header."""
     body: dict[str, object] = {"api": api.rstrip("/"), "events": events}
     if auth:
         body["auth"] = auth

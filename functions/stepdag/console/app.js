@@ -300,7 +300,7 @@ async function route() {
 async function start() {
   await Api.configure();
   document.getElementById("api-base").textContent = Api.base || "";
-  if (Api.auth === "bearer") {
+  if (Api.auth === "token") {
     const box = document.getElementById("token-box");
     const input = document.getElementById("token");
     box.hidden = false;

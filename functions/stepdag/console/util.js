@@ -67,7 +67,7 @@ class ApiError extends Error {
 }
 
 // config.json beside index.html: {"api": base URL ('' = this origin), "events": bool,
-// "auth": "bearer"?}.  stepdag serve answers it itself; `stepdag console export` writes it.
+// "auth": "token"?}.  stepdag serve answers it itself; `stepdag console export` writes it.
 const Api = {
   base: "",
   events: false,
@@ -93,8 +93,9 @@ const Api = {
   },
 
   headers() {
-    const token = this.auth === "bearer" ? sessionStorage.getItem("stepdag.token") : null;
-    return token ? { Authorization: `Bearer ${token}` } : {};
+    // Sent as is, as API Gateway's Cognito authorizer wants the ID token (no "Bearer ").
+    const token = this.auth === "token" ? sessionStorage.getItem("stepdag.token") : null;
+    return token ? { Authorization: token } : {};
   },
 
   async get(path, query) {
