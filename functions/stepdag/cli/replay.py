@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import pdb
 import traceback
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
+import stepdag
 from stepdag.cli.logs import log_view
 from stepdag.cli.main import EXIT_FAILED, app, friendly, out
 from stepdag.cli.remote import (
@@ -38,17 +40,31 @@ def _short(value: Any) -> str:
     return text if len(text) <= _SHOWN else text[:_SHOWN] + f"… ({len(text):,} chars)"
 
 
+def user_traceback(exc: BaseException) -> str:
+    """The traceback without stepdag's own frames (runner, replay): the node's code."""
+    package = Path(stepdag.__file__).resolve().parent
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not Path(f.filename).resolve().is_relative_to(package)
+    ]
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
+    return "".join(lines + traceback.format_exception_only(exc)).rstrip()
+
+
 def show_result(result: ReplayResult) -> None:
     where = result.node if result.index is None else f"{result.node}[{result.index}]"
     out.print(Text(f"replay of {where} from {result.execution.name}", style="bold"))
     for name, value in result.inputs.items():
         out.print(f"  input {name} = {_short(value)}")
     out.print(Text(result.verification, style="dim"))
-    if result.logs:
+    # The failure's own line would repeat the traceback printed below.
+    logs = [e for e in result.logs if e.get("message") != "node invocation failed"]
+    if logs:
         out.print(Text("logs", style="bold"))
-        out.print(log_view(result.logs))
+        out.print(log_view(logs))
     if result.error is not None:
-        tb = "".join(traceback.format_exception(result.error)).rstrip()
+        tb = user_traceback(result.error)
         out.print(Text(f"FAILED: {type(result.error).__name__}: {result.error}", style="bold red"))
         out.print(Text(tb, style="red"))
         return
