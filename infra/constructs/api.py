@@ -25,6 +25,7 @@ from constructs import Construct, Node
 
 from infra import constants as c
 from infra.bundling import RUNTIME
+from infra.constructs.hooks import StepdagHooks
 from infra.constructs.storage import StepdagStorage
 from infra.constructs.workflow import StepdagWorkflow
 from infra.nag import acknowledge
@@ -132,6 +133,17 @@ class StepdagApi(Construct):
                 request_validator=validator,
             ),
         )
+        # Webhook starts without the Lambda (IAM only: the gateway checks no roles/tenants).
+        self.hooks: StepdagHooks | None = None
+        if not user_pool_arn:
+            self.hooks = StepdagHooks(
+                self,
+                c.HOOKS_ID,
+                parent=v1,
+                api=self.rest_api,
+                workflows=workflows,
+                validator=validator,
+            )
         self._acknowledge(storage, workflows, cognito_auth=bool(user_pool_arn))
 
     def _function(

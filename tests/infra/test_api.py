@@ -12,6 +12,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from infra import constants as c
 from infra.lint import lint_template
+from infra.stack import workflow_construct_id
 from infra.workflows import load_workflows
 from tests.infra.conftest import Synthesized, synthesize
 
@@ -61,7 +62,8 @@ def test_every_method_requires_iam(synth: Synthesized) -> None:
     paths = {
         r["Properties"]["PathPart"] for r in synth.of_type("AWS::ApiGateway::Resource").values()
     }
-    assert paths == {c.API_ROUTE_PREFIX, "{proxy+}"}
+    # The Lambda API's one proxy resource, and the webhook routes (one per workflow).
+    assert paths == {c.API_ROUTE_PREFIX, "{proxy+}", c.HOOKS_PATH, *WORKFLOWS}
     proxied = [m for m in methods.values() if m["Properties"]["HttpMethod"] == "ANY"]
     assert proxied and all(m["Properties"]["Integration"]["Type"] == "AWS_PROXY" for m in proxied)
 
@@ -152,5 +154,117 @@ def test_cognito_authorizer_replaces_iam_when_configured(tmp_path: Path) -> None
     assert authorizer["Properties"]["ProviderARNs"] == [USER_POOL]
     for method in cognito.of_type("AWS::ApiGateway::Method").values():
         assert method["Properties"]["AuthorizationType"] == "COGNITO_USER_POOLS"
+    # No webhook routes: the gateway could not check the token's roles or tenant.
+    assert cognito.stack.api is not None and cognito.stack.api.hooks is None
+    paths = {
+        r["Properties"]["PathPart"] for r in cognito.of_type("AWS::ApiGateway::Resource").values()
+    }
+    assert paths == {c.API_ROUTE_PREFIX, "{proxy+}"}
     report = AwsSolutionsChecks(cognito.app).validate_scope(cognito.stack)
     assert [v.rule_name for v in report.violations] == []
+
+
+# ------------------------------------------------------------------ webhook routes
+
+
+def _hook_methods(synth: Synthesized) -> dict[str, dict[str, Any]]:
+    """``{workflow: POST method properties}`` for the methods under ``/v1/hooks``."""
+    resources = synth.resources
+    out = {}
+    for method in synth.of_type("AWS::ApiGateway::Method").values():
+        props = method["Properties"]
+        resource = resources[props["ResourceId"]["Ref"]]["Properties"]
+        parent = (
+            resources[resource["ParentId"]["Ref"]]["Properties"]
+            if "Ref" in (resource["ParentId"])
+            else {}
+        )
+        if parent.get("PathPart") == c.HOOKS_PATH:
+            out[resource["PathPart"]] = props
+    return out
+
+
+def test_one_hook_per_workflow_starts_its_live_alias_directly(synth: Synthesized) -> None:
+    hooks = _hook_methods(synth)
+    assert set(hooks) == set(WORKFLOWS)
+    for name, props in hooks.items():
+        assert props["HttpMethod"] == "POST"
+        assert props["AuthorizationType"] == "AWS_IAM"
+        integration = props["Integration"]
+        assert integration["Type"] == "AWS"  # a service integration: no Lambda in the path
+        assert integration["IntegrationHttpMethod"] == "POST"
+        assert integration["Uri"]["Fn::Join"][1][-1] == ":states:action/StartExecution"
+        assert integration["PassthroughBehavior"] == "NEVER"
+        (template,) = integration["RequestTemplates"].values()
+        parts = template["Fn::Join"][1]
+        machine = next(
+            k
+            for k in synth.of_type("AWS::StepFunctions::StateMachine")
+            if k.startswith(workflow_construct_id(name))
+        )
+        # The stateMachineArn is this workflow's alias and nothing else.
+        assert {"Fn::Join": [":", [{"Ref": machine}, c.STATE_MACHINE_ALIAS]]} in parts
+        text = "".join(p for p in parts if isinstance(p, str))
+        assert f"header.get('{c.HOOKS_KEY_HEADER}')" in text
+        assert "$context.requestId" in text  # the name when no key is sent
+        assert """"input": "$util.escapeJavaScript($input.json('$'))""" in text
+        assert props["RequestParameters"] == {f"method.request.header.{c.HOOKS_KEY_HEADER}": False}
+
+
+def test_hook_bodies_are_validated_as_json_objects(synth: Synthesized) -> None:
+    (model_id, model), *others = synth.of_type("AWS::ApiGateway::Model").items()
+    assert others == []
+    assert model["Properties"]["Schema"]["type"] == "object"
+    (validator_id,) = synth.of_type("AWS::ApiGateway::RequestValidator")
+    for props in _hook_methods(synth).values():
+        assert props["RequestModels"] == {"application/json": {"Ref": model_id}}
+        assert props["RequestValidatorId"] == {"Ref": validator_id}
+
+
+def test_hook_responses_map_step_functions_errors(synth: Synthesized) -> None:
+    for props in _hook_methods(synth).values():
+        responses = {r["StatusCode"]: r for r in props["Integration"]["IntegrationResponses"]}
+        assert set(responses) == {"200", "400", "502"}
+        assert "SelectionPattern" not in responses["200"]  # the default: started
+        assert responses["400"]["SelectionPattern"] == r"4\d{2}"
+        assert responses["502"]["SelectionPattern"] == r"5\d{2}"
+        started = responses["200"]["ResponseTemplates"]["application/json"]
+        assert "$input.path('$.executionArn')" in started and "$.startDate" in started
+        problem = responses["400"]["ResponseTemplates"]["application/json"]
+        for error, status in (
+            ("ExecutionAlreadyExists", 409),
+            ("ExecutionLimitExceeded", 429),
+            ("InvalidExecutionInput", 400),
+        ):
+            assert error in problem and f"#set($status = {status})" in problem
+        assert "#set($context.responseOverride.status = $status)" in problem
+        for r in ("400", "502"):
+            params = responses[r]["ResponseParameters"]
+            assert params == {"method.response.header.Content-Type": "'application/problem+json'"}
+        declared = {m["StatusCode"] for m in props["MethodResponses"]}
+        assert declared == {"200", "400", "409", "429", "502"}
+
+
+def test_hooks_role_may_only_start_the_live_aliases(synth: Synthesized) -> None:
+    (credentials,) = {
+        json.dumps(p["Integration"]["Credentials"]) for p in _hook_methods(synth).values()
+    }
+    role_id = json.loads(credentials)["Fn::GetAtt"][0]
+    role = synth.resources[role_id]["Properties"]
+    assert "ManagedPolicyArns" not in role
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": c.HOOKS_PRINCIPAL}
+    statements = [
+        st
+        for policy in synth.of_type("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for st in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    (statement,) = statements
+    assert _as_list(statement["Action"]) == list(c.HOOKS_START_ACTIONS)
+    resources = json.dumps(statement["Resource"])
+    assert (
+        resources.count(f'"{c.STATE_MACHINE_ALIAS}"')
+        == len(WORKFLOWS)
+        == len(statement["Resource"])
+    )
