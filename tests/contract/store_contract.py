@@ -610,6 +610,20 @@ class StoreContract:
         with pytest.raises(ValueError):
             store.set_items(parent.item(0), 3)
 
+    def test_a_map_node_starts_when_its_items_are_planned(self, store: ExecutionStore) -> None:
+        parent = NodeKey(EID, "m")
+        assert store.set_items(parent, 2, now=T0).started_at == T0
+        assert store.set_items(parent, 2, now=at(5)).started_at == T0  # the first plan wins
+        run_node(store, parent.item(0), "x")
+        run_node(store, parent.item(1), "y")
+        store.claim_node(parent, attempt=0, owner="g", lease_seconds=9, now=at(9))
+        done = store.complete_node(parent, owner="g", output=["x", "y"], now=at(10))
+        # the gather's claim keeps the plan time: the node took 10 s, not the gather's 1 s
+        assert (done.started_at, done.ended_at) == (T0, at(10))
+        later = NodeKey(EID, "planned-late")
+        store.set_items(later, 1)  # an older caller without a time
+        assert store.set_items(later, 1, now=at(3)).started_at == at(3)
+
     def test_list_nodes_sorted_and_scoped(self, store: ExecutionStore) -> None:
         for name in ["load", "extract", "transform"]:
             run_node(store, NodeKey(EID, name), name)

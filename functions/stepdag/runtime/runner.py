@@ -225,7 +225,7 @@ class NodeRunner:
         items = self._output(req.execution, source)
         if not isinstance(items, list):
             raise StepdagInvalidInput(f"map_over source {source!r} did not produce a list")
-        self.store.set_items(key, len(items))
+        self.store.set_items(key, len(items), now=self.now())
         return {"node": node.name, "status": "RUNNING", "items": list(range(len(items)))}
 
     def _gather(self, dag: Dag, node: Node, req: NodeRequest) -> dict[str, Any]:

@@ -363,20 +363,33 @@ class ExecutionStore(ABC):
         _, item = self._transact_nodes_refusing(key, decide)
         return self._node_record(item, output=None)
 
-    def set_items(self, key: NodeKey, count: int) -> NodeRecord:
-        """Record how many items a Map node has (creates the node record if needed)."""
+    def set_items(self, key: NodeKey, count: int, *, now: datetime | None = None) -> NodeRecord:
+        """Record how many items a Map node has (creates the node record if needed).
+
+        ``now`` (when the items are planned) becomes the node's ``started_at`` unless it
+        has one: the node's own claim comes only at gather, after every item, so without
+        it a Map node's duration would be the gather's milliseconds.
+        """
         if key.map_index is not None:
             raise ValueError(f"set_items takes the Map node's own key, not item {key}")
         _check_int(count, "count", 0)
+        require_aware(now, "now")
+        started = None if now is None else to_micros(now)
 
         def decide(cur: Item | None) -> Item | None:
             if cur is None:
-                return node_to_item(replace(self._blank(key), items=count, version=1), output=None)
-            if cur["items"] == count:
+                blank = replace(self._blank(key), items=count, started_at=now, version=1)
+                return node_to_item(blank, output=None)
+            completed = cur["status"] in (NodeStatus.SUCCEEDED.value, NodeStatus.SKIPPED.value)
+            unstarted = started is not None and cur["started_at"] is None and not completed
+            if cur["items"] == count and not unstarted:
                 return None
-            if cur["status"] in (NodeStatus.SUCCEEDED.value, NodeStatus.SKIPPED.value):
+            if completed:
                 raise _Refused(f"node {key} is completed with {cur['items']} items", cur)
-            return {**cur, "items": count, "version": cur["version"] + 1}
+            changed = {**cur, "items": count, "version": cur["version"] + 1}
+            if unstarted:
+                changed["started_at"] = started
+            return changed
 
         _, item = self._transact_nodes_refusing(key, decide)
         return self._node_record(item)
