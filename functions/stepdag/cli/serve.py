@@ -140,7 +140,10 @@ def make_server(resolver: Any, host: str = "127.0.0.1", port: int = 8000) -> Ser
         def _events(self, ref: str, headers: dict[str, str]) -> None:
             # The stream owns this connection to its end: never reused for a next request.
             self.close_connection = True
-            headers.pop("Accept", None)  # the REST routes answer JSON, not event-stream
+            # The reads answer plain JSON: not event-stream, and never compressed.
+            headers = {
+                k: v for k, v in headers.items() if k.lower() not in ("accept", "accept-encoding")
+            }
 
             def fetch(path: str) -> tuple[int, Any]:
                 status, _, data = call(resolver, "GET", path, headers)
