@@ -1,0 +1,81 @@
+"""Deploy pieces of the synthesized template by hand: resolve its intrinsic functions.
+
+The wiring tests (moto, LocalStack) create the CDK-generated resources through the service
+APIs with the template's own properties, so what they prove is what CloudFormation would
+create. ``Resolver`` substitutes ``Ref``/``Fn::GetAtt``/``Fn::Join``/``Fn::Sub``-free
+values from what the test created; an intrinsic it does not know is an error naming it,
+never a silent placeholder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ACCOUNT = "000000000000"
+PSEUDO = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::AccountId": ACCOUNT}
+
+
+@dataclass
+class Resolver:
+    region: str
+    refs: dict[str, str] = field(default_factory=dict)  # logical id -> physical id / ARN
+    attrs: dict[tuple[str, str], str] = field(default_factory=dict)  # (id, attribute) -> value
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if set(value) == {"Ref"}:
+            return self._ref(value["Ref"])
+        if set(value) == {"Fn::GetAtt"}:
+            logical, attribute = value["Fn::GetAtt"]
+            try:
+                return self.attrs[(logical, attribute)]
+            except KeyError:
+                raise KeyError(f"Fn::GetAtt {logical}.{attribute}: not created by the test")
+        if set(value) == {"Fn::Join"}:
+            sep, parts = value["Fn::Join"]
+            return sep.join(str(self(p)) for p in parts)
+        unknown = [k for k in value if k.startswith("Fn::")]
+        if unknown:
+            raise ValueError(f"intrinsic {unknown[0]} is not supported here: {value}")
+        return {k: self(v) for k, v in value.items()}
+
+    def _ref(self, name: str) -> str:
+        if name == "AWS::Region":
+            return self.region
+        if name in PSEUDO:
+            return PSEUDO[name]
+        try:
+            return self.refs[name]
+        except KeyError:
+            raise KeyError(f"Ref {name}: not created by the test") from None
+
+
+def only(resources: Mapping[str, dict[str, Any]], type_: str, prefix: str = "") -> tuple[str, Any]:
+    """The one resource of ``type_`` whose logical id starts with ``prefix``: (id, props)."""
+    found = [
+        (k, v.get("Properties", {}))
+        for k, v in resources.items()
+        if v["Type"] == type_ and k.startswith(prefix)
+    ]
+    if len(found) != 1:
+        raise AssertionError(f"expected one {type_} {prefix}*, found {[k for k, _ in found]}")
+    return found[0]
+
+
+def definition(props: Mapping[str, Any], substitutions: Mapping[str, str]) -> str:
+    """A state machine's DefinitionString with its ``${Key}`` substitutions applied."""
+    text = props["DefinitionString"]
+    if not isinstance(text, str):
+        raise ValueError(f"DefinitionString is not a plain string: {text!r:.200}")
+    for key in props.get("DefinitionSubstitutions", {}):
+        if key not in substitutions:
+            raise KeyError(f"no value for definition substitution {key}")
+        text = text.replace("${" + key + "}", substitutions[key])
+    json.loads(text)  # still a JSON document
+    return text
