@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-ACCOUNT = "000000000000"
-PSEUDO = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::AccountId": ACCOUNT}
+ACCOUNT = "000000000000"  # LocalStack's default account
+PSEUDO = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
 
 
 @dataclass
 class Resolver:
     region: str
+    account: str = ACCOUNT
     refs: dict[str, str] = field(default_factory=dict)  # logical id -> physical id / ARN
     attrs: dict[tuple[str, str], str] = field(default_factory=dict)  # (id, attribute) -> value
 
@@ -48,6 +49,8 @@ class Resolver:
     def _ref(self, name: str) -> str:
         if name == "AWS::Region":
             return self.region
+        if name == "AWS::AccountId":
+            return self.account
         if name in PSEUDO:
             return PSEUDO[name]
         try:
