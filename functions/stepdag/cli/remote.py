@@ -1,10 +1,10 @@
 """Where the CLI's commands go: the local store, the REST API, or AWS directly.
 
-One :class:`Client` protocol, three targets, so a command is written once:
+One ``Client`` protocol (``cli/client.py``), three targets, so a command is written once:
 
 * **local** (no ``--remote``): :class:`ServiceClient` over the same
   ``LocalExecutionService`` that ``stepdag serve`` runs, on ``$STEPDAG_HOME``;
-* **an API URL** (``--remote https://…/v1``): :class:`HttpClient`, stdlib ``urllib`` on
+* **an API URL** (``--remote https://…/v1``): ``cli/rest.py``'s ``HttpClient``, ``urllib`` on
   the REST API; SigV4-signed for an ``execute-api`` host (IAM auth, the default), or a
   bearer token (``--token``) for the Cognito authorizer;
 * **aws** (``--remote aws``): :class:`ServiceClient` over the very
@@ -19,95 +19,22 @@ from __future__ import annotations
 import json
 import os
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, Protocol, TypeVar
-from urllib.parse import quote, urlencode, urlsplit
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-from stepdag.api.models import Execution, ExecutionPage, ExecutionSummary, Node, NodeList
+from stepdag.cli.client import Client, LogReader, RemoteError, read_logs, run_name
+from stepdag.cli.rest import HttpClient, default_auth
 from stepdag.core.errors import InputValidationError, StepdagError, WorkflowLoadError
 from stepdag.core.model import Dag
 from stepdag.core.status import RunStatus
 from stepdag.runtime.logs import LogEntry
 from stepdag.runtime.records import ExecutionRecord, NodeKey, NodeRecord, Page
 from stepdag.runtime.store import ExecutionStore
-
-_EXECUTE_API = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$")
-
-
-class RemoteError(StepdagError):
-    """The remote target refused a request or could not be reached."""
-
-    code = "remote_error"
-
-
-class LogReader(Protocol):
-    def read(
-        self, execution: str, *, node: str | None = None, index: int | None = None
-    ) -> list[LogEntry]: ...
-
-
-class Client(Protocol):
-    label: str
-    poll_seconds: float
-    full_records: bool
-
-    def get(self, ref: str) -> ExecutionRecord: ...
-
-    def nodes(self, ref: str) -> tuple[ExecutionRecord, list[NodeRecord]]: ...
-
-    def list_executions(
-        self, *, workflow: str | None, status: RunStatus | None, limit: int, next_token: str | None
-    ) -> Page[ExecutionRecord]: ...
-
-    def node_output(self, ref: str, node: str) -> Any: ...
-
-    def start(
-        self, workflow: str, input: Any, *, name: str | None, idempotency_key: str | None
-    ) -> tuple[ExecutionRecord, bool]: ...
-
-    def cancel(self, ref: str) -> ExecutionRecord: ...
-
-    def redrive(self, ref: str) -> ExecutionRecord: ...
-
-    def node_record(
-        self, rec: ExecutionRecord, node: str, index: int | None = None
-    ) -> NodeRecord | None:
-        """The node's record *with its output* when it succeeded (replay's inputs)."""
-        ...
-
-    def logs(
-        self, rec: ExecutionRecord, *, node: str | None, index: int | None
-    ) -> list[LogEntry]: ...
-
-    def close(self) -> None: ...
-
-
-def read_logs(
-    reader: LogReader, rec: ExecutionRecord, *, node: str | None, index: int | None
-) -> list[LogEntry]:
-    window = getattr(reader, "read_window", None)
-    if window is not None:  # CloudWatch: scan only the execution's time window
-        entries: list[LogEntry] = window(
-            rec.execution_id, node=node, index=index, start=rec.started_at, end=rec.ended_at
-        )
-        return entries
-    return reader.read(rec.execution_id, node=node, index=index)
-
-
-def run_name(name: str | None, idempotency_key: str | None) -> str | None:
-    """The API's rule, applied before any request: the key *is* the execution name."""
-    if idempotency_key and name and name != idempotency_key:
-        raise InputValidationError("--name and --idempotency-key differ; the key is the name")
-    return idempotency_key or name
-
 
 # ------------------------------------------------------------------ services (local, aws)
 
@@ -211,270 +138,6 @@ class ServiceClient:
         wait = getattr(self.service, "wait_idle", None)
         if wait is not None:  # a local run's background thread: let it finish its writes
             wait()
-
-
-# ------------------------------------------------------------------ the REST API
-
-
-def api_base(url: str) -> str:
-    """``http://127.0.0.1:8000`` / ``https://…/prod/`` -> the ``…/v1`` routes' base."""
-    base = url.rstrip("/")
-    return base if base.endswith("/v1") else f"{base}/v1"
-
-
-def _aware(at: datetime | None) -> datetime | None:
-    return at if at is None or at.tzinfo is not None else at.replace(tzinfo=UTC)
-
-
-def execution_record(m: Execution | ExecutionSummary) -> ExecutionRecord:
-    """The API's execution (or list row) as the store's record, for the shared views."""
-    full = m if isinstance(m, Execution) else None
-    started = _aware(m.started_at)
-    assert started is not None
-    return ExecutionRecord(
-        execution_id=m.id,
-        name=m.name,
-        workflow=m.workflow,
-        started_at=started,
-        status=m.status,
-        ended_at=_aware(m.ended_at),
-        tenant=m.tenant,
-        input=full.input if full else None,
-        output=full.output if full else None,
-        error=full.error if full else None,
-        cause=full.cause if full else None,
-        redrive_count=full.redrive_count if full else 0,
-        rerun_of=full.rerun_of if full else None,
-        rerun_from=full.rerun_from if full else None,
-    )
-
-
-def node_record(execution_id: str, m: Node, output: Any = None) -> NodeRecord:
-    return NodeRecord(
-        execution_id=execution_id,
-        node=m.node,
-        map_index=m.map_index,
-        status=m.status,
-        attempt=m.attempt,
-        attempts=m.attempts,
-        started_at=_aware(m.started_at),
-        ended_at=_aware(m.ended_at),
-        error=m.error,
-        cause=m.cause,
-        output=output,
-        output_bytes=m.output_bytes,
-        cache_hit=m.cache_hit,
-        items=m.items,
-        skip_reason=m.skip_reason,
-    )
-
-
-Auth = Callable[[urllib.request.Request], None]
-
-
-def bearer(token: str) -> Auth:
-    value = token if token.lower().startswith("bearer ") else f"Bearer {token}"
-
-    def add(req: urllib.request.Request) -> None:
-        req.add_header("Authorization", value)
-
-    return add
-
-
-def sigv4(region: str, credentials: Any) -> Auth:
-    """IAM auth: sign each request for ``execute-api`` with botocore's SigV4Auth."""
-    from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
-    from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
-
-    signer = SigV4Auth(credentials, "execute-api", region)
-
-    def add(req: urllib.request.Request) -> None:
-        data = req.data if isinstance(req.data, bytes) else None
-        aws = AWSRequest(method=req.get_method(), url=req.full_url, data=data)
-        for key, value in req.header_items():
-            aws.headers[key] = value
-        signer.add_auth(aws)
-        for key, value in aws.headers.items():
-            req.add_header(key, value)
-
-    return add
-
-
-def default_auth(url: str, *, token: str | None, region: str | None) -> Auth | None:
-    """A bearer token if given; else SigV4 for API Gateway hosts when credentials exist."""
-    if token:
-        return bearer(token)
-    host = urlsplit(url).hostname or ""
-    found = _EXECUTE_API.match(host)
-    if found is None and region is None:
-        return None  # e.g. `stepdag serve` on loopback: no auth
-    import botocore.session  # type: ignore[import-untyped]
-
-    credentials = botocore.session.get_session().get_credentials()
-    if credentials is None:
-        return None  # the API answers 403 and the error says so
-    return sigv4(found.group(1) if found else str(region), credentials)
-
-
-class HttpClient:
-    """The REST API (``stepdag serve`` or API Gateway) over urllib."""
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        auth: Auth | None = None,
-        logs: LogReader | None = None,
-        timeout: float = 30.0,
-        poll_seconds: float = 1.0,
-    ) -> None:
-        self.base = api_base(url)
-        self.label = self.base
-        self.full_records = False
-        self.auth = auth
-        self.timeout = timeout
-        self.poll_seconds = poll_seconds
-        self._logs = logs
-
-    # -------------------------------------------------------------- transport
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        query: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> tuple[int, Any]:
-        url = self.base + path
-        params = {k: v for k, v in (query or {}).items() if v is not None}
-        if params:
-            url += "?" + urlencode(params)
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(url, data=data, method=method)
-        req.add_header("Accept", "application/json")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        for key, value in (headers or {}).items():
-            req.add_header(key, value)
-        if self.auth is not None:
-            self.auth(req)
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return resp.status, _decode(resp.read())
-        except urllib.error.HTTPError as exc:
-            raise _api_error(method, url, exc.code, _decode(exc.read())) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise RemoteError(f"cannot reach the stepdag API at {self.base}: {reason}") from None
-
-    @staticmethod
-    def _ref(ref: str) -> str:
-        # Execution ids are ARNs: colons are legal in a path segment, slashes are not.
-        return quote(ref, safe=":@")
-
-    # -------------------------------------------------------------- reads
-
-    def get(self, ref: str) -> ExecutionRecord:
-        _, body = self.request("GET", f"/executions/{self._ref(ref)}")
-        return execution_record(Execution.model_validate(body))
-
-    def nodes(self, ref: str) -> tuple[ExecutionRecord, list[NodeRecord]]:
-        rec = self.get(ref)
-        _, body = self.request("GET", f"/executions/{self._ref(rec.execution_id)}/nodes")
-        listing = NodeList.model_validate(body)
-        return rec, [node_record(listing.execution, n) for n in listing.nodes]
-
-    def list_executions(
-        self, *, workflow: str | None, status: RunStatus | None, limit: int, next_token: str | None
-    ) -> Page[ExecutionRecord]:
-        query = {
-            "workflow": workflow,
-            "status": None if status is None else status.value,
-            "limit": limit,
-            "next_token": next_token,
-        }
-        _, body = self.request("GET", "/executions", query=query)
-        page = ExecutionPage.model_validate(body)
-        return Page([execution_record(i) for i in page.items], page.next_token)
-
-    def node_output(self, ref: str, node: str) -> Any:
-        path = f"/executions/{self._ref(ref)}/nodes/{quote(node, safe='')}/output"
-        _, body = self.request("GET", path)
-        return body.get("output") if isinstance(body, dict) else None
-
-    def node_record(
-        self, rec: ExecutionRecord, node: str, index: int | None = None
-    ) -> NodeRecord | None:
-        """From the node list; the output from ``…/nodes/{node}/output`` (the API serves
-        whole nodes' outputs only: a Map item's record comes without its output)."""
-        _, nodes = self.nodes(rec.execution_id)
-        found = next((n for n in nodes if n.node == node and n.map_index == index), None)
-        if found is None or index is not None or not found.status.has_output:
-            return found
-        output = self.node_output(rec.execution_id, node)
-        return replace(found, output=output)
-
-    def logs(self, rec: ExecutionRecord, *, node: str | None, index: int | None) -> list[LogEntry]:
-        if self._logs is None:
-            raise RemoteError(
-                "the REST API serves no logs; read them from CloudWatch Logs with "
-                "--remote aws (log groups from --log-group, STEPDAG_LOG_GROUPS or --stack)"
-            )
-        return read_logs(self._logs, rec, node=node, index=index)
-
-    # -------------------------------------------------------------- writes
-
-    def start(
-        self, workflow: str, input: Any, *, name: str | None, idempotency_key: str | None
-    ) -> tuple[ExecutionRecord, bool]:
-        body: dict[str, Any] = {"input": input}
-        if name and not idempotency_key:
-            body["name"] = name
-        run_name(name, idempotency_key)
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        status, answer = self.request(
-            "POST", f"/workflows/{quote(workflow, safe='')}/executions", body=body, headers=headers
-        )
-        return execution_record(Execution.model_validate(answer)), status == 201
-
-    def cancel(self, ref: str) -> ExecutionRecord:
-        _, body = self.request("POST", f"/executions/{self._ref(ref)}/cancel")
-        return execution_record(Execution.model_validate(body))
-
-    def redrive(self, ref: str) -> ExecutionRecord:
-        _, body = self.request("POST", f"/executions/{self._ref(ref)}/redrive")
-        return execution_record(Execution.model_validate(body))
-
-    def close(self) -> None:
-        return None
-
-
-def _decode(raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode("utf-8", "replace")
-
-
-def _api_error(method: str, url: str, status: int, body: Any) -> RemoteError:
-    """A problem document (or API Gateway's own ``{"message": …}``) as one clean line."""
-    if isinstance(body, dict) and "detail" in body:
-        detail = str(body["detail"])
-        errors = body.get("errors") or []
-        if len(errors) > 1:  # the detail names the first one already
-            detail += "".join(
-                f"\n  - {e.get('location')} {e.get('field')}: {e.get('message')}" for e in errors
-            )
-        exc = RemoteError(f"{detail} (HTTP {status})")
-    else:
-        text = body.get("message") if isinstance(body, dict) else body
-        exc = RemoteError(f"HTTP {status} from {method} {url}: {text or 'no body'}")
-    exc.http_status = status
-    return exc
 
 
 # ------------------------------------------------------------------ aws (boto3 directly)
@@ -696,16 +359,11 @@ def require_workflow(dags: Mapping[str, Dag], name: str) -> Dag:
 
 __all__ = [
     "AwsConfig",
-    "Client",
-    "HttpClient",
-    "RemoteError",
     "ServiceClient",
     "Target",
-    "api_base",
     "aws_client",
     "aws_config",
     "connect",
-    "default_auth",
     "local_client",
     "stack_config",
 ]

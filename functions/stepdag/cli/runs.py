@@ -17,9 +17,9 @@ from typing import Annotated, Any
 import typer
 from rich.live import Live
 
+from stepdag.cli.client import Client
 from stepdag.cli.main import EXIT_FAILED, app, err, friendly, out
 from stepdag.cli.remote import (
-    Client,
     RegionOpt,
     RemoteOpt,
     StackOpt,

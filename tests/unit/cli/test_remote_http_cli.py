@@ -16,7 +16,7 @@ import stepdag.cli.runs  # noqa: F401 - registers the commands
 from stepdag.api.app import build_app
 from stepdag.api.service import LocalExecutionService
 from stepdag.cli.main import app
-from stepdag.cli.remote import HttpClient, api_base, default_auth
+from stepdag.cli.rest import HttpClient, api_base, default_auth
 from stepdag.cli.serve import make_server
 from stepdag.runtime.sqlite import SqliteStore
 from tests.unit.api import workflows
