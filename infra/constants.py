@@ -188,6 +188,10 @@ API_EXECUTION_ACTIONS: Final[tuple[str, ...]] = (
 CTX_API_ENABLED: Final = "stepdag:api"  # true: deploy the REST API
 # Optional Cognito user pool authorizer instead of IAM (a user pool ARN).
 CTX_API_USER_POOL_ARN: Final = "stepdag:apiUserPoolArn"
+# Optional comma-separated origins allowed to call the API from a browser (CORS), e.g. the
+# console exported with `stepdag console export` and hosted on S3/CloudFront.
+CTX_API_CORS_ORIGINS: Final = "stepdag:apiCorsOrigins"
+ENV_CORS_ORIGINS: Final = "STEPDAG_CORS_ORIGINS"
 OUTPUT_API_URL: Final = "ApiUrl"
 
 # --- Webhook routes (API Gateway -> states:StartExecution, no Lambda) ----------------------

@@ -12,7 +12,7 @@ from constructs import Construct
 
 from infra import constants as c
 from infra.bundling import node_runner_code
-from infra.constructs.api import StepdagApi, api_enabled, api_user_pool_arn
+from infra.constructs.api import StepdagApi, api_cors_origins, api_enabled, api_user_pool_arn
 from infra.constructs.functions import NodeRunnerFunctions
 from infra.constructs.observability import StepdagObservability, rollback_alarm_names
 from infra.constructs.status import StepdagStatusEvents
@@ -133,6 +133,7 @@ class StepdagStack(Stack):
                 log_level=settings.log_level,
                 retain_data=settings.retain_data,
                 user_pool_arn=api_user_pool_arn(self.node),
+                cors_origins=api_cors_origins(self.node),
             )
             CfnOutput(self, c.OUTPUT_API_URL, value=self.api.rest_api.url)
         self._outputs()

@@ -54,3 +54,18 @@ def table_spec(table_name: str) -> dict[str, Any]:
             for index, partition in INDEXES.items()
         ],
     }
+
+
+# --- CORS: the API answering a console on another origin -----------------------------
+# Read by the API (stepdag.api.app, the API Lambda's settings) and by the CDK construct
+# that answers preflights at the gateway, so the two cannot disagree.
+CORS_HEADERS: Final = (
+    "Authorization",  # the console's token (Cognito authorizer)
+    "Content-Type",
+    "Idempotency-Key",
+    "X-Amz-Date",  # SigV4, for callers that sign in the browser
+    "X-Amz-Security-Token",
+)
+CORS_MAX_AGE_S: Final = 600
+ORIGIN_PATTERN: Final = r"^https?://[A-Za-z0-9.-]+(?::\d{1,5})?$"
+"""scheme://host[:port] and nothing after it: what browsers send in ``Origin``."""

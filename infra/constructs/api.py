@@ -13,7 +13,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_apigateway as apigw
@@ -29,6 +30,9 @@ from infra.constructs.hooks import StepdagHooks
 from infra.constructs.storage import StepdagStorage
 from infra.constructs.workflow import StepdagWorkflow
 from infra.nag import acknowledge
+from stepdag.constants import CORS_HEADERS, CORS_MAX_AGE_S, ORIGIN_PATTERN
+
+_ORIGIN = re.compile(ORIGIN_PATTERN)
 
 
 def api_enabled(node: Node) -> bool:
@@ -54,6 +58,22 @@ def api_user_pool_arn(node: Node) -> str | None:
     return text
 
 
+def api_cors_origins(node: Node) -> tuple[str, ...]:
+    """The ``stepdag:apiCorsOrigins`` context flag: exact origins, comma-separated."""
+    value = node.try_get_context(c.CTX_API_CORS_ORIGINS)
+    if not value:
+        return ()
+    items = value if isinstance(value, list) else str(value).split(",")
+    origins = tuple(str(v).strip() for v in items if str(v).strip())
+    bad = [o for o in origins if not _ORIGIN.match(o)]
+    if bad:
+        raise ValueError(
+            f"{c.CTX_API_CORS_ORIGINS}: origins like https://console.example.com "
+            f"(no path, no '*'); not valid: {', '.join(repr(b) for b in bad)}"
+        )
+    return origins
+
+
 class StepdagApi(Construct):
     def __init__(
         self,
@@ -66,9 +86,11 @@ class StepdagApi(Construct):
         log_level: str = "INFO",
         retain_data: bool = True,
         user_pool_arn: str | None = None,
+        cors_origins: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         removal = RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY
+        self.cors_origins = tuple(cors_origins)
         self.function = self._function(code, storage, workflows, log_level, removal)
 
         access_logs = logs.LogGroup(
@@ -124,7 +146,7 @@ class StepdagApi(Construct):
         )
         integration = apigw.LambdaIntegration(self.function, proxy=True)
         v1 = self.rest_api.root.add_resource(c.API_ROUTE_PREFIX)
-        v1.add_proxy(
+        proxy = v1.add_proxy(
             default_integration=integration,
             any_method=True,
             default_method_options=apigw.MethodOptions(
@@ -133,6 +155,9 @@ class StepdagApi(Construct):
                 request_validator=validator,
             ),
         )
+        self.preflight: apigw.Method | None = None
+        if self.cors_origins:
+            self._cors(proxy)
         # Webhook starts without the Lambda (IAM only: the gateway checks no roles/tenants).
         self.hooks: StepdagHooks | None = None
         if not user_pool_arn:
@@ -145,6 +170,40 @@ class StepdagApi(Construct):
                 validator=validator,
             )
         self._acknowledge(storage, workflows, cognito_auth=bool(user_pool_arn))
+
+    def _cors(self, proxy: apigw.ProxyResource) -> None:
+        """Browsers on ``cors_origins`` may call the API (the console hosted elsewhere).
+
+        A preflight carries no credentials, so it cannot pass IAM or Cognito auth: the
+        gateway answers OPTIONS itself (a MOCK integration, no Lambda).  The function adds
+        the headers to real answers (``stepdag.api.app.cors_config``), and the gateway's own
+        4XX/5XX (a refused token, throttling) get them too, or the console would see a bare
+        network error instead of the 401/429.  Those can name one origin only: the first.
+        """
+        self.preflight = proxy.add_cors_preflight(
+            allow_origins=list(self.cors_origins),
+            allow_headers=list(CORS_HEADERS),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            max_age=Duration.seconds(CORS_MAX_AGE_S),
+        )
+        headers = {"Access-Control-Allow-Origin": f"'{self.cors_origins[0]}'", "Vary": "'Origin'"}
+        for response_type, name in (
+            (apigw.ResponseType.DEFAULT_4_XX, "Default4xx"),
+            (apigw.ResponseType.DEFAULT_5_XX, "Default5xx"),
+        ):
+            self.rest_api.add_gateway_response(name, type=response_type, response_headers=headers)
+        acknowledge(
+            self.preflight,
+            "AwsSolutions-APIG4",
+            "CORS preflight (OPTIONS): browsers send it without credentials, so it cannot be "
+            "authorized; a MOCK integration answers it with the CORS headers, no data.",
+        )
+        acknowledge(
+            self.preflight,
+            "AwsSolutions-COG4",
+            "CORS preflight (OPTIONS) carries no token by the CORS protocol; it reaches no "
+            "function and returns no data.",
+        )
 
     def _function(
         self,
@@ -209,6 +268,7 @@ class StepdagApi(Construct):
                 ),
                 c.ENV_POWERTOOLS_SERVICE_NAME: c.API_SERVICE_NAME,
                 c.ENV_LOG_LEVEL: log_level,
+                **({c.ENV_CORS_ORIGINS: ",".join(self.cors_origins)} if self.cors_origins else {}),
             },
             description="stepdag REST API",
         )

@@ -268,3 +268,53 @@ def test_hooks_role_may_only_start_the_live_aliases(synth: Synthesized) -> None:
         == len(WORKFLOWS)
         == len(statement["Resource"])
     )
+
+
+# ------------------------------------------------------------------ CORS (console elsewhere)
+
+CONSOLE = "https://console.example.com"
+
+
+def test_cors_origins_add_a_gateway_preflight_and_the_function_setting(tmp_path: Path) -> None:
+    cors = synthesize(
+        tmp_path,
+        {c.CTX_API_ENABLED: "true", c.CTX_API_CORS_ORIGINS: f"{CONSOLE},http://localhost:5173"},
+    )
+    methods = [m["Properties"] for m in cors.of_type("AWS::ApiGateway::Method").values()]
+    (preflight,) = [m for m in methods if m["HttpMethod"] == "OPTIONS"]
+    # Browsers send preflights without credentials: answered by the gateway, no Lambda.
+    assert preflight["AuthorizationType"] == "NONE"
+    assert preflight["Integration"]["Type"] == "MOCK"
+    (response,) = preflight["Integration"]["IntegrationResponses"]
+    params = response["ResponseParameters"]
+    assert "Idempotency-Key" in params["method.response.header.Access-Control-Allow-Headers"]
+    # Every other method keeps its authorization.
+    assert all(m["AuthorizationType"] == "AWS_IAM" for m in methods if m is not preflight)
+    _, fn = cors.function(c.API_HANDLER)
+    env = fn["Environment"]["Variables"]
+    assert env[c.ENV_CORS_ORIGINS] == f"{CONSOLE},http://localhost:5173"
+    # The gateway's own 4XX/5XX (a refused signature, throttling) are readable by the console.
+    gateway = [g["Properties"] for g in cors.of_type("AWS::ApiGateway::GatewayResponse").values()]
+    assert {g["ResponseType"] for g in gateway} == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    for g in gateway:
+        headers = g["ResponseParameters"]
+        assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == f"'{CONSOLE}'"
+    report = AwsSolutionsChecks(cors.app).validate_scope(cors.stack)
+    assert [v.rule_name for v in report.violations] == []
+    assert lint_template(cors.template_path) == []
+
+
+def test_without_cors_origins_there_is_no_preflight(synth: Synthesized) -> None:
+    methods = synth.of_type("AWS::ApiGateway::Method").values()
+    assert all(m["Properties"]["HttpMethod"] != "OPTIONS" for m in methods)
+    _, fn = synth.function(c.API_HANDLER)
+    assert c.ENV_CORS_ORIGINS not in fn["Environment"]["Variables"]
+
+
+def test_a_wildcard_or_a_path_is_not_an_origin(tmp_path: Path) -> None:
+    for bad in ("*", f"{CONSOLE}/app"):
+        with pytest.raises(ValueError, match="apiCorsOrigins"):
+            synthesize(
+                tmp_path / bad.replace("/", "_"),
+                {c.CTX_API_ENABLED: "true", c.CTX_API_CORS_ORIGINS: bad},
+            )

@@ -9,9 +9,10 @@ exception handlers registered here turn them into problem documents (api/errors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import Server
@@ -40,6 +41,7 @@ from stepdag.api.models import (
     WorkflowSummary,
 )
 from stepdag.api.service import ExecutionService
+from stepdag.constants import CORS_HEADERS, CORS_MAX_AGE_S
 from stepdag.core.errors import StepdagError
 from stepdag.core.status import RunStatus
 
@@ -71,8 +73,23 @@ def _ok(status: int = 200, description: str = "OK") -> dict[int, Any]:
     return {status: {"description": description}}
 
 
-def build_app(service: ExecutionService) -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+def cors_config(origins: Sequence[str]) -> CORSConfig | None:
+    """Exact origins only (never ``*``): the console hosted on S3/CloudFront, say."""
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origin=origins[0],
+        extra_origins=list(origins[1:]),
+        allow_headers=list(CORS_HEADERS),
+        max_age=CORS_MAX_AGE_S,
+    )
+
+
+def build_app(
+    service: ExecutionService, *, cors_origins: Sequence[str] = ()
+) -> APIGatewayRestResolver:
+    """The resolver; ``cors_origins`` lets a console on those origins call it."""
+    app = APIGatewayRestResolver(enable_validation=True, cors=cors_config(cors_origins))
     servers = [Server(url="/")]
     app.enable_swagger(path=f"{PREFIX}/docs", title=TITLE, version=VERSION, servers=servers)
 
@@ -228,4 +245,4 @@ def build_app(service: ExecutionService) -> APIGatewayRestResolver:
     return app
 
 
-__all__ = ["PREFIX", "build_app"]
+__all__ = ["PREFIX", "build_app", "cors_config"]

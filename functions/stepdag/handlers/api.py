@@ -49,7 +49,7 @@ class ApiApp:
             load_workflows(self.settings),
             self.settings.state_machines,
         )
-        return build_app(service)
+        return build_app(service, cors_origins=self.settings.cors_origins)
 
 
 settings = load_api_settings()

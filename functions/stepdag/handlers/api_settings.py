@@ -6,6 +6,8 @@ variable.  Extra environment:
     STEPDAG_STATE_MACHINES   required: JSON ``{"<workflow>": "<state machine or alias ARN>"}``
                              (the CDK stack sets each workflow's ``live`` alias); every
                              loaded workflow needs one (checked when the app is built)
+    STEPDAG_CORS_ORIGINS     optional: comma-separated origins (``https://console.example.com``)
+                             whose pages may call the API (the console hosted elsewhere)
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from typing import Any
 
 from pydantic import ValidationError, field_validator
 
+from stepdag.constants import ORIGIN_PATTERN
 from stepdag.handlers.settings import ENV_VARS, Settings, SettingsError
 
 # arn:<partition>:states:<region>:<account>:stateMachine:<name>[:<version or alias>]
+_ORIGIN = re.compile(ORIGIN_PATTERN)
 _TARGET_ARN = re.compile(
     r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}"
     r"(?::[A-Za-z0-9_-]{1,80})?$"
@@ -29,11 +33,26 @@ _TARGET_ARN = re.compile(
 API_ENV_VARS: dict[str, tuple[str, ...]] = {
     **ENV_VARS,
     "state_machines": ("STEPDAG_STATE_MACHINES",),
+    "cors_origins": ("STEPDAG_CORS_ORIGINS",),
 }
 
 
 class ApiSettings(Settings):
     state_machines: dict[str, str]
+    cors_origins: tuple[str, ...] = ()
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(v.strip() for v in value.split(",") if v.strip())
+        bad = [v for v in value if not isinstance(v, str) or not _ORIGIN.match(v)]
+        if bad:
+            shown = ", ".join(repr(b) for b in bad)
+            raise ValueError(
+                f"origins like https://console.example.com (no path, no '*'); not valid: {shown}"
+            )
+        return value
 
     @field_validator("state_machines", mode="before")
     @classmethod
