@@ -354,3 +354,25 @@ def test_api_settings_name_every_bad_variable() -> None:
         }
     )
     assert ok.state_machines["etl"].endswith(":live")
+
+
+def test_a_read_is_served_when_recording_the_final_status_fails(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepdag.runtime.errors import StoreUnavailable
+
+    started = aws.client.start(headers={"Idempotency-Key": "unrecorded"})
+    execution_id = started.body["id"]
+    assert aws.wait(execution_id) == "SUCCEEDED"
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailable("the table is throttling")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(aws.service._recorder, "record", refuse)
+        got = aws.client.get(f"/v1/executions/{execution_id}")
+    # The record as stored (still RUNNING): the status-change event, or the next read,
+    # records the end; the caller gets an answer, not a 5xx.
+    assert got.status == 200, got.body
+    assert got.body["status"] == "RUNNING"
+    assert aws.client.get(f"/v1/executions/{execution_id}").body["status"] == "SUCCEEDED"

@@ -300,7 +300,12 @@ class StepFunctionsExecutionService(StoreReads):
             return rec
         # The event's rules: a stale answer (e.g. the FAILED of the run the API just
         # redrove) is ignored; a conflicting writer is re-read, not overwritten.
-        return self._recorder.record(seen).record or rec
+        try:
+            return self._recorder.record(seen).record or rec
+        except Exception as exc:  # lost CAS races, a failed output fetch, the store
+            # Same rule as above: the status-change event (or the next read) records it.
+            logger.warning("recording %s's final status failed: %s", rec.execution_id, exc)
+            return rec
 
     def _finish(
         self,
