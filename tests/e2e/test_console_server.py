@@ -94,8 +94,8 @@ def statuses(snapshot: dict[str, Any]) -> dict[str, str]:
     return {n["node"]: n["status"] for n in snapshot["nodes"] if n["map_index"] is None}
 
 
-def request_threads() -> int:
-    return sum("process_request_thread" in t.name for t in threading.enumerate())
+def request_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if "process_request_thread" in t.name}
 
 
 def test_stream_sends_a_snapshot_per_change_then_end_and_closes(
@@ -162,9 +162,14 @@ def test_stream_ends_when_the_client_goes_away(
     rec, _ = service.start("console_live", {}, name="gone-1", tenant=None)
     stream = Stream(url, events_url(rec.execution_id))
     assert stream.next()[0] == "snapshot"
-    assert request_threads() == before + 1
+    # This stream's own thread(s), by identity: an earlier test's threads ending late
+    # must not count.
+    mine = request_threads() - before
+    assert mine and all(t.is_alive() for t in mine)
     stream.close()  # the run is still blocked: only the client's leaving can end the stream
-    wait_for(lambda: request_threads() == before, timeout=3, what="the stream thread to end")
+    wait_for(
+        lambda: not any(t.is_alive() for t in mine), timeout=10, what="the stream thread to end"
+    )
 
 
 def test_closing_the_server_ends_open_streams(
@@ -179,7 +184,9 @@ def test_closing_the_server_ends_open_streams(
         server.shutdown()
         server.server_close()  # the fixture's second close is harmless
         assert stream.closed(drain=True)  # a last snapshot may come first
-        assert time.monotonic() - started < 3
+        # The run is still blocked: only the server's closing ended it.  The bound tells
+        # "ended by close" from "never ends", with room for a loaded machine.
+        assert time.monotonic() - started < 15
     finally:
         stream.close()
 

@@ -147,7 +147,10 @@ def make_server(resolver: Any, host: str = "127.0.0.1", port: int = 8000) -> Ser
 
             def fetch(path: str) -> tuple[int, Any]:
                 status, _, data = call(resolver, "GET", path, headers)
-                return status, json.loads(data or b"null")
+                try:
+                    return status, json.loads(data or b"null")
+                except ValueError:  # not JSON (never from our routes): end as a problem
+                    return 500, {"status": 500, "detail": f"GET {path}: not a JSON answer"}
 
             self.send_response(200)
             for key, value in sse.HEADERS.items():

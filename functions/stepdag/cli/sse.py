@@ -117,7 +117,7 @@ def stream(
                 return "server"
             if client_gone(conn, poll):
                 return "client"
-    except (BrokenPipeError, ConnectionResetError):
+    except OSError:  # a broken pipe, a reset, an aborted or timed-out socket: gone
         return "client"
 
 
