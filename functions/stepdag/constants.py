@@ -69,3 +69,8 @@ CORS_HEADERS: Final = (
 CORS_MAX_AGE_S: Final = 600
 ORIGIN_PATTERN: Final = r"^https?://[A-Za-z0-9.-]+(?::\d{1,5})?$"
 """scheme://host[:port] and nothing after it: what browsers send in ``Origin``."""
+
+
+# --- Step Functions status-change events (the status recorder and its EventBridge rule)
+STATUS_EVENT_SOURCE: Final = "aws.states"
+STATUS_EVENT_DETAIL_TYPE: Final = "Step Functions Execution Status Change"

@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Size, Stack
+from aws_cdk import Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_iam as iam
@@ -26,6 +26,7 @@ from constructs import Construct, Node
 
 from infra import constants as c
 from infra.bundling import RUNTIME
+from infra.constructs.functions import acknowledge_storage_grants, function_role
 from infra.constructs.hooks import StepdagHooks
 from infra.constructs.storage import StepdagStorage
 from infra.constructs.workflow import StepdagWorkflow
@@ -213,21 +214,12 @@ class StepdagApi(Construct):
         log_level: str,
         removal: RemovalPolicy,
     ) -> lambda_.Function:
-        log_group = logs.LogGroup(
-            self, "FunctionLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal
-        )
-        # An explicit role, as for the node runners: no AWSLambdaBasicExecutionRole.
-        self.role = iam.Role(
+        log_group, self.role = function_role(
             self,
-            "FunctionRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            logs_id="FunctionLogs",
+            role_id="FunctionRole",
             description="stepdag REST API function",
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_group.log_group_arn],
-            )
+            removal_policy=removal,
         )
         storage.grant_node_runner(self.role)
         ordered = [workflows[name] for name in sorted(workflows)]
@@ -240,7 +232,7 @@ class StepdagApi(Construct):
             self.role.add_to_policy(
                 iam.PolicyStatement(
                     actions=list(c.API_EXECUTION_ACTIONS),
-                    resources=[self._executions_arn(w) for w in ordered],
+                    resources=[w.executions_arn() for w in ordered],
                 )
             )
         stack = Stack.of(self)
@@ -273,15 +265,6 @@ class StepdagApi(Construct):
             description="stepdag REST API",
         )
 
-    @staticmethod
-    def _executions_arn(workflow: StepdagWorkflow) -> str:
-        return Stack.of(workflow).format_arn(
-            service="states",
-            resource="execution",
-            resource_name=f"{workflow.state_machine.state_machine_name}:*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-
     def _acknowledge(
         self,
         storage: StepdagStorage,
@@ -291,16 +274,9 @@ class StepdagApi(Construct):
     ) -> None:
         stack = Stack.of(self)
         policy = self.role.node.find_child("DefaultPolicy")
-        bucket = stack.get_logical_id(storage.bucket.node.default_child)  # type: ignore[arg-type]
-        acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) support no "
-            "resource-level permissions; '*' is the only valid resource.",
-        )
-        acknowledge(
-            policy,
-            f"AwsSolutions-IAM5[Resource::<{bucket}.Arn>/*]",
+        acknowledge_storage_grants(
+            self.role,
+            storage,
             "Offloaded outputs are read (and copied by rerun) under per-run keys of this one "
             "bucket; no other bucket and no bucket-level writes.",
         )

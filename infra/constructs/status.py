@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -37,23 +37,11 @@ from infra.constructs.functions import acknowledge_storage_grants, function_role
 from infra.constructs.storage import StepdagStorage
 from infra.constructs.workflow import StepdagWorkflow
 from infra.nag import acknowledge
-
-SOURCE = "aws.states"
-DETAIL_TYPE = "Step Functions Execution Status Change"
+from stepdag.constants import STATUS_EVENT_DETAIL_TYPE, STATUS_EVENT_SOURCE
 
 AlarmFactory = Callable[..., cw.Alarm]
 """``(construct_id, alarm_name, **cw.Alarm props)``: the observability construct's alarms
 (its SNS topic, ALARM and OK actions)."""
-
-
-def executions_arn(workflow: StepdagWorkflow, suffix: str) -> str:
-    """``arn:…:execution:<state machine name>:<suffix>``."""
-    return Stack.of(workflow).format_arn(
-        service="states",
-        resource="execution",
-        resource_name=f"{workflow.state_machine.state_machine_name}:{suffix}",
-        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-    )
 
 
 class StepdagStatusEvents(Construct):
@@ -88,9 +76,9 @@ class StepdagStatusEvents(Construct):
             "Rule",
             description="stepdag: record execution status changes of this stack's workflows",
             event_pattern=events.EventPattern(
-                source=[SOURCE],
-                detail_type=[DETAIL_TYPE],
-                detail={"executionArn": [{"prefix": executions_arn(w, "")} for w in ordered]},
+                source=[STATUS_EVENT_SOURCE],
+                detail_type=[STATUS_EVENT_DETAIL_TYPE],
+                detail={"executionArn": [{"prefix": w.executions_arn("")} for w in ordered]},
             ),
             targets=[
                 targets.LambdaFunction(
@@ -125,7 +113,7 @@ class StepdagStatusEvents(Construct):
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=list(c.STATUS_EXECUTION_ACTIONS),
-                resources=[executions_arn(w, "*") for w in workflows],
+                resources=[w.executions_arn("*") for w in workflows],
             )
         )
         stack = Stack.of(self)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import CfnDeletionPolicy, Fn, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, CfnDeletionPolicy, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -125,6 +125,16 @@ class StepdagWorkflow(Construct):
         # alias while the alias names those alarms, without a dependency cycle.
         self.alias_arn = Fn.join(":", [self.state_machine.state_machine_arn, c.STATE_MACHINE_ALIAS])
         self._acknowledge(log_level)
+
+    def executions_arn(self, suffix: str = "*") -> str:
+        """``arn:…:execution:<state machine name>:<suffix>``: this workflow's executions
+        (``*`` for IAM resources; ``""`` for an event-pattern prefix)."""
+        return Stack.of(self).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine.state_machine_name}:{suffix}",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
 
     def _acknowledge(self, log_level: SfnLogLevel) -> None:
         policy = self.state_machine.role.node.find_child("DefaultPolicy")

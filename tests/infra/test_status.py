@@ -11,7 +11,6 @@ import pytest
 from cdk_nag import AwsSolutionsChecks
 
 from infra import constants as c
-from infra.constructs.status import DETAIL_TYPE, SOURCE
 from infra.lint import lint_template
 from infra.workflows import load_workflows
 from stepdag.api import status as recorder
@@ -60,16 +59,12 @@ def _names_in(value: Any) -> set[str]:
     return found
 
 
-def test_the_constants_match_what_the_recorder_reads() -> None:
-    assert (SOURCE, DETAIL_TYPE) == (recorder.SOURCE, recorder.DETAIL_TYPE)
-
-
 def test_rule_matches_status_changes_of_this_stacks_executions_only(synth: Synthesized) -> None:
     rule = _rule(synth)
     assert "EventBusName" not in rule and rule["State"] == "ENABLED"
     pattern = rule["EventPattern"]
-    assert pattern["source"] == [SOURCE]
-    assert pattern["detail-type"] == [DETAIL_TYPE]
+    assert pattern["source"] == [recorder.SOURCE]
+    assert pattern["detail-type"] == [recorder.DETAIL_TYPE]
     prefixes = pattern["detail"]["executionArn"]
     assert len(prefixes) == len(WORKFLOWS)
     for prefix in prefixes:

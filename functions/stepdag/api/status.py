@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Final, Literal
 
+from stepdag.constants import STATUS_EVENT_DETAIL_TYPE, STATUS_EVENT_SOURCE
 from stepdag.core.errors import ConditionFailed, ExecutionNotFound, InputValidationError
 from stepdag.core.status import RunStatus
 from stepdag.runtime.records import ExecutionRecord
@@ -43,8 +44,9 @@ from stepdag.runtime.store import DuplicateExecution, ExecutionStore
 
 logger = logging.getLogger("stepdag.api.status")
 
-SOURCE: Final = "aws.states"
-DETAIL_TYPE: Final = "Step Functions Execution Status Change"
+# One definition, shared with the CDK rule that routes these events here.
+SOURCE: Final = STATUS_EVENT_SOURCE
+DETAIL_TYPE: Final = STATUS_EVENT_DETAIL_TYPE
 _STATUSES = {s.value: s for s in RunStatus}
 
 
