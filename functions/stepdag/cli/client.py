@@ -59,7 +59,10 @@ class Client(Protocol):
         self, rec: ExecutionRecord, *, node: str | None, index: int | None
     ) -> list[LogEntry]: ...
 
-    def close(self) -> None: ...
+    def close(self, *, wait: bool = True) -> None:
+        """Release the client; ``wait``: first let this process's runs finish their
+        writes (local target).  Ctrl-C passes False: those runs end with the process."""
+        ...
 
 
 def read_logs(

@@ -134,10 +134,10 @@ class ServiceClient:
             raise RemoteError(f"no node logs are configured for {self.label}{self._logs_hint}")
         return read_logs(self._logs, rec, node=node, index=index)
 
-    def close(self) -> None:
-        wait = getattr(self.service, "wait_idle", None)
-        if wait is not None:  # a local run's background thread: let it finish its writes
-            wait()
+    def close(self, *, wait: bool = True) -> None:
+        wait_idle = getattr(self.service, "wait_idle", None)
+        if wait and wait_idle is not None:  # a local run's thread: let it finish its writes
+            wait_idle()
 
 
 # ------------------------------------------------------------------ aws (boto3 directly)

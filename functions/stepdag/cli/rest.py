@@ -257,7 +257,7 @@ class HttpClient:
         _, body = self.request("POST", f"/executions/{self._ref(ref)}/redrive")
         return execution_record(Execution.model_validate(body))
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = True) -> None:
         return None
 
 

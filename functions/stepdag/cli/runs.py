@@ -98,11 +98,35 @@ def client_for(target: Target) -> Client:
     return connect(target, home())
 
 
-def watch(client: Client, execution_id: str) -> tuple[ExecutionRecord, list[NodeRecord]]:
+class Interrupted(typer.Exit):
+    """Ctrl-C while watching: exit 130 without waiting for anything."""
+
+    def __init__(self) -> None:
+        super().__init__(130)
+
+
+NO_WAIT_LOCAL = (
+    "--no-wait needs --remote: a local run lives in this process; use `stepdag serve` + "
+    "--remote http://127.0.0.1:8000 to start runs in the background"
+)
+
+
+def refuse_local_no_wait(target: Target, wait: bool) -> None:
+    """A local run is a thread of this process: returning at once would end it with the
+    process (after ``close`` blocked on it), leaving the execution RUNNING forever."""
+    if not wait and target.is_local:
+        raise InputValidationError(NO_WAIT_LOCAL)
+
+
+def watch(
+    client: Client, execution_id: str, *, in_process: bool = False
+) -> tuple[ExecutionRecord, list[NodeRecord]]:
     """Poll the execution until it ends, showing its node table live on a terminal.
 
     The same loop serves every target: locally the run is a background thread of this
-    process (the service's), remotely it is Step Functions or a server's thread.
+    process (the service's, ``in_process``), remotely it is Step Functions or a server's
+    thread.  Ctrl-C stops watching at once (:class:`Interrupted`): a remote run goes on;
+    a local one stops with this process, and the message says how to continue it.
     """
     interval = float(os.environ.get("STEPDAG_POLL_SECONDS") or client.poll_seconds)
     rec, nodes = client.nodes(execution_id)
@@ -120,8 +144,14 @@ def watch(client: Client, execution_id: str) -> tuple[ExecutionRecord, list[Node
                 live.update(node_table(nodes))
         return rec, nodes
     except KeyboardInterrupt:
-        err.print(f"stopped watching; {rec.name} is still {rec.status.value} ({client.label})")
-        raise typer.Exit(130) from None
+        if in_process:
+            err.print(
+                f"stopped: {rec.name} stays {rec.status.value} (its run lived in this process); "
+                f"continue it with `stepdag redrive {rec.name}` (completed nodes are not re-run)"
+            )
+        else:
+            err.print(f"stopped watching; {rec.name} is still {rec.status.value} ({client.label})")
+        raise Interrupted() from None
 
 
 def finish(rec: ExecutionRecord, nodes: list[NodeRecord]) -> None:
@@ -143,17 +173,21 @@ def run(
         str | None,
         typer.Option(help="retries with the same key start one execution (the key is its name)"),
     ] = None,
-    wait: Annotated[bool, typer.Option(help="--no-wait: start, print the id, return")] = True,
+    wait: Annotated[
+        bool, typer.Option(help="--no-wait: start, print the id, return (needs --remote)")
+    ] = True,
     remote: RemoteOpt = None,
     token: TokenOpt = None,
     region: RegionOpt = None,
     stack: StackOpt = None,
 ) -> None:
     """Start a run and show its node states live until it ends; exit 0 only on success."""
+    target = _target(remote, token, region, stack, [workflow] if is_workflow_ref(workflow) else [])
+    refuse_local_no_wait(target, wait)
     payload = parse_json_arg(input, "--input")
-    refs = [workflow] if is_workflow_ref(workflow) else []
-    wf_name = load_workflows(refs)[0].name if refs else workflow
-    client = client_for(_target(remote, token, region, stack, refs))
+    wf_name = load_workflows(target.workflows)[0].name if target.workflows else workflow
+    client = client_for(target)
+    interrupted = False
     try:
         rec, created = client.start(wf_name, payload, name=name, idempotency_key=idempotency_key)
         verb = "started" if created else "already exists (same name and input): not started again"
@@ -161,9 +195,12 @@ def run(
         if not wait:
             out.print(f"id {rec.execution_id}")
             return
-        finish(*watch(client, rec.execution_id))
+        finish(*watch(client, rec.execution_id, in_process=target.is_local))
+    except Interrupted:
+        interrupted = True
+        raise
     finally:
-        client.close()
+        client.close(wait=not interrupted)
 
 
 @app.command()
@@ -171,7 +208,9 @@ def run(
 def redrive(
     execution: Annotated[str, typer.Argument(help="execution id or name")],
     *,
-    wait: Annotated[bool, typer.Option(help="--no-wait: redrive and return")] = True,
+    wait: Annotated[
+        bool, typer.Option(help="--no-wait: redrive and return (needs --remote)")
+    ] = True,
     workflow: WorkflowsOpt = None,
     remote: RemoteOpt = None,
     token: TokenOpt = None,
@@ -179,14 +218,20 @@ def redrive(
     stack: StackOpt = None,
 ) -> None:
     """Continue a failed, aborted or interrupted execution; completed nodes are not re-run."""
-    client = client_for(_target(remote, token, region, stack, workflow))
+    target = _target(remote, token, region, stack, workflow)
+    refuse_local_no_wait(target, wait)
+    client = client_for(target)
+    interrupted = False
     try:
         rec = client.redrive(execution)
         out.print(f"redriving {rec.name} ({rec.workflow}), redrive #{rec.redrive_count}")
         if wait:
-            finish(*watch(client, rec.execution_id))
+            finish(*watch(client, rec.execution_id, in_process=target.is_local))
+    except Interrupted:
+        interrupted = True
+        raise
     finally:
-        client.close()
+        client.close(wait=not interrupted)
 
 
 @app.command()
