@@ -6,7 +6,7 @@ One ``Client`` protocol (``cli/client.py``), three targets, so a command is writ
   ``LocalExecutionService`` that ``stepdag serve`` runs, on ``$STEPDAG_HOME``;
 * **an API URL** (``--remote https://…/v1``): ``cli/rest.py``'s ``HttpClient``, ``urllib`` on
   the REST API; SigV4-signed for an ``execute-api`` host (IAM auth, the default), or a
-  bearer token (``--token``) for the Cognito authorizer;
+  Cognito ID token (``--token``, sent as the raw ``Authorization`` header);
 * **aws** (``--remote aws``): :class:`ServiceClient` over the very
   ``StepFunctionsExecutionService`` the API Lambda runs, on the DynamoDB store.
 
@@ -274,7 +274,10 @@ RemoteOpt = Annotated[
 ]
 TokenOpt = Annotated[
     str | None,
-    typer.Option(envvar="STEPDAG_TOKEN", help="bearer token for a Cognito-authorized API"),
+    typer.Option(
+        envvar="STEPDAG_TOKEN",
+        help="Cognito ID token for a Cognito-authorized API (sent as the Authorization header)",
+    ),
 ]
 RegionOpt = Annotated[
     str | None,

@@ -2,7 +2,7 @@
 
 API JSON is turned back into the store's record types, so ``cli/views.py`` renders a
 remote execution exactly like a local one.  Auth: SigV4 (service ``execute-api``) for an
-API Gateway host with IAM auth, or a bearer token for the Cognito authorizer.
+API Gateway host with IAM auth, or a Cognito ID token (sent raw) for the Cognito authorizer.
 """
 
 from __future__ import annotations
@@ -82,8 +82,16 @@ def node_record(execution_id: str, m: Node, output: Any = None) -> NodeRecord:
 Auth = Callable[[urllib.request.Request], None]
 
 
-def bearer(token: str) -> Auth:
-    value = token if token.lower().startswith("bearer ") else f"Bearer {token}"
+def id_token(token: str) -> Auth:
+    """Cognito auth: the raw ID token as the ``Authorization`` header.
+
+    API Gateway's Cognito user-pool authorizer (REST API) reads the header's value as the
+    token itself, as the console and ``docs/deployment.md`` send it: a ``Bearer `` prefix
+    makes it reject the request (401).  A prefix pasted along with the token is dropped.
+    """
+    value = token.strip()
+    if value[:7].lower() == "bearer ":
+        value = value[7:].strip()
 
     def add(req: urllib.request.Request) -> None:
         req.add_header("Authorization", value)
@@ -111,9 +119,9 @@ def sigv4(region: str, credentials: Any) -> Auth:
 
 
 def default_auth(url: str, *, token: str | None, region: str | None) -> Auth | None:
-    """A bearer token if given; else SigV4 for API Gateway hosts when credentials exist."""
+    """A Cognito ID token if given; else SigV4 for API Gateway hosts when credentials exist."""
     if token:
-        return bearer(token)
+        return id_token(token)
     host = urlsplit(url).hostname or ""
     found = _EXECUTE_API.match(host)
     if found is None and region is None:

@@ -161,11 +161,13 @@ def test_api_base_and_auth() -> None:
     )
     assert api_base("https://h/v1/") == "https://h/v1"
     assert default_auth("http://127.0.0.1:8000", token=None, region=None) is None
-    req = urllib.request.Request("https://h/v1/health")
-    auth = default_auth("https://h/v1", token="tok", region=None)
-    assert auth is not None
-    auth(req)
-    assert req.get_header("Authorization") == "Bearer tok"
+    # API Gateway's Cognito authorizer wants the raw ID token, no "Bearer " scheme.
+    for given in ("tok.en.sig", "Bearer tok.en.sig", "bearer  tok.en.sig "):
+        req = urllib.request.Request("https://h/v1/health")
+        auth = default_auth("https://h/v1", token=given, region=None)
+        assert auth is not None
+        auth(req)
+        assert req.get_header("Authorization") == "tok.en.sig", given
 
 
 def test_sigv4_signs_execute_api_requests(monkeypatch: pytest.MonkeyPatch) -> None:
