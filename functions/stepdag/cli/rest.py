@@ -14,15 +14,25 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
-from stepdag.api.models import Execution, ExecutionPage, ExecutionSummary, Node, NodeList
+from pydantic import BaseModel, ValidationError
+
+from stepdag.api.models import (
+    Execution,
+    ExecutionPage,
+    ExecutionSummary,
+    Node,
+    NodeList,
+    NodeOutput,
+)
 from stepdag.cli.client import LogReader, RemoteError, read_logs, run_name
 from stepdag.core.status import RunStatus
 from stepdag.runtime.logs import LogEntry
 from stepdag.runtime.records import ExecutionRecord, NodeRecord, Page
 
+M = TypeVar("M", bound=BaseModel)
 _EXECUTE_API = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$")
 
 
@@ -187,6 +197,29 @@ class HttpClient:
             reason = getattr(exc, "reason", exc)
             raise RemoteError(f"cannot reach the stepdag API at {self.base}: {reason}") from None
 
+    def answer(self, model: type[M], method: str, path: str, **kwargs: Any) -> tuple[int, M]:
+        """``request`` whose answer must be the API's JSON for ``model``.
+
+        A wrong base URL can still answer 200 (a static host's HTML, another service's
+        JSON): that is the URL's fault, said in one line, not a validation traceback.
+        """
+        status, body = self.request(method, path, **kwargs)
+        try:
+            if not isinstance(body, dict):
+                raise TypeError(f"expected a JSON object, got {_sample(body)}")
+            return status, model.model_validate(body)
+        except (TypeError, ValidationError) as exc:
+            if isinstance(exc, ValidationError):
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "(body)"
+                why = f"{model.__name__} {where}: {first['msg']}"
+            else:
+                why = str(exc)
+            raise RemoteError(
+                f"{self.base + path} did not answer like a stepdag API: {why} "
+                "(is --remote the API's URL?)"
+            ) from None
+
     @staticmethod
     def _ref(ref: str) -> str:
         # Execution ids are ARNs: colons are legal in a path segment, slashes are not.
@@ -195,13 +228,13 @@ class HttpClient:
     # -------------------------------------------------------------- reads
 
     def get(self, ref: str) -> ExecutionRecord:
-        _, body = self.request("GET", f"/executions/{self._ref(ref)}")
-        return execution_record(Execution.model_validate(body))
+        _, m = self.answer(Execution, "GET", f"/executions/{self._ref(ref)}")
+        return execution_record(m)
 
     def nodes(self, ref: str) -> tuple[ExecutionRecord, list[NodeRecord]]:
         rec = self.get(ref)
-        _, body = self.request("GET", f"/executions/{self._ref(rec.execution_id)}/nodes")
-        listing = NodeList.model_validate(body)
+        path = f"/executions/{self._ref(rec.execution_id)}/nodes"
+        _, listing = self.answer(NodeList, "GET", path)
         return rec, [node_record(listing.execution, n) for n in listing.nodes]
 
     def list_executions(
@@ -213,14 +246,12 @@ class HttpClient:
             "limit": limit,
             "next_token": next_token,
         }
-        _, body = self.request("GET", "/executions", query=query)
-        page = ExecutionPage.model_validate(body)
+        _, page = self.answer(ExecutionPage, "GET", "/executions", query=query)
         return Page([execution_record(i) for i in page.items], page.next_token)
 
     def node_output(self, ref: str, node: str) -> Any:
         path = f"/executions/{self._ref(ref)}/nodes/{quote(node, safe='')}/output"
-        _, body = self.request("GET", path)
-        return body.get("output") if isinstance(body, dict) else None
+        return self.answer(NodeOutput, "GET", path)[1].output
 
     def node_record(
         self, rec: ExecutionRecord, node: str, index: int | None = None
@@ -252,18 +283,18 @@ class HttpClient:
             body["name"] = name
         run_name(name, idempotency_key)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        status, answer = self.request(
-            "POST", f"/workflows/{quote(workflow, safe='')}/executions", body=body, headers=headers
-        )
-        return execution_record(Execution.model_validate(answer)), status == 201
+        path = f"/workflows/{quote(workflow, safe='')}/executions"
+        status, m = self.answer(Execution, "POST", path, body=body, headers=headers)
+        return execution_record(m), status == 201
 
     def cancel(self, ref: str) -> ExecutionRecord:
-        _, body = self.request("POST", f"/executions/{self._ref(ref)}/cancel")
-        return execution_record(Execution.model_validate(body))
+        return execution_record(
+            self.answer(Execution, "POST", f"/executions/{self._ref(ref)}/cancel")[1]
+        )
 
     def redrive(self, ref: str) -> ExecutionRecord:
-        _, body = self.request("POST", f"/executions/{self._ref(ref)}/redrive")
-        return execution_record(Execution.model_validate(body))
+        path = f"/executions/{self._ref(ref)}/redrive"
+        return execution_record(self.answer(Execution, "POST", path)[1])
 
     def close(self, *, wait: bool = True) -> None:
         return None
@@ -278,6 +309,16 @@ def _decode(raw: bytes) -> Any:
         return raw.decode("utf-8", "replace")
 
 
+def _sample(body: Any, limit: int = 80) -> str:
+    """A short one-line look at an unexpected answer (an HTML page is hundreds of lines)."""
+    if body is None:
+        return "an empty body"
+    if isinstance(body, str):
+        text = " ".join(body.split())
+        return repr(text if len(text) <= limit else text[:limit] + "…")
+    return f"JSON {type(body).__name__}"
+
+
 def _api_error(method: str, url: str, status: int, body: Any) -> RemoteError:
     """A problem document (or API Gateway's own ``{"message": …}``) as one clean line."""
     if isinstance(body, dict) and "detail" in body:
@@ -289,8 +330,9 @@ def _api_error(method: str, url: str, status: int, body: Any) -> RemoteError:
             )
         exc = RemoteError(f"{detail} (HTTP {status})")
     else:
-        text = body.get("message") if isinstance(body, dict) else body
-        exc = RemoteError(f"HTTP {status} from {method} {url}: {text or 'no body'}")
+        text = body.get("message") if isinstance(body, dict) else None
+        shown = str(text) if text else _sample(body, 200)
+        exc = RemoteError(f"HTTP {status} from {method} {url}: {shown}")
     exc.http_status = status
     return exc
 

@@ -3,6 +3,8 @@ free port): the same views as locally, problem documents as clean errors, and au
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import threading
 import urllib.request
@@ -192,3 +194,39 @@ def test_sigv4_signs_execute_api_requests(monkeypatch: pytest.MonkeyPatch) -> No
         auth(r)
         signed.append(r.get_header("Authorization"))
     assert signed[0] != signed[1]
+
+
+@pytest.fixture()
+def static_host(tmp_path: Path) -> Iterator[str]:
+    """A plain static file server (``python -m http.server``), i.e. a wrong --remote."""
+    root = tmp_path / "static"
+    (root / "v1" / "executions").mkdir(parents=True)  # a directory listing: 200 HTML
+    (root / "v1" / "executions" / "x").write_text('{"hello": "world"}')
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            return None  # it would print into the CLI output under test
+
+    handler = functools.partial(Quiet, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_host_that_is_not_the_api_is_a_clean_error(runner: CliRunner, static_host: str) -> None:
+    html = runner.invoke(app, ["executions", "list", "--remote", static_host])
+    assert html.exit_code == 2, html.output
+    assert f"{static_host}/v1/executions did not answer like a stepdag API" in html.output
+    assert "expected a JSON object, got '<!DOCTYPE HTML>" in html.output
+    other_json = runner.invoke(app, ["executions", "show", "x", "--remote", static_host])
+    assert other_json.exit_code == 2, other_json.output
+    assert "did not answer like a stepdag API: Execution id: Field required" in (other_json.output)
+    missing = runner.invoke(app, ["executions", "show", "nope", "--remote", static_host])
+    assert missing.exit_code == 2 and "HTTP 404 from GET" in missing.output
+    for res in (html, other_json, missing):  # one line each, whatever the page's size
+        assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
