@@ -70,6 +70,15 @@ CORS_MAX_AGE_S: Final = 600
 ORIGIN_PATTERN: Final = r"^https?://[A-Za-z0-9.-]+(?::\d{1,5})?$"
 """scheme://host[:port] and nothing after it: what browsers send in ``Origin``."""
 
+# --- Where runs start: a workflow's state machine (or its version/alias) ARN
+# Checked by the API Lambda's settings (``STEPDAG_STATE_MACHINES``) and by the CLI's
+# ``--remote aws`` reading the same variable, so the two accept the same values.
+STATE_MACHINE_ARN_PATTERN: Final = (
+    r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}"
+    r"(?::[A-Za-z0-9_-]{1,80})?$"
+)
+"""``arn:<partition>:states:<region>:<account>:stateMachine:<name>[:<version or alias>]``."""
+
 
 # --- Step Functions status-change events (the status recorder and its EventBridge rule)
 STATUS_EVENT_SOURCE: Final = "aws.states"

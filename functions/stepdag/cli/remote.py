@@ -29,6 +29,7 @@ import typer
 
 from stepdag.cli.client import Client, LogReader, RemoteError, read_logs, run_name
 from stepdag.cli.rest import HttpClient, default_auth
+from stepdag.constants import STATE_MACHINE_ARN_PATTERN
 from stepdag.core.errors import InputValidationError, StepdagError, WorkflowLoadError
 from stepdag.core.model import Dag
 from stepdag.core.status import RunStatus
@@ -159,6 +160,7 @@ STACK_HINT = (
     "STEPDAG_LOG_GROUPS) or pass --stack NAME to read them from the CloudFormation stack"
 )
 _ALIAS_OUTPUT = re.compile(r"^start (?P<workflow>\S+) runs here")
+_TARGET_ARN = re.compile(STATE_MACHINE_ARN_PATTERN)
 
 
 def aws_config(
@@ -180,11 +182,24 @@ def aws_config(
         raise InputValidationError(f"STEPDAG_STATE_MACHINES is not JSON: {exc}") from None
     if not isinstance(machines, dict):
         raise InputValidationError("STEPDAG_STATE_MACHINES must map workflow names to ARNs")
+    # The API Lambda's rule (handlers/api_settings.py): caught here, not as a ValueError
+    # from deep in the Step Functions service on the first start.
+    bad = [f"{k}={v!r}" for k, v in machines.items() if not _is_target_arn(v)]
+    if bad:
+        raise InputValidationError(
+            "STEPDAG_STATE_MACHINES values must be state machine or alias ARNs "
+            "(arn:aws:states:<region>:<account>:stateMachine:<name>[:<alias>]); not: "
+            + ", ".join(bad)
+        )
     groups = log_groups_env(env)
     bucket = (env.get("STEPDAG_BUCKET") or env.get("STEPDAG_BUCKET_NAME") or "").strip()
     return AwsConfig(
         table, bucket or None, {str(k): str(v) for k, v in machines.items()}, groups, region
     )
+
+
+def _is_target_arn(value: object) -> bool:
+    return isinstance(value, str) and _TARGET_ARN.match(value) is not None
 
 
 def log_groups_env(env: Mapping[str, str]) -> tuple[str, ...]:

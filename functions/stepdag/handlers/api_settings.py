@@ -20,15 +20,11 @@ from typing import Any
 
 from pydantic import ValidationError, field_validator
 
-from stepdag.constants import ORIGIN_PATTERN
+from stepdag.constants import ORIGIN_PATTERN, STATE_MACHINE_ARN_PATTERN
 from stepdag.handlers.settings import ENV_VARS, Settings, SettingsError
 
-# arn:<partition>:states:<region>:<account>:stateMachine:<name>[:<version or alias>]
 _ORIGIN = re.compile(ORIGIN_PATTERN)
-_TARGET_ARN = re.compile(
-    r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}"
-    r"(?::[A-Za-z0-9_-]{1,80})?$"
-)
+_TARGET_ARN = re.compile(STATE_MACHINE_ARN_PATTERN)
 
 API_ENV_VARS: dict[str, tuple[str, ...]] = {
     **ENV_VARS,

@@ -1,0 +1,50 @@
+"""``--remote aws`` configuration from the environment: the names the API Lambda gets,
+checked by the same rules, so a bad value is one clean line instead of a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import stepdag.cli.runs  # noqa: F401 - registers the commands
+from stepdag.cli.main import app
+from stepdag.cli.remote import aws_config
+from stepdag.core.errors import InputValidationError
+from stepdag.handlers.api_settings import load_api_settings
+
+REPO = Path(__file__).resolve().parents[3]
+ALIAS = "arn:aws:states:eu-west-1:123456789012:stateMachine:etl:live"
+
+
+def test_state_machine_arns_are_checked_like_the_api_lambda_does() -> None:
+    good = aws_config(
+        stack=None,
+        region=None,
+        environ={"STEPDAG_TABLE_NAME": "t", "STEPDAG_STATE_MACHINES": f'{{"etl": "{ALIAS}"}}'},
+    )
+    assert good.state_machines == {"etl": ALIAS}
+    for bad in ('{"etl": "etl"}', '{"etl": 7}', f'{{"etl": "{ALIAS}/x"}}'):
+        env = {"STEPDAG_TABLE_NAME": "t", "STEPDAG_STATE_MACHINES": bad}
+        with pytest.raises(InputValidationError, match="must be state machine or alias ARNs"):
+            aws_config(stack=None, region=None, environ=env)
+        # The API Lambda refuses exactly these too: one rule, two readers.
+        with pytest.raises(Exception, match="STEPDAG_STATE_MACHINES"):
+            load_api_settings({**env, "STEPDAG_STATE_MACHINES": bad})
+
+
+def test_a_malformed_state_machine_map_is_a_clean_cli_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("STEPDAG_HOME", "/nonexistent/unused")
+    monkeypatch.setenv("STEPDAG_TABLE_NAME", "t")
+    monkeypatch.setenv("STEPDAG_STATE_MACHINES", '{"etl": "etl"}')
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    res = CliRunner().invoke(
+        app, ["run", "statemachines/etl.py:wf", "-i", "{}", "--remote", "aws", "--no-wait"]
+    )
+    assert res.exit_code == 2, res.output
+    assert "STEPDAG_STATE_MACHINES values must be state machine or alias ARNs" in res.output
+    assert "etl='etl'" in res.output and "Traceback" not in res.output
