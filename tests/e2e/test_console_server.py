@@ -234,3 +234,44 @@ def test_console_export_writes_a_self_contained_site(tmp_path: Path) -> None:
     }
     bad = CliRunner().invoke(app, ["console", "export", str(out), "--auth", "basic"])
     assert bad.exit_code != 0
+
+
+def test_the_server_resolves_one_request_at_a_time_like_a_lambda_instance() -> None:
+    # Powertools' resolver is not re-entrant (it keeps the request's route arguments on
+    # itself); the console fires parallel requests, so the server must serialise them.
+    from stepdag.cli.serve import make_server
+
+    lock = threading.Lock()
+    inside = [0, 0]  # now, most at once
+
+    class Probe:
+        def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+            with lock:
+                inside[0] += 1
+                inside[1] = max(inside[1], inside[0])
+            time.sleep(0.02)  # long enough for the other threads to arrive
+            with lock:
+                inside[0] -= 1
+            return {"statusCode": 200, "headers": {"Content-Type": "text/plain"}, "body": "ok"}
+
+    server = make_server(Probe(), "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/v1/health"
+    answers: list[int] = []
+
+    def client() -> None:
+        for _ in range(5):
+            with urlopen(url) as answer:
+                answers.append(answer.status)
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answers == [200] * 30
+    assert inside[1] == 1

@@ -111,9 +111,31 @@ class Server(ThreadingHTTPServer):
         super().server_close()
 
 
+class SerialResolver:
+    """One request at a time through ``resolver``, as in one Lambda instance.
+
+    Powertools' resolver keeps the request in progress on itself (``current_event``, the
+    route arguments in ``app.context``), so two threads resolving at once can hand one
+    route the other's arguments: seen as ``TypeError: MiddlewareFrame.__call__() got an
+    unexpected keyword argument 'id'`` and a 500 when the console fetched several node
+    outputs at once.  A Lambda instance never runs two requests concurrently; the
+    threaded server must not either.  Event streams hold the lock only per read.
+    """
+
+    def __init__(self, resolver: Any) -> None:
+        self._resolver = resolver
+        self._lock = threading.Lock()
+
+    def resolve(self, event: dict[str, Any], context: Any) -> Any:
+        with self._lock:
+            return self._resolver.resolve(event, context)
+
+
 def make_server(resolver: Any, host: str = "127.0.0.1", port: int = 8000) -> Server:
-    """A server answering every request with ``resolver.resolve(event, None)``, plus the
-    console's files and the executions' event streams."""
+    """A server answering every request with ``resolver.resolve(event, None)`` (one at a
+    time, see :class:`SerialResolver`), plus the console's files and the executions'
+    event streams."""
+    resolver = SerialResolver(resolver)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -234,4 +256,13 @@ def console_export(
     out.print(f"console for {target}: {len(written)} files in {directory}")
 
 
-__all__ = ["Server", "call", "console_export", "console_file", "make_server", "serve", "to_event"]
+__all__ = [
+    "SerialResolver",
+    "Server",
+    "call",
+    "console_export",
+    "console_file",
+    "make_server",
+    "serve",
+    "to_event",
+]
