@@ -296,7 +296,13 @@ TokenOpt = Annotated[
 ]
 RegionOpt = Annotated[
     str | None,
-    typer.Option(envvar=["AWS_REGION", "AWS_DEFAULT_REGION"], help="AWS region (SigV4, aws)"),
+    # No envvar= on purpose: an exported AWS_REGION must not read as "--region given",
+    # which SigV4-signs any API URL (see connect); the SDK calls still default from it.
+    typer.Option(
+        help="AWS region for --remote aws (default: AWS_REGION, AWS_DEFAULT_REGION); "
+        "given, it also SigV4-signs an API URL that is not an execute-api host "
+        "(a custom domain of an IAM-authorized API)",
+    ),
 ]
 StackOpt = Annotated[
     str | None,
@@ -337,21 +343,29 @@ def load_workflows(refs: Sequence[str]) -> list[Any]:
     return []
 
 
+def sdk_region(target: Target, environ: Mapping[str, str] | None = None) -> str | None:
+    """The region for boto3 calls: ``--region``, else ``AWS_REGION`` (which botocore does
+    not read itself), else None (boto3's own chain: ``AWS_DEFAULT_REGION``, profile)."""
+    env = os.environ if environ is None else environ
+    return target.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
+
+
 def connect(target: Target, home: Path) -> Client:
     """The client for ``--remote`` (see the module docstring)."""
     if target.is_local:
         return local_client(home, load_workflows(target.workflows))
     remote = str(target.remote)
+    region = sdk_region(target)
     if remote == "aws":
         dags = {wf.name: wf.build() for wf in load_workflows(target.workflows)}
-        return aws_client(aws_config(stack=target.stack, region=target.region), dags)
+        return aws_client(aws_config(stack=target.stack, region=region), dags)
     if not remote.startswith(("http://", "https://")):
         raise InputValidationError(
             f"--remote must be an API URL (http[s]://…) or 'aws', got {remote!r}"
         )
     # The API serves no logs: with log groups known, `stepdag logs` reads CloudWatch.
     groups = (
-        stack_config(target.stack, region=target.region).log_groups
+        stack_config(target.stack, region=region).log_groups
         if target.stack
         else log_groups_env(os.environ)
     )
@@ -359,7 +373,9 @@ def connect(target: Target, home: Path) -> Client:
     if groups:
         from stepdag.cli.logs import CloudWatchLogs
 
-        logs = CloudWatchLogs(groups, region=target.region)
+        logs = CloudWatchLogs(groups, region=region)
+    # Signing: an execute-api host always (its name holds the region); another host only
+    # for a --region typed on the command line, never one defaulted from the environment.
     auth = default_auth(remote, token=target.token, region=target.region)
     return HttpClient(remote, auth=auth, logs=logs)
 

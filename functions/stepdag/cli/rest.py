@@ -28,6 +28,7 @@ from stepdag.api.models import (
     NodeOutput,
 )
 from stepdag.cli.client import LogReader, RemoteError, read_logs, run_name
+from stepdag.core.errors import StepdagError
 from stepdag.core.status import RunStatus
 from stepdag.runtime.logs import LogEntry
 from stepdag.runtime.records import ExecutionRecord, NodeRecord, Page
@@ -109,10 +110,16 @@ def id_token(token: str) -> Auth:
     return add
 
 
+BOTO_MISSING = "SigV4 signing needs boto3: pip install 'stepdag[aws]'"
+
+
 def sigv4(region: str, credentials: Any) -> Auth:
     """IAM auth: sign each request for ``execute-api`` with botocore's SigV4Auth."""
-    from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
-    from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+    try:
+        from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
+        from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+    except ImportError:
+        raise StepdagError(BOTO_MISSING) from None
 
     signer = SigV4Auth(credentials, "execute-api", region)
 
@@ -129,14 +136,26 @@ def sigv4(region: str, credentials: Any) -> Auth:
 
 
 def default_auth(url: str, *, token: str | None, region: str | None) -> Auth | None:
-    """A Cognito ID token if given; else SigV4 for API Gateway hosts when credentials exist."""
+    """How to authenticate to the API at ``url``:
+
+    * ``token``: the Cognito ID token, whatever the host;
+    * an API Gateway host (``<id>.execute-api.<region>.amazonaws.com``): SigV4, the region
+      from the host name, when AWS credentials exist;
+    * any other host with ``region`` (pass it only when the user chose it, ``--region`` on
+      the command line, not from ``AWS_REGION``: a custom domain in front of an
+      IAM-authorized API): SigV4 for that region;
+    * otherwise nothing (``stepdag serve`` on loopback): no botocore import, no signing.
+    """
     if token:
         return id_token(token)
     host = urlsplit(url).hostname or ""
     found = _EXECUTE_API.match(host)
     if found is None and region is None:
-        return None  # e.g. `stepdag serve` on loopback: no auth
-    import botocore.session  # type: ignore[import-untyped]
+        return None
+    try:
+        import botocore.session  # type: ignore[import-untyped]
+    except ImportError:
+        raise StepdagError(BOTO_MISSING) from None
 
     credentials = botocore.session.get_session().get_credentials()
     if credentials is None:

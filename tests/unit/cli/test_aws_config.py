@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import stepdag.cli.runs  # noqa: F401 - registers the commands
 from stepdag.cli.main import app
-from stepdag.cli.remote import aws_config
+from stepdag.cli.remote import Target, aws_config, sdk_region
 from stepdag.core.errors import InputValidationError
 from stepdag.handlers.api_settings import load_api_settings
 
@@ -48,3 +48,13 @@ def test_a_malformed_state_machine_map_is_a_clean_cli_error(
     assert res.exit_code == 2, res.output
     assert "STEPDAG_STATE_MACHINES values must be state machine or alias ARNs" in res.output
     assert "etl='etl'" in res.output and "Traceback" not in res.output
+
+
+def test_sdk_calls_default_their_region_from_the_environment() -> None:
+    """``--region`` has no envvar (an exported AWS_REGION must not sign API URLs), so the
+    boto3 targets read AWS_REGION themselves; botocore alone reads only the second."""
+    env = {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-east-1"}
+    assert sdk_region(Target("aws"), env) == "eu-west-1"
+    assert sdk_region(Target("aws"), {"AWS_DEFAULT_REGION": "us-east-1"}) == "us-east-1"
+    assert sdk_region(Target("aws", region="eu-central-1"), env) == "eu-central-1"
+    assert sdk_region(Target("aws"), {}) is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -17,9 +18,11 @@ from typer.testing import CliRunner
 import stepdag.cli.runs  # noqa: F401 - registers the commands
 from stepdag.api.app import build_app
 from stepdag.api.service import LocalExecutionService
+from stepdag.cli import rest
 from stepdag.cli.main import app
 from stepdag.cli.rest import HttpClient, api_base, default_auth
 from stepdag.cli.serve import make_server
+from stepdag.core.errors import StepdagError
 from stepdag.runtime.sqlite import SqliteStore
 from tests.unit.api import workflows
 
@@ -230,3 +233,40 @@ def test_a_host_that_is_not_the_api_is_a_clean_error(runner: CliRunner, static_h
     assert missing.exit_code == 2 and "HTTP 404 from GET" in missing.output
     for res in (html, other_json, missing):  # one line each, whatever the page's size
         assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_aws_region_from_the_environment_does_not_sign_a_local_api(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only an execute-api host, or a region given as --region, gets a SigV4 signature:
+    an exported AWS_REGION must not sign requests to `stepdag serve` on loopback."""
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    signed: list[str] = []
+
+    def fake_sigv4(region: str, credentials: object) -> rest.Auth:
+        signed.append(region)
+        return lambda req: None
+
+    monkeypatch.setattr(rest, "sigv4", fake_sigv4)
+    res = runner.invoke(app, ["executions", "list"])
+    assert res.exit_code == 0, res.output
+    assert signed == []
+    explicit = runner.invoke(app, ["executions", "list", "--region", "eu-central-1"])
+    assert explicit.exit_code == 0, explicit.output
+    assert signed == ["eu-central-1"]  # a custom domain in front of an IAM-authorized API
+
+
+def test_sigv4_without_boto3_is_a_clean_error(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "botocore.session", None)  # import raises ImportError
+    url = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
+    with pytest.raises(
+        StepdagError, match=r"SigV4 signing needs boto3: pip install 'stepdag\[aws\]'"
+    ):
+        default_auth(url, token=None, region=None)
+    res = runner.invoke(app, ["executions", "list", "--remote", url])
+    assert res.exit_code == 2, res.output
+    assert "SigV4 signing needs boto3" in res.output and "Traceback" not in res.output
