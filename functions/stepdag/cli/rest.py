@@ -287,8 +287,8 @@ class HttpClient:
     def logs(self, rec: ExecutionRecord, *, node: str | None, index: int | None) -> list[LogEntry]:
         if self._logs is None:
             raise RemoteError(
-                "the REST API serves no logs; read them from CloudWatch Logs with "
-                "--remote aws (log groups from --log-group, STEPDAG_LOG_GROUPS or --stack)"
+                "the REST API serves no logs; to read them from CloudWatch Logs with this "
+                "URL, set STEPDAG_LOG_GROUPS (the node runners' log groups) or pass --stack NAME"
             )
         return read_logs(self._logs, rec, node=node, index=index)
 

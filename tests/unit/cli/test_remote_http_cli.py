@@ -142,6 +142,9 @@ def test_unreachable_api_and_logs_over_http_are_clean_errors(
     assert runner.invoke(app, ["run", "api_demo", "-i", "{}", "--name", "l1"]).exit_code == 0
     logs = runner.invoke(app, ["logs", "l1"])
     assert logs.exit_code == 2 and "the REST API serves no logs" in logs.output
+    # Options that exist: no --log-group, and an API URL works with log groups known.
+    assert "STEPDAG_LOG_GROUPS" in logs.output and "--stack NAME" in logs.output
+    assert "--log-group" not in logs.output and "--remote aws" not in logs.output
     monkeypatch.setenv("STEPDAG_REMOTE", "http://127.0.0.1:9")  # discard port: refused
     res = runner.invoke(app, ["executions", "list"])
     assert res.exit_code == 2
