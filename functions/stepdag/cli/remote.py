@@ -166,7 +166,8 @@ _TARGET_ARN = re.compile(STATE_MACHINE_ARN_PATTERN)
 def aws_config(
     *, stack: str | None, region: str | None, environ: Mapping[str, str] | None = None
 ) -> AwsConfig:
-    """From the environment (``STEPDAG_TABLE_NAME``, ``STEPDAG_BUCKET``,
+    """From the environment (``STEPDAG_TABLE_NAME``, ``STEPDAG_BUCKET`` or
+    ``STEPDAG_BUCKET_NAME`` like the Lambdas' settings,
     ``STEPDAG_STATE_MACHINES`` JSON, ``STEPDAG_LOG_GROUPS`` comma-separated), or from a
     stack's outputs and resources when ``stack`` is given."""
     env = os.environ if environ is None else environ

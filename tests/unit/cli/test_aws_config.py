@@ -13,6 +13,7 @@ from stepdag.cli.main import app
 from stepdag.cli.remote import Target, aws_config, sdk_region
 from stepdag.core.errors import InputValidationError
 from stepdag.handlers.api_settings import load_api_settings
+from stepdag.handlers.settings import ENV_VARS
 
 REPO = Path(__file__).resolve().parents[3]
 ALIAS = "arn:aws:states:eu-west-1:123456789012:stateMachine:etl:live"
@@ -58,3 +59,16 @@ def test_sdk_calls_default_their_region_from_the_environment() -> None:
     assert sdk_region(Target("aws"), {"AWS_DEFAULT_REGION": "us-east-1"}) == "us-east-1"
     assert sdk_region(Target("aws", region="eu-central-1"), env) == "eu-central-1"
     assert sdk_region(Target("aws"), {}) is None
+
+
+def test_the_bucket_is_read_under_both_names_the_lambdas_accept() -> None:
+    """docs/cli.md names both; the Lambdas' settings (handlers/settings.py) accept both,
+    ``STEPDAG_BUCKET`` first."""
+    base = {"STEPDAG_TABLE_NAME": "t"}
+    named = {**base, "STEPDAG_BUCKET_NAME": "b-name"}
+    assert aws_config(stack=None, region=None, environ=named).bucket == "b-name"
+    both = {**named, "STEPDAG_BUCKET": "b-first"}
+    assert aws_config(stack=None, region=None, environ=both).bucket == "b-first"
+    assert ENV_VARS["bucket"] == ("STEPDAG_BUCKET", "STEPDAG_BUCKET_NAME")
+    docs = (REPO / "docs" / "cli.md").read_text()
+    assert "`STEPDAG_BUCKET_NAME`" in docs
