@@ -31,7 +31,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 LogEntry = dict[str, Any]
 
@@ -68,10 +68,21 @@ class LogContext:
         return keys
 
 
+class LogWriter(Protocol):
+    """Writes the entries of one capture (one node attempt or Map item), then is closed."""
+
+    def write(self, entry: LogEntry) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class LogSink(Protocol):
     """Where captured entries go; ``read`` answers ``stepdag logs``."""
 
-    def write(self, entry: LogEntry) -> None: ...
+    def open(self, ctx: LogContext) -> LogWriter:
+        """A writer for one capture of ``ctx``: whatever it costs to get ready to write
+        (folders, a file handle) is paid once per capture, not once per line."""
+        ...
 
     def read(
         self, execution: str, *, node: str | None = None, index: int | None = None
@@ -94,9 +105,15 @@ class MemoryLogSink:
         self.entries: list[LogEntry] = []
         self._lock = threading.Lock()
 
+    def open(self, ctx: LogContext) -> LogWriter:
+        return self
+
     def write(self, entry: LogEntry) -> None:
         with self._lock:
             self.entries.append(entry)
+
+    def close(self) -> None:
+        return None
 
     def read(
         self, execution: str, *, node: str | None = None, index: int | None = None
@@ -105,28 +122,37 @@ class MemoryLogSink:
             return [e for e in self.entries if matches(e, execution, node, index)]
 
 
+_FILE_WRITE_LOCK = threading.Lock()
+"""Process-wide, for every :class:`FileLogSink`: held around one line's write only."""
+
+
 class FileLogSink:
     """JSON lines, one file per (execution, node): ``<root>/<execution>/<node>.jsonl``.
 
-    Each entry is appended with a single ``write`` on a file opened in append mode, under
-    a process-wide lock: lines of concurrent nodes (threads) never interleave, and two
-    processes appending to one file (a CLI run, a ``stepdag serve``) write whole lines.
+    Each capture (:meth:`open`) makes the folder and opens its file once, on its first
+    line, and closes it when the capture ends; the items of a Map node each hold their own
+    handle on the node's one file.  Every line is a single unbuffered ``write`` on a file
+    opened in append mode, under a process-wide lock (:data:`_FILE_WRITE_LOCK`): lines
+    of concurrent nodes (threads) never interleave, and two processes appending to one
+    file (a CLI run, a ``stepdag serve``) write whole lines (``O_APPEND``).
     """
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
-        self._lock = threading.Lock()
 
     def _file(self, execution: str, node: str) -> Path:
         return self.root / _SAFE_NAME.sub("_", execution) / f"{_SAFE_NAME.sub('_', node)}.jsonl"
 
+    def open(self, ctx: LogContext) -> LogWriter:
+        return _FileWriter(self._file(ctx.execution, ctx.node))
+
     def write(self, entry: LogEntry) -> None:
-        path = self._file(str(entry["correlation_id"]), str(entry["node"]))
-        line = json.dumps(entry, default=str, separators=(",", ":")) + "\n"
-        with self._lock:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a", encoding="utf-8") as fh:
-                fh.write(line)
+        """One entry on its own (opens and closes the file: captures use :meth:`open`)."""
+        writer = _FileWriter(self._file(str(entry["correlation_id"]), str(entry["node"])))
+        try:
+            writer.write(entry)
+        finally:
+            writer.close()
 
     def read(
         self, execution: str, *, node: str | None = None, index: int | None = None
@@ -149,6 +175,32 @@ class FileLogSink:
         # Files are per node: merge them back into one time-ordered stream.
         entries.sort(key=lambda e: str(e.get("timestamp", "")))
         return entries
+
+
+class _FileWriter:
+    """One capture's handle on its node's file, opened on the first line (a node that
+    logs nothing leaves no file)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: BinaryIO | None = None
+
+    def write(self, entry: LogEntry) -> None:
+        line = (json.dumps(entry, default=str, separators=(",", ":")) + "\n").encode()
+        with _FILE_WRITE_LOCK:
+            if self._fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # Unbuffered: each line leaves in one write(2), never split by a buffer.
+                self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
+            view = memoryview(line)
+            while view:  # a regular file writes everything at once; loop if it did not
+                view = view[self._fh.write(view) :]
+
+    def close(self) -> None:
+        with _FILE_WRITE_LOCK:
+            fh, self._fh = self._fh, None
+        if fh is not None:
+            fh.close()
 
 
 def powertools_timestamp(at: datetime) -> str:
@@ -180,11 +232,30 @@ def entry_from_record(record: logging.LogRecord, ctx: LogContext, service: str) 
 @dataclass(frozen=True, slots=True)
 class _Active:
     ctx: LogContext
-    sink: LogSink
+    writer: LogWriter
     service: str
+    level: int
 
 
 _ACTIVE: ContextVar[_Active | None] = ContextVar("stepdag_log_capture", default=None)
+
+
+def _handled_elsewhere(record: logging.LogRecord, ours: logging.Handler) -> bool:
+    """Whether ``logging`` finds a handler other than ours for the record: the walk of
+    ``Logger.callHandlers`` (the record's logger, then its ancestors while they
+    propagate)."""
+    logger: logging.Logger | None = None
+    if record.name != "root":
+        found = logging.Logger.manager.loggerDict.get(record.name)
+        logger = found if isinstance(found, logging.Logger) else None
+    logger = logger or logging.getLogger()
+    while logger is not None:
+        if any(h is not ours for h in logger.handlers):
+            return True
+        if not logger.propagate:
+            return False
+        logger = logger.parent
+    return False
 
 
 class _RoutingHandler(logging.Handler):
@@ -192,20 +263,29 @@ class _RoutingHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         active = _ACTIVE.get()
-        if active is None:
-            # Installing a root handler retires logging.lastResort (it only serves a root
-            # with no handlers): keep its job, warnings still reach stderr.
-            root = logging.getLogger()
-            if root.handlers == [self] and record.levelno >= logging.WARNING:
-                logging.lastResort.handle(record)  # type: ignore[union-attr]
+        if active is None or record.levelno < active.level:
+            self._last_resort(record)
             return
         if getattr(record, "_stepdag_captured", False):
             return  # seen on a non-propagating logger and again on an ancestor
         record._stepdag_captured = True
         try:
-            active.sink.write(entry_from_record(record, active.ctx, active.service))
+            active.writer.write(entry_from_record(record, active.ctx, active.service))
         except Exception:
             self.handleError(record)
+
+    def _last_resort(self, record: logging.LogRecord) -> None:
+        """A record that is not captured gets what it would get without us.
+
+        ``logging`` hands a record to ``logging.lastResort`` (stderr, WARNING and up) only
+        when no handler at all is found in the logger chain, and ours now counts as one:
+        do its job, but only when no *other* handler in the chain took the record (a
+        logger's own StreamHandler, Powertools' handler), or it would print twice.
+        """
+        last = logging.lastResort
+        if last is None or record.levelno < last.level or _handled_elsewhere(record, self):
+            return
+        last.handle(record)
 
 
 _HANDLER = _RoutingHandler()
@@ -213,29 +293,70 @@ _INSTALL_LOCK = threading.Lock()
 _SEEN_LOGGERS = [-1]  # size of the logger registry at the last scan
 
 
-def _install(level: int) -> None:
+@dataclass
+class _RootLevel:
+    """What captures did to the root logger's level, to undo it after the last one."""
+
+    active: list[int]  # the levels of the captures running now
+    saved: int | None = None  # root's level before captures lowered it
+    lowered_to: int | None = None
+
+
+_ROOT = _RootLevel([])
+
+
+def _install() -> None:
+    root = logging.getLogger()
+    if _HANDLER not in root.handlers:
+        root.addHandler(_HANDLER)
+    registry = logging.Logger.manager.loggerDict
+    if len(registry) != _SEEN_LOGGERS[0]:
+        for logger in list(registry.values()):
+            if (
+                isinstance(logger, logging.Logger)
+                and not logger.propagate
+                and _HANDLER not in logger.handlers
+            ):
+                logger.addHandler(_HANDLER)
+        _SEEN_LOGGERS[0] = len(registry)
+
+
+def _enter(level: int) -> None:
+    """Install the handler; lower the root logger's level while captures run.
+
+    Why root's level at all: ``Logger.info`` checks the logger's *effective* level before
+    any handler sees a record, and a node's ``logging.getLogger("x")`` inherits root's
+    (WARNING unless configured): its INFO lines would be dropped before they reach us,
+    and no handler or filter can see them.  So while captures run, root is at most the
+    lowest level one of them asked for (never raised), and its level is restored when
+    the last capture ends -- unless someone else changed it in between.  Loggers with
+    their own level keep it; records below a capture's level are dropped in ``emit``.
+    """
     with _INSTALL_LOCK:
+        _install()
+        _ROOT.active.append(level)
         root = logging.getLogger()
-        if _HANDLER not in root.handlers:
-            root.addHandler(_HANDLER)
-            # The root's untouched default (WARNING) would drop a node's INFO lines
-            # before any handler sees them; Lambda's LOG_LEVEL defaults to INFO.
-            if root.level == logging.WARNING and level < logging.WARNING:
-                root.setLevel(level)
-        registry = logging.Logger.manager.loggerDict
-        if len(registry) != _SEEN_LOGGERS[0]:
-            for logger in list(registry.values()):
-                if (
-                    isinstance(logger, logging.Logger)
-                    and not logger.propagate
-                    and _HANDLER not in logger.handlers
-                ):
-                    logger.addHandler(_HANDLER)
-            _SEEN_LOGGERS[0] = len(registry)
+        if root.level > level:  # NOTSET (0) on root passes everything already
+            if _ROOT.saved is None:
+                _ROOT.saved = root.level
+            root.setLevel(level)
+            _ROOT.lowered_to = level
+
+
+def _exit(level: int) -> None:
+    with _INSTALL_LOCK:
+        _ROOT.active.remove(level)
+        if _ROOT.active or _ROOT.saved is None:
+            return
+        root = logging.getLogger()
+        if root.level == _ROOT.lowered_to:  # nobody reconfigured it meanwhile
+            root.setLevel(_ROOT.saved)
+        _ROOT.saved = _ROOT.lowered_to = None
 
 
 class LogCapture:
-    """Captures the records a node's code logs while :meth:`capture` is active."""
+    """Captures the records a node's code logs while :meth:`capture` is active: those at
+    ``level`` (default: ``LOG_LEVEL``, else INFO, as Powertools reads it) and above."""
 
     def __init__(self, sink: LogSink, *, service: str | None = None, level: str | None = None):
         self.sink = sink
@@ -247,26 +368,30 @@ class LogCapture:
     def capture(self, ctx: LogContext) -> Iterator[None]:
         """Route records of this context to the sink; an exception escaping the node is
         logged like the Lambda app does (``node invocation failed``), then re-raised."""
-        _install(self.level)
-        token = _ACTIVE.set(_Active(ctx, self.sink, self.service))
+        writer = self.sink.open(ctx)
+        _enter(self.level)
+        token = _ACTIVE.set(_Active(ctx, writer, self.service, self.level))
         try:
             yield
         except Exception as exc:
-            record = logging.LogRecord(
-                "stepdag.runner",
-                logging.ERROR,
-                __file__,
-                0,
-                "node invocation failed",
-                None,
-                (type(exc), exc, exc.__traceback__),
-                func="handle",
-            )
-            record.error = type(exc).__name__
-            self.sink.write(entry_from_record(record, ctx, self.service))
+            if self.level <= logging.ERROR:  # Powertools would drop it too
+                record = logging.LogRecord(
+                    "stepdag.runner",
+                    logging.ERROR,
+                    __file__,
+                    0,
+                    "node invocation failed",
+                    None,
+                    (type(exc), exc, exc.__traceback__),
+                    func="handle",
+                )
+                record.error = type(exc).__name__
+                writer.write(entry_from_record(record, ctx, self.service))
             raise
         finally:
             _ACTIVE.reset(token)
+            _exit(self.level)
+            writer.close()
 
 
 __all__ = [
@@ -275,6 +400,7 @@ __all__ = [
     "LogContext",
     "LogEntry",
     "LogSink",
+    "LogWriter",
     "MemoryLogSink",
     "entry_from_record",
     "matches",
