@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -42,9 +42,13 @@ from stepdag.core.errors import (
 )
 from stepdag.core.model import PARAMS, Dag, Node, ParamKind, UpstreamSkipped, enum_value
 from stepdag.core.status import NodeStatus
-from stepdag.runtime.logs import LogCapture, LogContext
 from stepdag.runtime.records import CacheEntry, ExecutionRecord, NodeKey, NodeRecord
 from stepdag.runtime.store import ExecutionStore
+
+if TYPE_CHECKING:
+    # Only local runs capture logs (the Lambda's Powertools Logger prints them): the
+    # node-runner Lambda never imports runtime.logs, a few ms off its cold start.
+    from stepdag.runtime.logs import LogCapture
 
 PHASES = ("run", "condition", "plan", "item", "gather", "record_failure")
 _MISSING: Any = object()
@@ -340,6 +344,8 @@ class NodeRunner:
         when configured; ``runtime/replay.py`` overrides ``_invoke`` for the debugger)."""
         if self.log_capture is None:
             return self._invoke(node.fn, kwargs)
+        from stepdag.runtime.logs import LogContext  # loaded with the LogCapture given
+
         ctx = LogContext(req.execution, dag.workflow, node.name, req.phase, req.attempt, req.index)
         with self.log_capture.capture(ctx):
             return self._invoke(node.fn, kwargs)

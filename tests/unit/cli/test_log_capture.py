@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,3 +193,17 @@ def test_concurrent_captures_on_one_file_write_whole_lines(
     for i in range(items):
         mine = [e["message"] for e in entries if e["index"] == i]
         assert mine == [f"item {i} line {n}" for n in range(lines)]
+
+
+def test_the_node_runner_does_not_import_log_capture_until_it_is_used() -> None:
+    """The node-runner Lambda never captures (Powertools prints its lines): importing
+    the runner and the Lambda app must not load runtime/logs.py (cold start)."""
+    code = (
+        "import sys\n"
+        "import stepdag.handlers.app, stepdag.runtime.runner\n"
+        "print('stepdag.runtime.logs' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "False", done.stderr
