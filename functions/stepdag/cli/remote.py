@@ -269,11 +269,12 @@ def aws_client(
 def local_client(home: Path, workflows: Sequence[Any]) -> ServiceClient:
     from stepdag.api.service import LocalExecutionService
     from stepdag.runtime.engine import default_store
-    from stepdag.runtime.logs import FileLogSink
 
     store = default_store(home)
     service = LocalExecutionService(store, workflows)
-    return ServiceClient(service, store, label="local", logs=FileLogSink(home / "logs"))
+    # `stepdag logs` reads the very sink the engine captures into (engine.default_log_sink):
+    # one place decides where local logs live.
+    return ServiceClient(service, store, label="local", logs=service.engine.logs)
 
 
 # ------------------------------------------------------------------ choosing the target

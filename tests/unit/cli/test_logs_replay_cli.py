@@ -207,3 +207,17 @@ def test_replay_errors(runner: CliRunner, chatty: str) -> None:
         assert res.exit_code == 2 and needle in res.output, (args, res.output)
     res = runner.invoke(app, ["replay", "c1", "total"])  # no --workflow, no statemachines/
     assert res.exit_code == 2 and "not in the local checkout" in res.output
+
+
+def test_local_logs_are_read_from_the_sink_the_engine_captures_into(tmp_path: Path) -> None:
+    """One source of truth for where local logs live: the engine's default_log_sink."""
+    from stepdag.cli.remote import local_client
+    from stepdag.runtime.logs import FileLogSink
+
+    client = local_client(tmp_path / "home", [])
+    try:
+        sink = client.service.engine.logs
+        assert client._logs is sink
+        assert isinstance(sink, FileLogSink) and sink.root == tmp_path / "home" / "logs"
+    finally:
+        client.store.close()
