@@ -15,6 +15,7 @@ from stepdag.cli.main import app
 
 WORKFLOW = """
 import logging
+import os
 import threading
 from pathlib import Path
 from stepdag import Workflow
@@ -22,6 +23,14 @@ from stepdag import Workflow
 wf = Workflow("chatty")
 log = logging.getLogger("chatty.nodes")
 FLAG = Path({flag!r})
+_OVERLAP: dict[int, threading.Barrier] = {{}}
+
+def overlap() -> None:
+    # CHATTY_OVERLAP=N: the first N items wait for each other, so they provably run at
+    # the same time, on N threads (a replay of one item sets nothing and does not wait).
+    parties = int(os.environ.get("CHATTY_OVERLAP", "0"))
+    if parties > 1:
+        _OVERLAP.setdefault(parties, threading.Barrier(parties, timeout=20)).wait()
 
 @wf.node
 def numbers(params: dict[str, int]) -> list[int]:
@@ -30,6 +39,7 @@ def numbers(params: dict[str, int]) -> list[int]:
 
 @wf.node(map_over="numbers", max_concurrency=8)
 def square(numbers: int) -> int:
+    overlap()
     log.info("item %d on %s", numbers, threading.current_thread().name)
     return numbers * numbers
 
@@ -67,7 +77,9 @@ def chatty(tmp_path: Path, runner: CliRunner) -> str:
     flag = tmp_path / "fail"
     flag.write_text("1")
     ref = write_workflow(tmp_path / "chatty.py", flag)
-    res = runner.invoke(app, ["run", ref, "-i", '{"n": 6}', "--name", "c1"])
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CHATTY_OVERLAP", "6")  # all 6 items at once (max_concurrency=8)
+        res = runner.invoke(app, ["run", ref, "-i", '{"n": 6}', "--name", "c1"])
     assert res.exit_code == 1, res.output
     return ref
 
@@ -99,6 +111,9 @@ def test_map_items_log_concurrently_each_line_routed_to_its_item(
     for e in entries:  # the line's own text says which item logged it
         assert str(e["message"]).startswith(f"item {e['index']} on "), e
         assert e["phase"] == "item"
+    # The items met at a barrier before logging: six threads, all inside a capture at once.
+    threads = {str(e["message"]).rsplit(" on ", 1)[1] for e in entries}
+    assert len(threads) == 6, threads
     only = json_logs(runner, "--node", "square", "--index", "4")
     assert [e["message"] for e in only] == [e["message"] for e in entries if e["index"] == 4]
 
