@@ -352,14 +352,22 @@ def sdk_region(target: Target, environ: Mapping[str, str] | None = None) -> str 
     return target.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
 
 
-def connect(target: Target, home: Path) -> Client:
-    """The client for ``--remote`` (see the module docstring)."""
+def connect(target: Target, home: Path, workflows: Sequence[Any] | None = None) -> Client:
+    """The client for ``--remote`` (see the module docstring).
+
+    ``workflows``: ``load_workflows(target.workflows)`` when the caller has it already
+    (``run``, ``replay``), so the references are resolved once.
+    """
+
+    def loaded() -> Sequence[Any]:
+        return load_workflows(target.workflows) if workflows is None else workflows
+
     if target.is_local:
-        return local_client(home, load_workflows(target.workflows))
+        return local_client(home, loaded())
     remote = str(target.remote)
     region = sdk_region(target)
     if remote == "aws":
-        dags = {wf.name: wf.build() for wf in load_workflows(target.workflows)}
+        dags = {wf.name: wf.build() for wf in loaded()}
         return aws_client(aws_config(stack=target.stack, region=region), dags)
     if not remote.startswith(("http://", "https://")):
         raise InputValidationError(

@@ -99,9 +99,10 @@ def replay(
     """
     from stepdag.cli.runs import client_for
 
-    client = client_for(Target(remote, token, region, stack, tuple(workflow or ())))
+    loaded = load_workflows(workflow or [])  # once: the client's and the replay's code
+    client = client_for(Target(remote, token, region, stack, tuple(workflow or ())), loaded)
     rec = client.get(execution)
-    dags = {wf.name: wf.build() for wf in load_workflows(workflow or [])}
+    dags = {wf.name: wf.build() for wf in loaded}
     dag = require_workflow(dags, rec.workflow)
     call = pdb.runcall if debug else None
     result = replay_node(dag, rec, node, client, index=index, call=call)

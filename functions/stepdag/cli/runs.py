@@ -94,8 +94,9 @@ def _target(
     return Target(remote, token, region, stack, tuple(workflows or ()))
 
 
-def client_for(target: Target) -> Client:
-    return connect(target, home())
+def client_for(target: Target, workflows: list[Any] | None = None) -> Client:
+    """``workflows``: the target's references, already loaded (see ``connect``)."""
+    return connect(target, home(), workflows)
 
 
 class Interrupted(typer.Exit):
@@ -185,8 +186,9 @@ def run(
     target = _target(remote, token, region, stack, [workflow] if is_workflow_ref(workflow) else [])
     refuse_local_no_wait(target, wait)
     payload = parse_json_arg(input, "--input")
-    wf_name = load_workflows(target.workflows)[0].name if target.workflows else workflow
-    client = client_for(target)
+    loaded = load_workflows(target.workflows) if target.workflows else None
+    wf_name = loaded[0].name if loaded else workflow
+    client = client_for(target, loaded)
     interrupted = False
     try:
         rec, created = client.start(wf_name, payload, name=name, idempotency_key=idempotency_key)

@@ -236,3 +236,26 @@ def test_local_logs_are_read_from_the_sink_the_engine_captures_into(tmp_path: Pa
         assert isinstance(sink, FileLogSink) and sink.root == tmp_path / "home" / "logs"
     finally:
         client.store.close()
+
+
+def test_run_and_replay_resolve_the_workflow_reference_once(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepdag.core import loader
+
+    calls: list[str] = []
+    real = loader.load_workflow
+
+    def counting(ref: str) -> loader.LoadedWorkflow:
+        calls.append(ref)
+        return real(ref)
+
+    monkeypatch.setattr(loader, "load_workflow", counting)
+    ref = write_workflow(tmp_path / "once.py", tmp_path / "no-flag")
+    res = runner.invoke(app, ["run", ref, "-i", '{"n": 2}', "--name", "o1"])
+    assert res.exit_code == 0, res.output
+    assert calls == [ref]
+    calls.clear()
+    res = runner.invoke(app, ["replay", "o1", "total", "--workflow", ref])
+    assert res.exit_code == 0, res.output
+    assert calls == [ref]
