@@ -182,3 +182,32 @@ def test_token_mode_sends_the_token_and_polls(
     assert f"/v1/executions/{quote(eid, safe='')}/events" not in sent
     assert sent[f"/v1/executions/{quote(eid, safe='')}"] == "id-token-123"
     assert sent["/config.json"] is None  # static files go without it
+
+
+def test_a_failed_output_fetch_is_retried(
+    service: LocalExecutionService, served: tuple[str, Server], page: Any
+) -> None:
+    url, _ = served
+    for gate in workflows.GATES.values():
+        gate.set()
+    eid = start(service, "console_live", {"n": 2}, "retry-run")
+    wait_for(lambda: service.get(eid, tenant=None).status.value == "SUCCEEDED", what="run end")
+    failed: list[str] = []
+
+    def flaky(route: Any) -> None:
+        if not failed:  # the first output read fails, as a restarting server would
+            failed.append(route.request.url)
+            route.fulfill(
+                status=503,
+                content_type="application/problem+json",
+                body=json.dumps({"status": 503, "title": "unavailable", "detail": "restarting"}),
+            )
+        else:
+            route.continue_()
+
+    page.route("**/nodes/publish/output", flaky)
+    page.goto(f"{url}/#/executions/{quote(eid, safe='')}?node=publish")
+    node(page, "publish", "SUCCEEDED")
+    # The failure shows, then the page retries by itself and shows the output.
+    assert page.wait_for_selector('[data-output="publish"]:has-text("13")')  # 10 + 2 + 1
+    assert len(failed) == 1

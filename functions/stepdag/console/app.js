@@ -154,12 +154,21 @@ async function showExecution(id, query) {
         el("summary", {}, "execution output"), el("pre", {}, pretty(x.output))) : null);
   }
 
+  // Outputs are written once, so a fetched one is kept for good; a failed fetch (a
+  // restarting server, throttling) is retried: by itself up to 3 times with backoff,
+  // then whenever the node is selected again.
   function output(name) {
-    if (name in s.outputs) return s.outputs[name];
+    const had = s.outputs[name];
+    if (had && !(had.error && Date.now() >= had.retryAt)) return had;
+    const tries = had && had.error ? had.tries + 1 : 1;
     s.outputs[name] = { loading: true };
     Api.get(`/v1/executions/${enc(id)}/nodes/${enc(name)}/output`).then(
       (d) => { s.outputs[name] = { value: d.output }; },
-      (e) => { s.outputs[name] = { error: e.message }; }).then(renderDetail);
+      (e) => {
+        const wait = 1000 * 2 ** (tries - 1);
+        s.outputs[name] = { error: e.message, tries, retryAt: Date.now() + wait };
+        if (tries < 3) setTimeout(renderDetail, wait);
+      }).then(renderDetail);
     return s.outputs[name];
   }
   const shown = (o) => (o.loading ? "loading…" : o.error ? `(${o.error})` : pretty(o.value));
