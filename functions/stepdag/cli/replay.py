@@ -104,11 +104,17 @@ def replay(
     rec = client.get(execution)
     dags = {wf.name: wf.build() for wf in loaded}
     dag = require_workflow(dags, rec.workflow)
-    call = pdb.runcall if debug else None
+    call = _under_pdb if debug else None
     result = replay_node(dag, rec, node, client, index=index, call=call)
     show_result(result)
     if result.error is not None or result.status == "FAILED":
         raise typer.Exit(EXIT_FAILED)
+
+
+def _under_pdb(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """``pdb.runcall`` that leaves Ctrl-C alone: pdb's default installs its own SIGINT
+    handler for good, which would outlive the replay in a longer-lived process."""
+    return pdb.Pdb(nosigint=True).runcall(fn, *args, **kwargs)
 
 
 __all__ = ["replay", "show_result"]

@@ -200,12 +200,17 @@ def test_replay_says_which_upstream_is_missing(runner: CliRunner, tmp_path: Path
 
 
 def test_replay_under_pdb(runner: CliRunner, chatty: str) -> None:
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
     res = runner.invoke(
         app,
         ["replay", "c1", "total", "--pdb", "--workflow", chatty],
         input="p sum(square) * 1000\nc\n",
     )
     assert res.exit_code == 0, res.output
+    # pdb's own SIGINT handler would outlive the replay (and catch a later Ctrl-C)
+    assert signal.getsignal(signal.SIGINT) is before
     # pdb stopped in total() with its recorded argument, evaluated our expression, went on
     assert "(Pdb) 55000\n" in res.output
     assert "\n55\n" in res.output
