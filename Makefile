@@ -7,6 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 EXAMPLE ?= statemachines/etl.py:wf
+# pytest workers (pytest-xdist): CI machines have 2 cores, and much of the suite waits on
+# servers (moto, DynamoDB Local, LocalStack, Chromium); `make test PYTEST_WORKERS=0` runs
+# it in one process.
+PYTEST_WORKERS ?= 2
 # aws-cdk-lib's jsii runtime prints a 12-line banner on every synth under Node 20 (the
 # machine's Node); CDK still runs on it, so keep the test log readable (CI sets it too).
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -62,9 +66,14 @@ typecheck: venv
 
 unit: venv tools
 	STEPDAG_DYNAMODB_LOCAL_DIR=$(CURDIR)/$(DDB_DIR) STEPDAG_LOCALSTACK_VENV=$(CURDIR)/$(LOCALSTACK_VENV) \
-		$(BIN)/pytest -q
+		$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 
-test: lint typecheck unit
+# The project venv and the test tools (DynamoDB Local, Chromium, the LocalStack venv)
+# install side by side -- mostly downloads, so two at once roughly halve the wait on a
+# fresh machine -- then the checks run in order.
+test:
+	@$(MAKE) --no-print-directory -j2 venv tools
+	@$(MAKE) --no-print-directory lint typecheck unit
 
 # Full benchmark run (minutes): benchmarks/results/*.json, summary.json, REPORT.md + plots.
 # Not part of `make test`, which runs the --quick mode once (tests/benchmarks).
