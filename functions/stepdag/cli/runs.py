@@ -11,6 +11,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -106,6 +108,20 @@ class Interrupted(typer.Exit):
         super().__init__(130)
 
 
+@contextmanager
+def session(client: Client) -> Iterator[Client]:
+    """Close ``client`` when the command ends: after a local run's thread has written its
+    last records, or at once when Ctrl-C stopped the watching (:class:`Interrupted`)."""
+    interrupted = False
+    try:
+        yield client
+    except Interrupted:
+        interrupted = True
+        raise
+    finally:
+        client.close(wait=not interrupted)
+
+
 NO_WAIT_LOCAL = (
     "--no-wait needs --remote: a local run lives in this process; use `stepdag serve` + "
     "--remote http://127.0.0.1:8000 to start runs in the background"
@@ -188,9 +204,7 @@ def run(
     payload = parse_json_arg(input, "--input")
     loaded = load_workflows(target.workflows) if target.workflows else None
     wf_name = loaded[0].name if loaded else workflow
-    client = client_for(target, loaded)
-    interrupted = False
-    try:
+    with session(client_for(target, loaded)) as client:
         rec, created = client.start(wf_name, payload, name=name, idempotency_key=idempotency_key)
         verb = "started" if created else "already exists (same name and input): not started again"
         out.print(f"execution {rec.name} ({rec.workflow}) {verb}")
@@ -198,11 +212,6 @@ def run(
             out.print(f"id {rec.execution_id}")
             return
         finish(*watch(client, rec.execution_id, in_process=target.is_local))
-    except Interrupted:
-        interrupted = True
-        raise
-    finally:
-        client.close(wait=not interrupted)
 
 
 @app.command()
@@ -222,18 +231,11 @@ def redrive(
     """Continue a failed, aborted or interrupted execution; completed nodes are not re-run."""
     target = _target(remote, token, region, stack, workflow)
     refuse_local_no_wait(target, wait)
-    client = client_for(target)
-    interrupted = False
-    try:
+    with session(client_for(target)) as client:
         rec = client.redrive(execution)
         out.print(f"redriving {rec.name} ({rec.workflow}), redrive #{rec.redrive_count}")
         if wait:
             finish(*watch(client, rec.execution_id, in_process=target.is_local))
-    except Interrupted:
-        interrupted = True
-        raise
-    finally:
-        client.close(wait=not interrupted)
 
 
 @app.command()
