@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
@@ -222,6 +223,36 @@ class State(ABC):
 
     def backoff(self, frame: Frame, delay: float) -> None:
         sleep_or_cancel(frame, delay)
+
+    def run_attempts(
+        self, frame: Frame, data: Any, attempt: Callable[[dict[str, Any]], Any]
+    ) -> tuple[Any, str | None]:
+        """Enter, then call ``attempt(context)`` until it returns, a retrier gives up or a
+        catcher takes the error -- the loop every retrying state (Task, Parallel, Map)
+        shares.  ``context`` is the Context Object of this try (``$$.State.RetryCount``);
+        an attempt may add to it (a Task's token) before ResultSelector reads it."""
+        entered_id = self.enter(frame, data)
+        entered_time = frame.execution.clock.now_iso()
+        attempts = [0] * len(self.retriers)
+        retry_count = 0
+        while True:
+            try:
+                try:
+                    ctx = frame.context(self.name, entered_time, retry_count)
+                    result = attempt(ctx)
+                    selected = self.select_result(frame, result, ctx)
+                    return self.finish(frame, data, selected, self.next), self.next
+                except StatesError as err:
+                    raise runtime_prefix(err, self.name, entered_id) from err
+            except StatesError as err:
+                action, value = self.recover(frame, err, data, attempts)
+                if action == "retry":
+                    self.backoff(frame, value)
+                    retry_count += 1
+                    continue
+                output, next_name = value
+                self.exit(frame, output)
+                return output, next_name
 
     @abstractmethod
     def run(self, frame: Frame, data: Any) -> tuple[Any, str | None]: ...

@@ -9,7 +9,7 @@ from stepdag.asl import payload
 from stepdag.asl.errors import EXCEED_TOLERATED_FAILURE_THRESHOLD, RUNTIME, StatesError, to_json
 from stepdag.asl.paths import JsonPath, NoMatch, compile_path
 from stepdag.asl.runtime import Frame, failure_output
-from stepdag.asl.states.base import State, runtime_prefix
+from stepdag.asl.states.base import State
 from stepdag.asl.states.concurrent import (
     DISTRIBUTED_MAP_CONCURRENCY,
     INLINE_MAP_CONCURRENCY,
@@ -22,34 +22,13 @@ if TYPE_CHECKING:
 
 
 class _Composite(State):
-    """Retry/catch loop shared by Parallel and Map; subclasses implement ``attempt``."""
+    """Parallel and Map: one try is ``attempt``; ``State.run_attempts`` retries it."""
 
     def attempt(self, frame: Frame, data: Any, context: dict[str, Any]) -> Any:
         raise NotImplementedError
 
     def run(self, frame: Frame, data: Any) -> tuple[Any, str | None]:
-        entered_id = self.enter(frame, data)
-        entered_time = frame.execution.clock.now_iso()
-        attempts = [0] * len(self.retriers)
-        retry_count = 0
-        while True:
-            try:
-                try:
-                    ctx = frame.context(self.name, entered_time, retry_count)
-                    result = self.attempt(frame, data, ctx)
-                    selected = self.select_result(frame, result, ctx)
-                    return self.finish(frame, data, selected, self.next), self.next
-                except StatesError as err:
-                    raise runtime_prefix(err, self.name, entered_id) from err
-            except StatesError as err:
-                action, value = self.recover(frame, err, data, attempts)
-                if action == "retry":
-                    self.backoff(frame, value)
-                    retry_count += 1
-                    continue
-                output, next_name = value
-                self.exit(frame, output)
-                return output, next_name
+        return self.run_attempts(frame, data, lambda ctx: self.attempt(frame, data, ctx))
 
 
 class ParallelState(_Composite):

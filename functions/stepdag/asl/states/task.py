@@ -18,7 +18,7 @@ from stepdag.asl.errors import (
 )
 from stepdag.asl.paths import JsonPath, NoMatch, compile_path
 from stepdag.asl.runtime import Frame, TaskContext, TokenWait
-from stepdag.asl.states.base import State, payload_size_exceeded, runtime_prefix
+from stepdag.asl.states.base import State, payload_size_exceeded
 
 _CALLBACK_SUFFIX = ".waitForTaskToken"
 
@@ -54,42 +54,22 @@ class TaskState(State):
         return {"resourceType": self.resource_type, "resource": self.resource_name}
 
     def run(self, frame: Frame, data: Any) -> tuple[Any, str | None]:
-        entered_id = self.enter(frame, data)
-        entered_time = frame.execution.clock.now_iso()
-        attempts = [0] * len(self.retriers)
-        retry_count = 0
-        while True:
+        def attempt(ctx: dict[str, Any]) -> Any:
+            effective = self.effective_input(data)
+            token: tuple[str, TokenWait] | None = None
+            if self.callback:
+                # Created first: Parameters usually pass $$.Task.Token along.
+                token = frame.execution.tokens.new()
+                ctx["Task"] = {"Token": token[0]}
             try:
-                try:
-                    effective = self.effective_input(data)
-                    ctx = frame.context(self.name, entered_time, retry_count)
-                    token: tuple[str, TokenWait] | None = None
-                    if self.callback:
-                        # Created first: Parameters usually pass $$.Task.Token along.
-                        token = frame.execution.tokens.new()
-                        ctx["Task"] = {"Token": token[0]}
-                    try:
-                        params = self.apply_parameters(frame, effective, ctx)
-                        timeout, heartbeat = self._timeouts(effective)
-                        result = self._invoke(
-                            frame, params, ctx, token, timeout=timeout, heartbeat=heartbeat
-                        )
-                    finally:
-                        if token is not None:
-                            frame.execution.tokens.discard(token[0])
-                    selected = self.select_result(frame, result, ctx)
-                    return self.finish(frame, data, selected, self.next), self.next
-                except StatesError as err:
-                    raise runtime_prefix(err, self.name, entered_id) from err
-            except StatesError as err:
-                action, value = self.recover(frame, err, data, attempts)
-                if action == "retry":
-                    self.backoff(frame, value)
-                    retry_count += 1
-                    continue
-                output, next_name = value
-                self.exit(frame, output)
-                return output, next_name
+                params = self.apply_parameters(frame, effective, ctx)
+                timeout, heartbeat = self._timeouts(effective)
+                return self._invoke(frame, params, ctx, token, timeout=timeout, heartbeat=heartbeat)
+            finally:
+                if token is not None:
+                    frame.execution.tokens.discard(token[0])
+
+        return self.run_attempts(frame, data, attempt)
 
     def _timeouts(self, effective: Any) -> tuple[float | None, float | None]:
         timeout = self.timeout_seconds
