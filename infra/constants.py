@@ -108,6 +108,10 @@ SCHEDULER_ROLE_ID: Final = "SchedulerRole"
 SCHEDULER_PRINCIPAL: Final = "scheduler.amazonaws.com"
 TRIGGER_START_ACTIONS: Final[tuple[str, ...]] = ("states:StartExecution",)
 TRIGGER_RETRY_ATTEMPTS: Final = 3
+# With the API's hook routes: rules target POST /v1/hooks/<workflow>/events (event id = name).
+TRIGGER_EVENTS_ROLE_ID: Final = "EventsRole"
+EVENTS_PRINCIPAL: Final = "events.amazonaws.com"
+TRIGGER_INVOKE_ACTIONS: Final[tuple[str, ...]] = ("execute-api:Invoke",)
 
 # --- Alarms -------------------------------------------------------------------------------
 # Alarm kinds; docs/runbooks.md has one section per kind (its heading is the kind).

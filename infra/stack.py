@@ -80,17 +80,6 @@ class StepdagStack(Stack):
                 rollback_alarm_names=rollback_alarm_names(self.stack_name, spec.name),
                 retain_logs=settings.retain_data,
             )
-        self.triggers: dict[str, WorkflowTriggers] = {}
-        for spec in workflows:
-            declared = load_workflow(spec.ref).workflow.triggers
-            if declared:
-                self.triggers[spec.name] = WorkflowTriggers(
-                    self,
-                    workflow_construct_id(spec.name) + c.TRIGGERS_ID_SUFFIX,
-                    workflow=spec.name,
-                    triggers=declared,
-                    alias_arn=self.workflows[spec.name].alias_arn,
-                )
         self.observability = StepdagObservability(
             self,
             c.OBSERVABILITY_ID,
@@ -136,6 +125,21 @@ class StepdagStack(Stack):
                 cors_origins=api_cors_origins(self.node),
             )
             CfnOutput(self, c.OUTPUT_API_URL, value=self.api.rest_api.url)
+        # Triggers after the API: with its hook routes, rules start runs through
+        # POST /v1/hooks/<workflow>/events (the event id names the execution).
+        hooks = self.api.hooks if self.api is not None else None
+        self.triggers: dict[str, WorkflowTriggers] = {}
+        for spec in workflows:
+            declared = load_workflow(spec.ref).workflow.triggers
+            if declared:
+                self.triggers[spec.name] = WorkflowTriggers(
+                    self,
+                    workflow_construct_id(spec.name) + c.TRIGGERS_ID_SUFFIX,
+                    workflow=spec.name,
+                    triggers=declared,
+                    alias_arn=self.workflows[spec.name].alias_arn,
+                    event_route=hooks.event_routes.get(spec.name) if hooks else None,
+                )
         self._outputs()
 
     def _outputs(self) -> None:

@@ -41,6 +41,9 @@ ETL = load_workflow("statemachines/etl.py:wf").workflow
 (TRIGGER,) = [t for t in ETL.triggers if isinstance(t, EventTrigger)]
 (SCHEDULE,) = [t for t in ETL.triggers if isinstance(t, ScheduleTrigger)]
 ALIAS = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:Stepdag-etl:live"
+API_ID = "a1b2c3d4e5"
+# With the API (this module's template) the etl rule targets the events route, not ALIAS.
+EVENTS_ROUTE = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}/prod/POST/v1/hooks/etl/events"
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +69,10 @@ def _resolver(synth: Synthesized) -> Resolver:
         resolve.refs[sm_id] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
     for role_id in synth.of_type("AWS::IAM::Role"):
         resolve.attrs[(role_id, "Arn")] = f"arn:aws:iam::{ACCOUNT}:role/{role_id}"
+    for api_id in synth.of_type("AWS::ApiGateway::RestApi"):
+        resolve.refs[api_id] = API_ID
+    for stage_id, stage in synth.of_type("AWS::ApiGateway::Stage").items():
+        resolve.refs[stage_id] = stage["Properties"]["StageName"]
     for fn_id in synth.of_type("AWS::Lambda::Function"):
         fn_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{fn_id}"
         resolve.attrs[(fn_id, "Arn")] = fn_arn
@@ -95,8 +102,9 @@ def test_synthesized_rule_matches_what_stepdag_trigger_matches(
     targets = resolve(props["Targets"])
     assert events.put_targets(Rule=rule_id, Targets=targets)["FailedEntryCount"] == 0
     (target,) = events.list_targets_by_rule(Rule=rule_id)["Targets"]
-    assert target["Arn"] == ALIAS
+    assert target["Arn"] == EVENTS_ROUTE
     assert target["InputTransformer"] == props["Targets"][0]["InputTransformer"]
+    assert target["InputTransformer"]["InputPathsMap"]["id"] == "$.id"
     assert target["RoleArn"] == resolve(props["Targets"][0]["RoleArn"])
     assert json.loads(events.describe_rule(Name=rule_id)["EventPattern"]) == TRIGGER.pattern
 

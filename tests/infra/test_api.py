@@ -11,6 +11,7 @@ import pytest
 from cdk_nag import AwsSolutionsChecks
 
 from infra import constants as c
+from infra.constructs.hooks import EVENTS_PATH
 from infra.lint import lint_template
 from infra.stack import workflow_construct_id
 from infra.workflows import load_workflows
@@ -62,8 +63,9 @@ def test_every_method_requires_iam(synth: Synthesized) -> None:
     paths = {
         r["Properties"]["PathPart"] for r in synth.of_type("AWS::ApiGateway::Resource").values()
     }
-    # The Lambda API's one proxy resource, and the webhook routes (one per workflow).
-    assert paths == {c.API_ROUTE_PREFIX, "{proxy+}", c.HOOKS_PATH, *WORKFLOWS}
+    # The Lambda API's one proxy resource, and the webhook routes (one per workflow, each
+    # with its /events route for EventBridge rules).
+    assert paths == {c.API_ROUTE_PREFIX, "{proxy+}", c.HOOKS_PATH, *WORKFLOWS, EVENTS_PATH}
     proxied = [m for m in methods.values() if m["Properties"]["HttpMethod"] == "ANY"]
     assert proxied and all(m["Properties"]["Integration"]["Type"] == "AWS_PROXY" for m in proxied)
 
@@ -160,6 +162,14 @@ def test_cognito_authorizer_replaces_iam_when_configured(tmp_path: Path) -> None
         r["Properties"]["PathPart"] for r in cognito.of_type("AWS::ApiGateway::Resource").values()
     }
     assert paths == {c.API_ROUTE_PREFIX, "{proxy+}"}
+    # So the etl rule keeps its direct Step Functions target (no event-id names there).
+    (rule,) = cognito.stack.triggers["etl"].rules.values()
+    (target,) = cognito.template.to_json()["Resources"][
+        cognito.stack.resolve(rule.node.default_child.logical_id)  # type: ignore[union-attr]
+    ]["Properties"]["Targets"]
+    assert ":execute-api:" not in json.dumps(target["Arn"])
+    assert c.STATE_MACHINE_ALIAS in json.dumps(target["Arn"])
+    assert cognito.stack.triggers["etl"].events_role is None
     report = AwsSolutionsChecks(cognito.app).validate_scope(cognito.stack)
     assert [v.rule_name for v in report.violations] == []
 
@@ -182,6 +192,35 @@ def _hook_methods(synth: Synthesized) -> dict[str, dict[str, Any]]:
         if parent.get("PathPart") == c.HOOKS_PATH:
             out[resource["PathPart"]] = props
     return out
+
+
+def _event_methods(synth: Synthesized) -> dict[str, dict[str, Any]]:
+    """``{workflow: POST method properties}`` for ``/v1/hooks/<workflow>/events``."""
+    resources = synth.resources
+    out = {}
+    for method in synth.of_type("AWS::ApiGateway::Method").values():
+        props = method["Properties"]
+        resource = resources[props["ResourceId"]["Ref"]]["Properties"]
+        if resource["PathPart"] != EVENTS_PATH or "Ref" not in resource["ParentId"]:
+            continue
+        workflow = resources[resource["ParentId"]["Ref"]]["Properties"]
+        hooks = resources[workflow["ParentId"]["Ref"]]["Properties"]
+        assert hooks["PathPart"] == c.HOOKS_PATH
+        out[workflow["PathPart"]] = props
+    return out
+
+
+def _all_start_methods(synth: Synthesized) -> list[dict[str, Any]]:
+    return [*_hook_methods(synth).values(), *_event_methods(synth).values()]
+
+
+def _model_id(synth: Synthesized, title: str) -> str:
+    (found,) = [
+        k
+        for k, v in synth.of_type("AWS::ApiGateway::Model").items()
+        if v["Properties"]["Schema"]["title"] == title
+    ]
+    return found
 
 
 def test_one_hook_per_workflow_starts_its_live_alias_directly(synth: Synthesized) -> None:
@@ -211,18 +250,57 @@ def test_one_hook_per_workflow_starts_its_live_alias_directly(synth: Synthesized
         assert props["RequestParameters"] == {f"method.request.header.{c.HOOKS_KEY_HEADER}": False}
 
 
+def test_one_events_route_per_workflow_names_the_run_after_the_envelope_key(
+    synth: Synthesized,
+) -> None:
+    routes = _event_methods(synth)
+    assert set(routes) == set(WORKFLOWS)
+    for name, props in routes.items():
+        assert props["HttpMethod"] == "POST"
+        assert props["AuthorizationType"] == "AWS_IAM"
+        assert "RequestParameters" not in props  # no header: the key is in the body
+        integration = props["Integration"]
+        assert integration["Type"] == "AWS"
+        assert integration["Uri"]["Fn::Join"][1][-1] == ":states:action/StartExecution"
+        assert integration["PassthroughBehavior"] == "NEVER"
+        (template,) = integration["RequestTemplates"].values()
+        parts = template["Fn::Join"][1]
+        machine = next(
+            k
+            for k in synth.of_type("AWS::StepFunctions::StateMachine")
+            if k.startswith(workflow_construct_id(name))
+        )
+        assert {"Fn::Join": [":", [{"Ref": machine}, c.STATE_MACHINE_ALIAS]]} in parts
+        text = "".join(p for p in parts if isinstance(p, str))
+        assert """#set($key = "$!input.path('$.key')")""" in text
+        assert '"name": "$util.escapeJavaScript($key)"' in text
+        assert """"input": "$util.escapeJavaScript($input.json('$.input'))""" in text
+        assert "header" not in text and "$context.requestId" not in text
+
+
 def test_hook_bodies_are_validated_as_json_objects(synth: Synthesized) -> None:
-    (model_id, model), *others = synth.of_type("AWS::ApiGateway::Model").items()
-    assert others == []
-    assert model["Properties"]["Schema"]["type"] == "object"
+    assert len(synth.of_type("AWS::ApiGateway::Model")) == 2
+    hook_model, envelope_model = _model_id(synth, "HookBody"), _model_id(synth, "EventEnvelope")
+    assert synth.resources[hook_model]["Properties"]["Schema"]["type"] == "object"
+    envelope = synth.resources[envelope_model]["Properties"]["Schema"]
+    assert envelope["type"] == "object"
+    assert envelope["required"] == ["key", "input"]
+    assert envelope["additionalProperties"] is False
+    assert envelope["properties"] == {
+        "key": {"type": "string", "minLength": 1, "maxLength": 80},
+        "input": {"type": "object"},
+    }
     (validator_id,) = synth.of_type("AWS::ApiGateway::RequestValidator")
     for props in _hook_methods(synth).values():
-        assert props["RequestModels"] == {"application/json": {"Ref": model_id}}
+        assert props["RequestModels"] == {"application/json": {"Ref": hook_model}}
+        assert props["RequestValidatorId"] == {"Ref": validator_id}
+    for props in _event_methods(synth).values():
+        assert props["RequestModels"] == {"application/json": {"Ref": envelope_model}}
         assert props["RequestValidatorId"] == {"Ref": validator_id}
 
 
 def test_hook_responses_map_step_functions_errors(synth: Synthesized) -> None:
-    for props in _hook_methods(synth).values():
+    for props in _all_start_methods(synth):
         responses = {r["StatusCode"]: r for r in props["Integration"]["IntegrationResponses"]}
         assert set(responses) == {"200", "400", "502"}
         assert "SelectionPattern" not in responses["200"]  # the default: started
@@ -243,11 +321,24 @@ def test_hook_responses_map_step_functions_errors(synth: Synthesized) -> None:
             assert params == {"method.response.header.Content-Type": "'application/problem+json'"}
         declared = {m["StatusCode"] for m in props["MethodResponses"]}
         assert declared == {"200", "400", "409", "429", "502"}
+    # A conflict names what carried the key: the header, or the envelope's field.
+    for methods, field in (
+        (_hook_methods(synth), c.HOOKS_KEY_HEADER),
+        (_event_methods(synth), "key"),
+    ):
+        for props in methods.values():
+            (problem,) = [
+                r["ResponseTemplates"]["application/json"]
+                for r in props["Integration"]["IntegrationResponses"]
+                if r["StatusCode"] == "400"
+            ]
+            assert f'"field": "{field}"' in problem
 
 
 def test_hooks_role_may_only_start_the_live_aliases(synth: Synthesized) -> None:
+    # One role for both routes of every workflow.
     (credentials,) = {
-        json.dumps(p["Integration"]["Credentials"]) for p in _hook_methods(synth).values()
+        json.dumps(p["Integration"]["Credentials"]) for p in _all_start_methods(synth)
     }
     role_id = json.loads(credentials)["Fn::GetAtt"][0]
     role = synth.resources[role_id]["Properties"]

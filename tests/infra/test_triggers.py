@@ -1,4 +1,8 @@
-"""Triggers in the stack: EventBridge rules and Scheduler schedules on the live alias."""
+"""Triggers in the stack: EventBridge rules and Scheduler schedules.
+
+Without the REST API a rule targets the live alias; with it (IAM auth) the rule targets
+``POST /v1/hooks/<workflow>/events`` with the keyed envelope, so the event id names the run.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from typing import Any
 import pytest
 
 from infra import constants as c
+from infra.constructs.hooks import EVENT_REQUEST_TEMPLATE, EVENTS_PATH
+from infra.constructs.triggers import keyed_input_transformer
 from stepdag.core.loader import load_workflow
 from stepdag.core.triggers import EventTrigger, ScheduleTrigger, input_transformer
 from tests.infra.conftest import Synthesized, synthesize
@@ -117,3 +123,131 @@ def test_workflows_without_triggers_get_no_trigger_resources(synth: Synthesized)
         k.startswith(("WorkflowDocuments", "WorkflowFeatures")) and c.TRIGGERS_ID_SUFFIX in k
         for k in synth.resources
     )
+
+
+# ------------------------------------------------------------------ with the REST API
+
+
+@pytest.fixture(scope="module")
+def synth_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
+    yield synthesize(tmp_path_factory.mktemp("stepdag-triggers-api"), {c.CTX_API_ENABLED: "true"})
+
+
+def _events_route_arn(synth: Synthesized, workflow: str) -> dict[str, Any]:
+    (api,) = synth.of_type("AWS::ApiGateway::RestApi")
+    (stage,) = synth.of_type("AWS::ApiGateway::Stage")
+    return {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":execute-api:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                ":",
+                {"Ref": api},
+                "/",
+                {"Ref": stage},
+                f"/POST/{c.API_ROUTE_PREFIX}/{c.HOOKS_PATH}/{workflow}/{EVENTS_PATH}",
+            ],
+        ]
+    }
+
+
+def test_with_the_api_the_rule_targets_the_events_route_with_the_keyed_envelope(
+    synth_api: Synthesized,
+) -> None:
+    rules = {
+        k: v for k, v in synth_api.of_type("AWS::Events::Rule").items() if c.TRIGGERS_ID_SUFFIX in k
+    }
+    (trigger,) = EVENT_TRIGGERS
+    (props,) = [r["Properties"] for r in rules.values()]
+    assert props["EventPattern"] == dict(trigger.pattern)  # the pattern is unchanged
+    (target,) = props["Targets"]
+    assert target["Arn"] == _events_route_arn(synth_api, "etl")
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": c.TRIGGER_RETRY_ATTEMPTS}
+    assert not target.get("HttpParameters")  # no path parameters, headers or query
+    assert isinstance(trigger.input, dict)
+    params = input_transformer(trigger.input)
+    assert target["InputTransformer"] == {
+        "InputPathsMap": {**params["InputPathsMap"], "id": "$.id"},
+        "InputTemplate": '{"key":<id>,"input":' + params["InputTemplate"] + "}",
+    }
+    assert target["InputTransformer"] == {
+        "InputPathsMap": {"detail_source": "$.detail.source", "id": "$.id"},
+        "InputTemplate": '{"key":<id>,"input":{"source":<detail_source>}}',
+    }
+
+
+def test_with_the_api_the_events_role_may_only_invoke_that_route(synth_api: Synthesized) -> None:
+    (target,) = next(
+        v["Properties"]["Targets"]
+        for k, v in synth_api.of_type("AWS::Events::Rule").items()
+        if c.TRIGGERS_ID_SUFFIX in k
+    )
+    role_id = target["RoleArn"]["Fn::GetAtt"][0]
+    assert role_id.startswith("WorkflowEtlTriggers" + c.TRIGGER_EVENTS_ROLE_ID)
+    role = synth_api.resources[role_id]["Properties"]
+    assert "ManagedPolicyArns" not in role
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": c.EVENTS_PRINCIPAL}
+    # Only Invoke (CDK's target would add ManageConnections), only POST on this one route.
+    assert _policy_for(synth_api, role_id) == [
+        {
+            "Action": "execute-api:Invoke",
+            "Effect": "Allow",
+            "Resource": _events_route_arn(synth_api, "etl"),
+        }
+    ]
+    # No other policy names that role, and no role may start the alias from EventBridge.
+    policies = [
+        p
+        for p in synth_api.of_type("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+    ]
+    assert len(policies) == 1
+    assert not any(
+        "events.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])
+        and "states:StartExecution" in json.dumps(_policy_for(synth_api, k))
+        for k, r in synth_api.of_type("AWS::IAM::Role").items()
+        if c.TRIGGERS_ID_SUFFIX in k
+    )
+
+
+def test_with_the_api_schedules_still_target_the_alias(synth_api: Synthesized) -> None:
+    (schedule,) = synth_api.of_type("AWS::Scheduler::Schedule").values()
+    assert schedule["Properties"]["Target"]["Arn"] == _alias_arn_of(synth_api, "WorkflowEtl")
+
+
+def test_the_events_route_template_reads_the_envelope_the_transformer_renders() -> None:
+    # The transformer's fields are the ones the route's template reads.
+    assert "$!input.path('$.key')" in EVENT_REQUEST_TEMPLATE
+    assert "$input.json('$.input')" in EVENT_REQUEST_TEMPLATE
+    keyed = keyed_input_transformer({"a": "$.detail.a"})
+    assert keyed["InputTemplate"].startswith('{"key":<id>,"input":')
+
+
+def test_keyed_transformer_passes_the_whole_event_without_a_template() -> None:
+    assert keyed_input_transformer(None) == {
+        "InputPathsMap": {"id": "$.id"},
+        "InputTemplate": '{"key":<id>,"input":<aws.events.event.json>}',
+    }
+
+
+def test_keyed_transformer_reuses_or_avoids_an_id_variable() -> None:
+    # The template maps $.id itself: one variable for both.
+    same = keyed_input_transformer({"event": "$.id", "x": "$.detail.x"})
+    assert same["InputPathsMap"] == {"id": "$.id", "detail_x": "$.detail.x"}
+    assert same["InputTemplate"] == '{"key":<id>,"input":{"event":<id>,"x":<detail_x>}}'
+    # Another path whose variable is also "id" ($.id- -> id): the key gets its own.
+    other = keyed_input_transformer({"y": "$.id-"})
+    assert other["InputPathsMap"] == {"id": "$.id-", "id_2": "$.id"}
+    assert other["InputTemplate"] == '{"key":<id_2>,"input":{"y":<id>}}'
+
+
+def test_keyed_transformer_suffixes_the_key_with_the_trigger_name() -> None:
+    # Several event triggers on one workflow: "<id>-<trigger>", as `stepdag trigger` names it.
+    keyed = keyed_input_transformer({"a": "$.detail.a"}, suffix="orders")
+    assert keyed["InputTemplate"] == '{"key":"<id>-orders","input":{"a":<detail_a>}}'

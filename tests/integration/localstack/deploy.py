@@ -89,13 +89,20 @@ def deploy_workflow(ls: Any, resources: dict[str, Any], resolve: Resolver, prefi
     return Workflow(sm["StateMachineName"], created["stateMachineArn"], alias_arn, activity)
 
 
-def deploy_rules(ls: Any, resources: dict[str, Any], resolve: Resolver, prefix: str) -> list[str]:
-    """Every EventBridge rule of ``<prefix>Triggers`` with its targets, as synthesized."""
+def deploy_rules(
+    ls: Any, resources: dict[str, Any], resolve: Resolver, prefix: str, *, name_suffix: str = ""
+) -> list[str]:
+    """Every EventBridge rule of ``<prefix>Triggers`` with its targets, as synthesized.
+
+    ``name_suffix`` deploys a twin (same pattern, target and transformer) under another
+    name: one event then reaches the target twice with the same id, as a redelivery does.
+    """
     events = ls.client("events")
     names = []
-    for rule_id, rule in resources.items():
-        if rule["Type"] != "AWS::Events::Rule" or not rule_id.startswith(prefix):
+    for template_id, rule in resources.items():
+        if rule["Type"] != "AWS::Events::Rule" or not template_id.startswith(prefix):
             continue
+        rule_id = template_id + name_suffix
         props = rule["Properties"]
         events.put_rule(
             Name=rule_id,
@@ -105,7 +112,9 @@ def deploy_rules(ls: Any, resources: dict[str, Any], resolve: Resolver, prefix: 
         )
         targets = []
         for target in props["Targets"]:
-            create_role(ls, resources, resolve, role_of(target["RoleArn"]))
+            role_id = role_of(target["RoleArn"])
+            if (role_id, "Arn") not in resolve.attrs:
+                create_role(ls, resources, resolve, role_id)
             targets.append(resolve(target))
         failed = events.put_targets(Rule=rule_id, Targets=targets)["FailedEntryCount"]
         assert failed == 0
@@ -116,7 +125,11 @@ def deploy_rules(ls: Any, resources: dict[str, Any], resolve: Resolver, prefix: 
 def deploy_hook(
     ls: Any, resources: dict[str, Any], resolve: Resolver, workflow: str, stage: str
 ) -> str:
-    """The REST API with only ``/v1/hooks/<workflow>``; returns the stage's invoke URL."""
+    """The REST API with only ``/v1/hooks/<workflow>`` and ``/v1/hooks/<workflow>/events``.
+
+    Returns the stage's invoke URL; the stage's logical id resolves to its name (the
+    rules' API Gateway target ARN names it).
+    """
     apigw = ls.client("apigateway")
     api_id, api = only(resources, "AWS::ApiGateway::RestApi")
     rest_api = apigw.create_rest_api(name=api["Name"], description=api["Description"])["id"]
@@ -140,9 +153,26 @@ def deploy_hook(
             validateRequestBody=props["ValidateRequestBody"],
             validateRequestParameters=props["ValidateRequestParameters"],
         )["id"]
-    method_id, method = _hook_method(resources, workflow)
-    _create_path(apigw, resources, resolve, rest_api, method["Properties"]["ResourceId"]["Ref"])
-    create_role(ls, resources, resolve, role_of(method["Properties"]["Integration"]["Credentials"]))
+    for method_id in (_hook_method(resources, workflow)[0], _events_method(resources, workflow)):
+        _put_method(ls, resources, resolve, rest_api, method_id)
+    apigw.create_deployment(restApiId=rest_api, stageName=stage)
+    (stage_id, _) = only(resources, "AWS::ApiGateway::Stage")
+    resolve.refs[stage_id] = stage
+    return f"{ls.endpoint}/_aws/execute-api/{rest_api}/{stage}"
+
+
+def _put_method(
+    ls: Any, resources: dict[str, Any], resolve: Resolver, rest_api: str, method_id: str
+) -> None:
+    """One method of the template with its path, integration and responses."""
+    apigw = ls.client("apigateway")
+    method = resources[method_id]
+    resource_id = method["Properties"]["ResourceId"]["Ref"]
+    if resource_id not in resolve.refs:
+        _create_path(apigw, resources, resolve, rest_api, resource_id)
+    role_id = role_of(method["Properties"]["Integration"]["Credentials"])
+    if (role_id, "Arn") not in resolve.attrs:
+        create_role(ls, resources, resolve, role_id)
     props = resolve(method["Properties"])
     integration = props["Integration"]
     apigw.put_method(
@@ -152,7 +182,7 @@ def deploy_hook(
         authorizationType=props["AuthorizationType"],
         requestValidatorId=props["RequestValidatorId"],
         requestModels=props["RequestModels"],
-        requestParameters=props["RequestParameters"],
+        requestParameters=props.get("RequestParameters", {}),
     )
     apigw.put_integration(
         restApiId=rest_api,
@@ -188,9 +218,6 @@ def deploy_hook(
             responseTemplates=response["ResponseTemplates"],
             **extra,
         )
-    assert method_id
-    apigw.create_deployment(restApiId=rest_api, stageName=stage)
-    return f"{ls.endpoint}/_aws/execute-api/{rest_api}/{stage}"
 
 
 def _of_type(resources: dict[str, Any], type_: str) -> list[tuple[str, Any]]:
@@ -209,6 +236,20 @@ def _hook_method(resources: dict[str, Any], workflow: str) -> tuple[str, Any]:
         ):
             return method_id, method
     raise AssertionError(f"no POST /v1/hooks/{workflow} method in the template")
+
+
+def _events_method(resources: dict[str, Any], workflow: str) -> str:
+    """The POST method on ``hooks/<workflow>/events``."""
+    for method_id, method in _of_type(resources, "AWS::ApiGateway::Method"):
+        resource = resources[method["Properties"]["ResourceId"]["Ref"]]["Properties"]
+        parent = resource["ParentId"]
+        if (
+            resource["PathPart"] == "events"
+            and "Ref" in parent
+            and resources[parent["Ref"]]["Properties"]["PathPart"] == workflow
+        ):
+            return method_id
+    raise AssertionError(f"no POST /v1/hooks/{workflow}/events method in the template")
 
 
 def _create_path(

@@ -1,5 +1,6 @@
-"""The CDK wiring on a real AWS emulator: EventBridge -> Step Functions, API Gateway -> Step
-Functions, with the synthesized template's own rule, transformer, alias and integration.
+"""The CDK wiring on a real AWS emulator: EventBridge -> API Gateway -> Step Functions (the
+API-enabled template's rule targets the events route) and API Gateway -> Step Functions,
+with the synthesized template's own rule, transformer, alias, routes and integrations.
 """
 
 from __future__ import annotations
@@ -87,30 +88,51 @@ def deployed(localstack_starting: Starting, tmp_path_factory: pytest.TempPathFac
     return Deployed(localstack, resources, resolve, deployed["etl"])
 
 
-def _put(events: Any, event: dict[str, Any]) -> None:
+def _put(events: Any, event: dict[str, Any]) -> str:
+    """Put ``event`` on the default bus; its id (EventBridge assigns one)."""
     entry = {
         "Source": event["source"],
         "DetailType": event["detail-type"],
         "Detail": json.dumps(event["detail"]),
     }
-    assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
+    answer = events.put_events(Entries=[entry])
+    assert answer["FailedEntryCount"] == 0
+    event_id: str = answer["Entries"][0]["EventId"]
+    return event_id
 
 
-def test_matching_event_starts_the_live_alias_with_the_transformed_input(
-    deployed: Deployed,
+@pytest.fixture(scope="module")
+def hook(deployed: Deployed) -> str:
+    base = deploy_hook(deployed.ls, deployed.resources, deployed.resolve, "etl", c.API_STAGE_NAME)
+    return f"{base}/{c.API_ROUTE_PREFIX}/{c.HOOKS_PATH}/etl"
+
+
+def _route_calls(ls: LocalStack) -> int:
+    """How many requests LocalStack's gateway logged for the events route."""
+    return len(re.findall(r"POST /prod/v1/hooks/etl/events/? => \d{3}", Path(ls.log).read_text()))
+
+
+def test_matching_event_starts_one_run_named_after_the_event_id(
+    deployed: Deployed, hook: str
 ) -> None:
+    """EventBridge -> API Gateway (events route) -> Step Functions, with the template's rule."""
     ls = deployed.ls
     (rule,) = deploy_rules(ls, deployed.resources, deployed.resolve, "WorkflowEtlTriggers")
     events = ls.client("events")
+    (target,) = events.list_targets_by_rule(Rule=rule)["Targets"]
+    assert re.fullmatch(
+        r"arn:aws:execute-api:[^:]+:\d{12}:[a-z0-9]+/prod/POST/v1/hooks/etl/events", target["Arn"]
+    ), target["Arn"]
     before = deployed.names()
     other_source = {**EVENT, "source": "billing.service"}
     other_type = {**EVENT, "detail-type": "OrdersDeleted"}
     assert not TRIGGER.matches(other_source) and not TRIGGER.matches(other_type)
     _put(events, other_source)
     _put(events, other_type)
-    _put(events, EVENT)
+    event_id = _put(events, EVENT)
 
     (name,) = deployed.wait_for_new(before)
+    assert name == event_id  # the event id is the execution name
     desc = deployed.describe(name)
     expected = TRIGGER.render(EVENT)
     assert expected == {"source": "orders-2026-11"}
@@ -125,13 +147,51 @@ def test_matching_event_starts_the_live_alias_with_the_transformed_input(
     # The non-matching events were delivered before it and started nothing.
     time.sleep(0.5)
     assert deployed.names() - before == {name}
-    assert rule.startswith("WorkflowEtlTriggers")
 
 
-@pytest.fixture(scope="module")
-def hook(deployed: Deployed) -> str:
-    base = deploy_hook(deployed.ls, deployed.resources, deployed.resolve, "etl", c.API_STAGE_NAME)
-    return f"{base}/{c.API_ROUTE_PREFIX}/{c.HOOKS_PATH}/etl"
+def test_a_redelivered_event_does_not_start_a_second_run(deployed: Deployed, hook: str) -> None:
+    """The same event id reaches the route twice (two rules, the template's target each)."""
+    ls = deployed.ls
+    (rule,) = deploy_rules(ls, deployed.resources, deployed.resolve, "WorkflowEtlTriggers")
+    (twin,) = deploy_rules(
+        ls, deployed.resources, deployed.resolve, "WorkflowEtlTriggers", name_suffix="Twin"
+    )
+    events = ls.client("events")
+    try:
+        before, calls = deployed.names(), _route_calls(ls)
+        event_id = _put(events, EVENT)
+        (name,) = deployed.wait_for_new(before)
+        assert name == event_id
+        deadline = time.monotonic() + WAIT_S
+        while _route_calls(ls) < calls + 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _route_calls(ls) == calls + 2  # both deliveries reached the route
+        time.sleep(0.5)
+        assert deployed.names() - before == {event_id}  # ... and started one run
+        task = deployed.sfn.get_activity_task(activityArn=deployed.etl.activity_arn, workerName="t")
+        assert json.loads(task["input"])["execution"] == deployed.describe(event_id)["executionArn"]
+
+        # The envelope the transformer rendered, sent once more (a later redelivery):
+        # the open run answers, nothing new starts; another input under the key is a 409.
+        url = f"{hook}/events"
+        envelope = {"key": event_id, "input": TRIGGER.render(EVENT)}
+        again = _post(url, json.dumps(envelope).encode(), {"Content-Type": "application/json"})
+        assert again.status == 200, again.body
+        assert again.body["id"] == deployed.describe(event_id)["executionArn"]
+        other = {"key": event_id, "input": {"source": "something-else"}}
+        conflict = _post(url, json.dumps(other).encode(), {"Content-Type": "application/json"})
+        assert conflict.status == 409, conflict.body
+        assert conflict.body["field"] == "key" and conflict.body["code"] == "idempotency_conflict"
+        # Not an envelope: the validator refuses it, nothing starts.
+        bare = _post(
+            url, json.dumps(TRIGGER.render(EVENT)).encode(), {"Content-Type": "application/json"}
+        )
+        assert bare.status == 400, bare.body
+        assert deployed.names() - before == {event_id}
+    finally:
+        for name in (rule, twin):
+            events.remove_targets(Rule=name, Ids=["Target0"])
+            events.delete_rule(Name=name)
 
 
 @dataclass
