@@ -118,6 +118,10 @@ def session(client: Client) -> Iterator[Client]:
     except Interrupted:
         interrupted = True
         raise
+    except KeyboardInterrupt:  # Ctrl-C outside watch() (while starting, say)
+        interrupted = True
+        err.print("interrupted; `stepdag executions list` shows where the run is")
+        raise Interrupted() from None
     finally:
         client.close(wait=not interrupted)
 
@@ -146,9 +150,12 @@ def watch(
     a local one stops with this process, and the message says how to continue it.
     """
     interval = float(os.environ.get("STEPDAG_POLL_SECONDS") or client.poll_seconds)
-    rec, nodes = client.nodes(execution_id)
     live_ok = out.is_terminal and not os.environ.get("STEPDAG_NO_LIVE")
+    rec: ExecutionRecord | None = None
     try:
+        # Inside the try: Ctrl-C during the first read is as much "stop watching" as
+        # any later one (it once escaped here and close() then waited for the run).
+        rec, nodes = client.nodes(execution_id)
         if not live_ok:
             while not rec.is_terminal:
                 time.sleep(interval)
@@ -161,13 +168,15 @@ def watch(
                 live.update(node_table(nodes))
         return rec, nodes
     except KeyboardInterrupt:
+        name = rec.name if rec is not None else execution_id
+        state = rec.status.value if rec is not None else "RUNNING"
         if in_process:
             err.print(
-                f"stopped: {rec.name} stays {rec.status.value} (its run lived in this process); "
-                f"continue it with `stepdag redrive {rec.name}` (completed nodes are not re-run)"
+                f"stopped: {name} stays {state} (its run lived in this process); "
+                f"continue it with `stepdag redrive {name}` (completed nodes are not re-run)"
             )
         else:
-            err.print(f"stopped watching; {rec.name} is still {rec.status.value} ({client.label})")
+            err.print(f"stopped watching; {name} is still {state} ({client.label})")
         raise Interrupted() from None
 
 

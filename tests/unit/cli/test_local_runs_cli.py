@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -19,6 +20,7 @@ from stepdag.cli.main import app
 WORKFLOW = """
 import time
 from pathlib import Path
+from typing import Any
 from stepdag import Workflow
 
 wf = Workflow("slowwf")
@@ -106,3 +108,41 @@ def test_ctrl_c_stops_at_once_and_the_run_is_continued_by_redrive(
     assert res.exit_code == 0, res.output
     assert "SUCCEEDED" in res.output
     assert (tmp_path / "first.calls").read_text() == "x"  # the completed node did not re-run
+
+
+class _Interrupting:
+    """A client whose first read is interrupted by Ctrl-C; records how it was closed."""
+
+    label = "local"
+    poll_seconds = 0.01
+    full_records = True
+
+    def __init__(self) -> None:
+        self.closed_with: list[bool] = []
+
+    def nodes(self, ref: str) -> Any:
+        raise KeyboardInterrupt
+
+    def close(self, *, wait: bool = True) -> None:
+        self.closed_with.append(wait)
+
+
+def test_ctrl_c_during_the_first_read_is_still_stop_watching(capsys: Any) -> None:
+    # The race the subprocess test hit about 1 run in 40 under load: SIGINT landing in
+    # watch()'s first read escaped its handler, and close() then waited for the run.
+    from stepdag.cli.runs import Interrupted, session, watch
+
+    client = _Interrupting()
+    with pytest.raises(Interrupted), session(client):  # type: ignore[arg-type]
+        watch(client, "arn:x:execution:wf:s9", in_process=True)  # type: ignore[arg-type]
+    assert client.closed_with == [False]  # no wait for the run's thread
+    assert "continue it with `stepdag redrive arn:x:execution:wf:s9`" in capsys.readouterr().err
+
+
+def test_ctrl_c_outside_watch_closes_without_waiting() -> None:
+    from stepdag.cli.runs import Interrupted, session
+
+    client = _Interrupting()
+    with pytest.raises(Interrupted), session(client):  # type: ignore[arg-type]
+        raise KeyboardInterrupt  # e.g. while the start request is in flight
+    assert client.closed_with == [False]
