@@ -14,6 +14,7 @@ pytest.importorskip("aws_cdk", reason="CDK tests need the `cdk` extra")
 
 import aws_cdk as cdk
 from aws_cdk.assertions import Template
+from cdk_nag import AwsSolutionsChecks
 
 from infra import constants as c
 from infra.app import build_app
@@ -46,6 +47,19 @@ class Synthesized:
             if v["Properties"]["Handler"] == handler
         ]
         return found
+
+    def nag_report(self) -> Any:
+        """cdk-nag's AwsSolutions validation report of the stack."""
+        return AwsSolutionsChecks(self.app).validate_scope(self.stack)
+
+    def nag_findings(self, report: Any = None) -> list[str]:
+        """cdk-nag AwsSolutions violations, ``rule: [construct paths]`` (none expected:
+        every acknowledgment is justified in code)."""
+        report = report if report is not None else self.nag_report()
+        return [
+            f"{v.rule_name}: {[r.construct_path for r in v.violating_resources]}"
+            for v in report.violations
+        ]
 
     def role_statements(self, handler: str) -> list[dict[str, Any]]:
         """Every policy statement of the role of the function running ``handler``."""
