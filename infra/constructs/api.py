@@ -25,8 +25,11 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct, Node
 
 from infra import constants as c
-from infra.bundling import RUNTIME
-from infra.constructs.functions import acknowledge_storage_grants, function_role
+from infra.constructs.functions import (
+    acknowledge_storage_grants,
+    function_role,
+    stepdag_function,
+)
 from infra.constructs.hooks import StepdagHooks
 from infra.constructs.storage import StepdagStorage
 from infra.constructs.workflow import StepdagWorkflow
@@ -236,30 +239,25 @@ class StepdagApi(Construct):
                 )
             )
         stack = Stack.of(self)
-        return lambda_.Function(
+        return stepdag_function(
             self,
             "Function",
-            runtime=RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
             handler=c.API_HANDLER,
             code=code,
-            memory_size=c.API_FUNCTION_MEMORY_MB,
-            timeout=Duration.seconds(c.API_FUNCTION_TIMEOUT_S),
+            memory_mb=c.API_FUNCTION_MEMORY_MB,
+            timeout_s=c.API_FUNCTION_TIMEOUT_S,
             role=self.role,
             log_group=log_group,
-            tracing=lambda_.Tracing.ACTIVE,
+            storage=storage,
+            service_name=c.API_SERVICE_NAME,
+            log_level=log_level,
             environment={
-                c.ENV_TABLE_NAME: storage.table.table_name,
-                c.ENV_BUCKET_NAME: storage.bucket.bucket_name,
-                c.ENV_RETENTION_DAYS: str(storage.retention_days),
                 c.ENV_WORKFLOW_MODULES: json.dumps(
                     {n: w.spec.ref for n, w in sorted(workflows.items())}, sort_keys=True
                 ),
                 c.ENV_STATE_MACHINES: stack.to_json_string(
                     {n: w.alias_arn for n, w in sorted(workflows.items())}
                 ),
-                c.ENV_POWERTOOLS_SERVICE_NAME: c.API_SERVICE_NAME,
-                c.ENV_LOG_LEVEL: log_level,
                 **({c.ENV_CORS_ORIGINS: ",".join(self.cors_origins)} if self.cors_origins else {}),
             },
             description="stepdag REST API",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
@@ -53,6 +54,51 @@ def function_role(
         )
     )
     return log_group, role
+
+
+def stepdag_function(
+    scope: Construct,
+    construct_id: str,
+    *,
+    handler: str,
+    code: lambda_.Code,
+    memory_mb: int,
+    timeout_s: int,
+    role: iam.Role,
+    log_group: logs.LogGroup,
+    storage: StepdagStorage,
+    service_name: str,
+    log_level: str,
+    environment: Mapping[str, str],
+    description: str,
+    **props: Any,
+) -> lambda_.Function:
+    """A stepdag Lambda, as the node runners, the API and the status recorder all are:
+    arm64 on ``RUNTIME``, traced, its own role and log group, the store's settings (table,
+    bucket, retention), its Powertools service name and log level in the environment."""
+    return lambda_.Function(
+        scope,
+        construct_id,
+        runtime=RUNTIME,
+        architecture=lambda_.Architecture.ARM_64,
+        handler=handler,
+        code=code,
+        memory_size=memory_mb,
+        timeout=Duration.seconds(timeout_s),
+        role=role,
+        log_group=log_group,
+        tracing=lambda_.Tracing.ACTIVE,
+        environment={
+            c.ENV_TABLE_NAME: storage.table.table_name,
+            c.ENV_BUCKET_NAME: storage.bucket.bucket_name,
+            c.ENV_RETENTION_DAYS: str(storage.retention_days),
+            c.ENV_POWERTOOLS_SERVICE_NAME: service_name,
+            c.ENV_LOG_LEVEL: log_level,
+            **environment,
+        },
+        description=description,
+        **props,
+    )
 
 
 def acknowledge_storage_grants(
@@ -127,26 +173,21 @@ class NodeRunnerFunctions(Construct):
             removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY,
         )
         storage.grant_node_runner(role)
-        fn = lambda_.Function(
+        fn = stepdag_function(
             self,
             name,
-            runtime=RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
             handler=c.NODE_RUNNER_HANDLER,
             code=code,
-            memory_size=config.memory_mb,
-            timeout=Duration.seconds(config.timeout_s),
+            memory_mb=config.memory_mb,
+            timeout_s=config.timeout_s,
             role=role,
             log_group=log_group,
-            tracing=lambda_.Tracing.ACTIVE,
+            storage=storage,
+            service_name=c.SERVICE_NAME,
+            log_level=log_level,
             environment={
-                c.ENV_TABLE_NAME: storage.table.table_name,
-                c.ENV_BUCKET_NAME: storage.bucket.bucket_name,
-                c.ENV_RETENTION_DAYS: str(storage.retention_days),
                 c.ENV_WORKFLOW_MODULES: json.dumps(dict(workflow_modules), sort_keys=True),
-                c.ENV_POWERTOOLS_SERVICE_NAME: c.SERVICE_NAME,
                 c.ENV_POWERTOOLS_METRICS_NAMESPACE: c.METRIC_NAMESPACE,
-                c.ENV_LOG_LEVEL: log_level,
             },
             current_version_options=lambda_.VersionOptions(
                 # Old versions stay: retained state machine versions still invoke them.

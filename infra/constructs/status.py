@@ -32,8 +32,11 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import constants as c
-from infra.bundling import RUNTIME
-from infra.constructs.functions import acknowledge_storage_grants, function_role
+from infra.constructs.functions import (
+    acknowledge_storage_grants,
+    function_role,
+    stepdag_function,
+)
 from infra.constructs.storage import StepdagStorage
 from infra.constructs.workflow import StepdagWorkflow
 from infra.nag import acknowledge
@@ -117,36 +120,31 @@ class StepdagStatusEvents(Construct):
             )
         )
         stack = Stack.of(self)
-        return lambda_.Function(
+        return stepdag_function(
             self,
             "Function",
-            runtime=RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
             handler=c.STATUS_HANDLER,
             code=code,
-            memory_size=c.STATUS_FUNCTION_MEMORY_MB,
-            timeout=Duration.seconds(c.STATUS_FUNCTION_TIMEOUT_S),
+            memory_mb=c.STATUS_FUNCTION_MEMORY_MB,
+            timeout_s=c.STATUS_FUNCTION_TIMEOUT_S,
             role=self.role,
             log_group=log_group,
-            tracing=lambda_.Tracing.ACTIVE,
-            # Events Lambda gave up on (after its retries) land next to the undeliverable
-            # ones, so one queue and one alarm cover every lost status change.
-            dead_letter_queue=self.dead_letters,
-            retry_attempts=c.STATUS_FUNCTION_RETRY_ATTEMPTS,
-            max_event_age=Duration.hours(6),
+            storage=storage,
+            service_name=c.STATUS_SERVICE_NAME,
+            log_level=log_level,
             environment={
-                c.ENV_TABLE_NAME: storage.table.table_name,
-                c.ENV_BUCKET_NAME: storage.bucket.bucket_name,
-                c.ENV_RETENTION_DAYS: str(storage.retention_days),
                 # {workflow: state machine ARN}: adoption names the workflow of a run
                 # started outside the API.
                 c.ENV_STATE_MACHINES: stack.to_json_string(
                     {w.spec.name: w.state_machine.state_machine_arn for w in workflows}
                 ),
-                c.ENV_POWERTOOLS_SERVICE_NAME: c.STATUS_SERVICE_NAME,
                 c.ENV_POWERTOOLS_METRICS_NAMESPACE: c.METRIC_NAMESPACE,
-                c.ENV_LOG_LEVEL: log_level,
             },
+            # Events Lambda gave up on (after its retries) land next to the undeliverable
+            # ones, so one queue and one alarm cover every lost status change.
+            dead_letter_queue=self.dead_letters,
+            retry_attempts=c.STATUS_FUNCTION_RETRY_ATTEMPTS,
+            max_event_age=Duration.hours(6),
             description="stepdag status recorder (Step Functions status-change events)",
         )
 
