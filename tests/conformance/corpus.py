@@ -30,6 +30,11 @@ from tests.support.lambdas import FakeLambdas
 from tests.support.moto_sfn import MotoExecutionTimeout, MotoSfn, substitute
 
 FIXTURE_DIR = Path(__file__).parent / "fixtures"
+# Spec fixtures: cases moto cannot answer (JSONata is disabled in moto 5.2.x) or answers
+# wrongly, whose ``expected`` comes from AWS's documentation, the JSONata reference and
+# reasoning about the spec (never from another emulator's snapshots).  Each names its
+# ``source``; they run only against the local engine.  One subfolder per area.
+SPEC_FIXTURE_DIR = Path(__file__).parent / "spec"
 CONTRACT_FIELDS = ("status", "output", "error", "cause")
 # Generous: only the TimeoutSeconds fixtures take real time (about a second).
 MOTO_TIMEOUT = 30.0
@@ -82,9 +87,20 @@ class RunOutcome:
 
 
 def load_fixtures(*, require_expected: bool = True) -> list[Fixture]:
-    fixtures = []
+    """The moto-recorded corpus (``fixtures/*.json``)."""
     required = {"description", "definition"} | ({"expected"} if require_expected else set())
-    for path in sorted(FIXTURE_DIR.glob("*.json")):
+    return _load(sorted(FIXTURE_DIR.glob("*.json")), required)
+
+
+def load_spec_fixtures() -> list[Fixture]:
+    """The spec corpus (``spec/<area>/*.json``): expected from AWS's docs, with a ``source``."""
+    paths = sorted(SPEC_FIXTURE_DIR.glob("*/*.json"))
+    return _load(paths, {"description", "definition", "expected", "source"})
+
+
+def _load(paths: list[Path], required: set[str]) -> list[Fixture]:
+    fixtures = []
+    for path in paths:
         data = json.loads(path.read_text())
         missing = required - data.keys()
         if missing:

@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 
-from tests.conformance.corpus import Fixture, load_fixtures
+from tests.conformance.corpus import CONTRACT_FIELDS, Fixture, load_fixtures, load_spec_fixtures
 from tests.support.lambdas import ACCOUNT_ID, REGION, FakeLambdas
 from tests.support.local import local_task_handler
 from tests.support.moto_sfn import ROLE_ARN
 
 FIXTURES = load_fixtures()
+SPEC_FIXTURES = load_spec_fixtures()
 
 
 def _engine_exists() -> bool:
@@ -76,4 +77,12 @@ def run_locally(fixture: Fixture) -> dict[str, Any]:
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[f.name for f in FIXTURES])
 def test_local_matches_fixture(fixture: Fixture) -> None:
+    assert fixture.comparable(run_locally(fixture)) == fixture.comparable(fixture.expected)
+
+
+@pytest.mark.parametrize(
+    "fixture", SPEC_FIXTURES, ids=[f"{f.path.parent.name}/{f.name}" for f in SPEC_FIXTURES]
+)
+def test_local_matches_spec_fixture(fixture: Fixture) -> None:
+    assert set(fixture.expected) == set(CONTRACT_FIELDS), fixture.name
     assert fixture.comparable(run_locally(fixture)) == fixture.comparable(fixture.expected)
