@@ -47,6 +47,32 @@ def _uses_variables(definition: Any) -> bool:
     return False
 
 
+def _graph_errors(machine: dict[str, Any], where: str) -> list[str]:
+    """Transitions to missing states and unreachable states (AWS refuses both at creation)."""
+    states = machine["States"]
+    errors: list[str] = []
+    seen: set[str] = set()
+    todo = [machine["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        if name not in states:
+            errors.append(f"{where}: transition to missing state {name!r}")
+            continue
+        seen.add(name)
+        state = states[name]
+        todo += [state[k] for k in ("Next", "Default") if k in state]
+        todo += [rule["Next"] for rule in state.get("Choices", []) + state.get("Catch", [])]
+        for sub in [
+            *state.get("Branches", []),
+            *[state[k] for k in ("ItemProcessor", "Iterator") if k in state],
+        ]:
+            errors += _graph_errors(sub, f"{where}/{name}")
+    errors += [f"{where}: unreachable state {name!r}" for name in states if name not in seen]
+    return errors
+
+
 def test_spec_corpus_size() -> None:
     areas = {
         name: [f for f in SPEC_FIXTURES if f.path.parent.name == name]
@@ -75,6 +101,11 @@ def test_spec_fixture_shape(fixture: Fixture) -> None:
     if "ignore" in data:
         assert data["ignore"] == ["cause"], "only the cause may be left uncompared"
         assert data.get("notes"), "say why the cause is not compared"
+
+
+@pytest.mark.parametrize("fixture", SPEC_FIXTURES, ids=_ids(SPEC_FIXTURES))
+def test_spec_definition_graph_is_valid(fixture: Fixture) -> None:
+    assert _graph_errors(fixture.data["definition"], fixture.name) == []
 
 
 @pytest.mark.parametrize("fixture", SPEC_FIXTURES, ids=_ids(SPEC_FIXTURES))
