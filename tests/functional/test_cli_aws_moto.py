@@ -23,7 +23,6 @@ import pytest
 from aws_lambda_powertools import Logger
 from typer.testing import CliRunner
 
-import stepdag.cli.runs  # noqa: F401 - registers the commands
 from stepdag.cli.main import app
 from stepdag.handlers.observability import request_keys
 from tests.functional.test_api_aws_moto import BUCKET, TABLE, Aws, aws  # noqa: F401 - fixture

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import stepdag.cli.runs  # noqa: F401 - registers the run/inspect commands
 from stepdag.cli.main import app
 
 REPO = Path(__file__).resolve().parents[3]

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import stepdag.cli.runs  # noqa: F401 - registers the commands
 from stepdag.api.app import build_app
 from stepdag.api.service import LocalExecutionService
 from stepdag.cli import rest

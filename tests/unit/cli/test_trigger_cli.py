@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import stepdag.cli.runs
-import stepdag.cli.trigger  # noqa: F401 - registers `trigger`
 from stepdag.cli.main import app
 
 REPO = Path(__file__).resolve().parents[3]
