@@ -45,6 +45,7 @@ class CloudWatchLogs:
     def client(self) -> Any:
         if self._client is None:
             if self._session is None:
+                # Here, not at the top: boto3 is the aws extra, and slow to import.
                 import boto3  # type: ignore[import-untyped]
 
                 self._session = boto3.session.Session(region_name=self._region)

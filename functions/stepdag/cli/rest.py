@@ -110,6 +110,8 @@ def id_token(token: str) -> Auth:
     return add
 
 
+# botocore is imported where a request is signed: it is the aws extra (optional), and
+# `stepdag serve` on loopback needs no signing, so the CLI starts without it.
 BOTO_MISSING = "SigV4 signing needs boto3: pip install 'stepdag[aws]'"
 
 
