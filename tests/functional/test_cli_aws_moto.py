@@ -23,9 +23,9 @@ import pytest
 from aws_lambda_powertools import Logger
 from typer.testing import CliRunner
 
-import stepdag.cli.runs  # noqa: F401 - registers the commands
 from stepdag.cli.main import app
 from stepdag.handlers.observability import request_keys
+from stepdag.runtime.records import NodeKey
 from tests.functional.test_api_aws_moto import BUCKET, TABLE, Aws, aws  # noqa: F401 - fixture
 from tests.support.lambdas import REGION
 from tests.unit.api import workflows
@@ -176,3 +176,19 @@ def test_aws_target_needs_its_configuration(
     monkeypatch.setenv("STEPDAG_TABLE_NAME", "no-such-table")
     missing = cli.invoke(app, ["executions", "list"])
     assert missing.exit_code == 2 and "Traceback" not in missing.output, missing.output
+
+
+def test_rerun_on_step_functions(cli: CliRunner, aws: Aws) -> None:
+    """`rerun --remote aws`: the same StepFunctionsExecutionService.rerun as the API."""
+    first = run_etl(cli, "cli-r")
+    res = cli.invoke(app, ["rerun", "cli-r", "--from", "report", "--name", "cli-r2"])
+    assert res.exit_code == 0, res.output
+    assert "execution cli-r2 (etl) started: rerun of cli-r from node 'report'" in res.output
+    assert "SUCCEEDED" in res.output
+    rec = aws.store.get_execution("cli-r2")
+    assert (rec.rerun_of, rec.rerun_from) == (first, "report")
+    # extract is upstream of --from: copied before the run, the runner answered from it
+    old = aws.store.get_node(NodeKey(first, "extract"))
+    new = aws.store.get_node(NodeKey(rec.execution_id, "extract"))
+    assert old is not None and new is not None
+    assert (new.started_at, new.attempts) == (old.started_at, old.attempts)

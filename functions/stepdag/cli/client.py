@@ -15,9 +15,32 @@ from stepdag.runtime.records import ExecutionRecord, NodeRecord, Page
 
 
 class RemoteError(StepdagError):
-    """The remote target refused a request or could not be reached."""
+    """The remote target failed (a 5xx answer, a time-out, an AWS service error), or
+    refused a request: ``http_status`` is then the remote's own 4xx status, so the
+    CLI's exit code (``cli/app.py``) tells the two apart."""
 
     code = "remote_error"
+
+    def __init__(self, message: str, *, http_status: int | None = None) -> None:
+        super().__init__(message)
+        if http_status is not None:
+            self.http_status = http_status
+
+
+class TargetError(RemoteError):
+    """The target, as given, cannot serve the request: nothing listens at its address,
+    it is not a stepdag API, it serves no logs, a library it needs is not installed.
+    The caller's to fix (its ``--remote``, environment or installation)."""
+
+    http_status = 400
+    code = "bad_target"
+
+
+class NoOutput(StepdagError):
+    """The execution (or node) asked for has no output (yet)."""
+
+    http_status = 409
+    code = "no_output"
 
 
 class LogReader(Protocol):
@@ -48,6 +71,11 @@ class Client(Protocol):
     def cancel(self, ref: str) -> ExecutionRecord: ...
 
     def redrive(self, ref: str) -> ExecutionRecord: ...
+
+    def rerun(self, ref: str, from_node: str, *, name: str | None) -> ExecutionRecord:
+        """A new execution of ``ref``'s workflow and input that reuses the stored outputs
+        of every node not downstream of ``from_node``; started, not awaited."""
+        ...
 
     def node_record(
         self, rec: ExecutionRecord, node: str, index: int | None = None
@@ -84,4 +112,12 @@ def run_name(name: str | None, idempotency_key: str | None) -> str | None:
     return idempotency_key or name
 
 
-__all__ = ["Client", "LogReader", "RemoteError", "read_logs", "run_name"]
+__all__ = [
+    "Client",
+    "LogReader",
+    "NoOutput",
+    "RemoteError",
+    "TargetError",
+    "read_logs",
+    "run_name",
+]

@@ -23,11 +23,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-import typer
-
-from stepdag.cli.client import Client, LogReader, RemoteError, read_logs, run_name
+from stepdag.cli.client import (
+    Client,
+    LogReader,
+    RemoteError,
+    TargetError,
+    read_logs,
+    run_name,
+)
+from stepdag.cli.cloudwatch import CloudWatchLogs
 from stepdag.cli.rest import HttpClient, default_auth
 from stepdag.constants import STATE_MACHINE_ARN_PATTERN
 from stepdag.core.errors import InputValidationError, StepdagError, WorkflowLoadError
@@ -35,7 +41,7 @@ from stepdag.core.model import Dag
 from stepdag.core.status import RunStatus
 from stepdag.runtime.logs import LogEntry
 from stepdag.runtime.records import ExecutionRecord, NodeKey, NodeRecord, Page
-from stepdag.runtime.store import ExecutionStore
+from stepdag.runtime.store import ExecutionStore, StoreUnavailable
 
 # ------------------------------------------------------------------ services (local, aws)
 
@@ -43,15 +49,41 @@ from stepdag.runtime.store import ExecutionStore
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# botocore's errors for credentials that are not there: the caller's to set up.
+_NO_CREDENTIALS = frozenset({"NoCredentialsError", "PartialCredentialsError"})
+
+
+def _callers_status(exc: BaseException | None) -> int | None:
+    """The 4xx status of an AWS answer that is the caller's to fix (access denied, no
+    such table), or None.  Throttling is a 4xx too, but the store has made it
+    ``StoreUnavailable`` (503) by then: see ``_clean``."""
+    if type(exc).__name__ in _NO_CREDENTIALS:
+        return 401
+    response = getattr(exc, "response", None)
+    meta = response.get("ResponseMetadata", {}) if isinstance(response, dict) else {}
+    status = meta.get("HTTPStatusCode")
+    return status if isinstance(status, int) and 400 <= status < 500 else None
+
+
 def _clean(fn: F) -> F:
-    """An AWS SDK error (throttling, access denied, a missing table) as one clean line."""
+    """An AWS SDK error (throttling, access denied, a missing table) as one clean line.
+
+    The store's errors keep their class, except a plain store failure caused by an AWS
+    4xx answer or missing credentials: that is the caller's configuration, said with
+    its 4xx status (exit 2 rather than 3, like a REST API's 4xx).
+    """
 
     @wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except StepdagError:
+        except StoreUnavailable:
             raise
+        except StepdagError as exc:
+            status = _callers_status(exc.__cause__) if exc.http_status >= 500 else None
+            if status is None:
+                raise
+            raise RemoteError(str(exc), http_status=status) from exc
         except Exception as exc:
             if not type(exc).__module__.startswith(("botocore", "boto3")):
                 raise
@@ -124,6 +156,11 @@ class ServiceClient:
         return rec
 
     @_clean
+    def rerun(self, ref: str, from_node: str, *, name: str | None) -> ExecutionRecord:
+        rec: ExecutionRecord = self.service.rerun(ref, from_node, name=name, tenant=None)
+        return rec
+
+    @_clean
     def node_record(
         self, rec: ExecutionRecord, node: str, index: int | None = None
     ) -> NodeRecord | None:
@@ -132,7 +169,7 @@ class ServiceClient:
     @_clean
     def logs(self, rec: ExecutionRecord, *, node: str | None, index: int | None) -> list[LogEntry]:
         if self._logs is None:
-            raise RemoteError(f"no node logs are configured for {self.label}{self._logs_hint}")
+            raise TargetError(f"no node logs are configured for {self.label}{self._logs_hint}")
         return read_logs(self._logs, rec, node=node, index=index)
 
     def close(self, *, wait: bool = True) -> None:
@@ -241,8 +278,9 @@ def stack_config(stack: str, *, region: str | None, cfn: Any = None) -> AwsConfi
 def aws_client(
     config: AwsConfig, workflows: Mapping[str, Dag], *, session: Any = None
 ) -> ServiceClient:
+    # Imported here for start-up: boto3 and the Step Functions service load only for
+    # the aws target (likewise the engine in local_client, the loader in load_workflows).
     from stepdag.api.aws import StepFunctionsExecutionService
-    from stepdag.cli.logs import CloudWatchLogs
     from stepdag.runtime.dynamodb import DynamoDbStore
 
     if session is None:
@@ -278,42 +316,6 @@ def local_client(home: Path, workflows: Sequence[Any]) -> ServiceClient:
 
 
 # ------------------------------------------------------------------ choosing the target
-
-
-RemoteOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--remote",
-        envvar="STEPDAG_REMOTE",
-        help="an API URL (https://…/v1, http://127.0.0.1:8000) or 'aws' (boto3: DynamoDB, "
-        "Step Functions, CloudWatch Logs); default: the local store",
-    ),
-]
-TokenOpt = Annotated[
-    str | None,
-    typer.Option(
-        envvar="STEPDAG_TOKEN",
-        help="Cognito ID token for a Cognito-authorized API (sent as the Authorization header)",
-    ),
-]
-RegionOpt = Annotated[
-    str | None,
-    # No envvar= on purpose: an exported AWS_REGION must not read as "--region given",
-    # which SigV4-signs any API URL (see connect); the SDK calls still default from it.
-    typer.Option(
-        help="AWS region for --remote aws (default: AWS_REGION, AWS_DEFAULT_REGION); "
-        "given, it also SigV4-signs an API URL that is not an execute-api host "
-        "(a custom domain of an IAM-authorized API)",
-    ),
-]
-StackOpt = Annotated[
-    str | None,
-    typer.Option(envvar="STEPDAG_STACK", help="read the aws target's names from this stack"),
-]
-WorkflowsOpt = Annotated[
-    list[str] | None,
-    typer.Option("--workflow", help="workflow reference(s) to load (default: statemachines/)"),
-]
 
 
 @dataclass(frozen=True)
@@ -381,8 +383,6 @@ def connect(target: Target, home: Path, workflows: Sequence[Any] | None = None) 
     )
     logs = None
     if groups:
-        from stepdag.cli.logs import CloudWatchLogs
-
         logs = CloudWatchLogs(groups, region=region)
     # Signing: an execute-api host always (its name holds the region); another host only
     # for a --region typed on the command line, never one defaulted from the environment.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import pdb
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,18 +19,11 @@ import typer
 from rich.text import Text
 
 import stepdag
-from stepdag.cli.logs import log_view
-from stepdag.cli.main import EXIT_FAILED, app, friendly, out
-from stepdag.cli.remote import (
-    RegionOpt,
-    RemoteOpt,
-    StackOpt,
-    Target,
-    TokenOpt,
-    WorkflowsOpt,
-    load_workflows,
-    require_workflow,
-)
+from stepdag.cli.app import EXIT_FAILED, out
+from stepdag.cli.args import ExecutionArg
+from stepdag.cli.remote import Target, load_workflows, require_workflow
+from stepdag.cli.target import WorkflowsOpt, client_for, target_options
+from stepdag.cli.views import log_view
 from stepdag.runtime.replay import ReplayResult, replay_node
 
 _SHOWN = 2_000  # characters of one input shown; replay is for reading, not dumping
@@ -78,29 +72,23 @@ def show_result(result: ReplayResult) -> None:
         out.print(Text(f"output is {same} the recorded output", style="dim"))
 
 
-@app.command()
-@friendly
+@target_options
 def replay(
-    execution: Annotated[str, typer.Argument(help="execution id or name")],
+    execution: ExecutionArg,
     node: Annotated[str, typer.Argument(help="the node to run again")],
     *,
     index: Annotated[int | None, typer.Option(min=0, help="the Map item to replay")] = None,
     debug: Annotated[bool, typer.Option("--pdb", help="run the node under pdb")] = False,
     workflow: WorkflowsOpt = None,
-    remote: RemoteOpt = None,
-    token: TokenOpt = None,
-    region: RegionOpt = None,
-    stack: StackOpt = None,
+    target: Target,
 ) -> None:
     """Re-run one node locally with the exact inputs recorded for it; records nothing.
 
     Prints the rebuilt inputs, the node's logs, and its output (or error and traceback);
     exit 1 when the node fails.
     """
-    from stepdag.cli.runs import client_for
-
     loaded = load_workflows(workflow or [])  # once: the client's and the replay's code
-    client = client_for(Target(remote, token, region, stack, tuple(workflow or ())), loaded)
+    client = client_for(replace(target, workflows=tuple(workflow or ())), loaded)
     rec = client.get(execution)
     dags = {wf.name: wf.build() for wf in loaded}
     dag = require_workflow(dags, rec.workflow)

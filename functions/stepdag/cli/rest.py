@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -27,8 +28,7 @@ from stepdag.api.models import (
     NodeList,
     NodeOutput,
 )
-from stepdag.cli.client import LogReader, RemoteError, read_logs, run_name
-from stepdag.core.errors import StepdagError
+from stepdag.cli.client import LogReader, RemoteError, TargetError, read_logs, run_name
 from stepdag.core.status import RunStatus
 from stepdag.runtime.logs import LogEntry
 from stepdag.runtime.records import ExecutionRecord, NodeRecord, Page
@@ -110,6 +110,8 @@ def id_token(token: str) -> Auth:
     return add
 
 
+# botocore is imported where a request is signed: it is the aws extra (optional), and
+# `stepdag serve` on loopback needs no signing, so the CLI starts without it.
 BOTO_MISSING = "SigV4 signing needs boto3: pip install 'stepdag[aws]'"
 
 
@@ -119,7 +121,7 @@ def sigv4(region: str, credentials: Any) -> Auth:
         from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
         from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
     except ImportError:
-        raise StepdagError(BOTO_MISSING) from None
+        raise TargetError(BOTO_MISSING) from None
 
     signer = SigV4Auth(credentials, "execute-api", region)
 
@@ -155,7 +157,7 @@ def default_auth(url: str, *, token: str | None, region: str | None) -> Auth | N
     try:
         import botocore.session  # type: ignore[import-untyped]
     except ImportError:
-        raise StepdagError(BOTO_MISSING) from None
+        raise TargetError(BOTO_MISSING) from None
 
     credentials = botocore.session.get_session().get_credentials()
     if credentials is None:
@@ -214,7 +216,12 @@ class HttpClient:
             raise _api_error(method, url, exc.code, _decode(exc.read())) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise RemoteError(f"cannot reach the stepdag API at {self.base}: {reason}") from None
+            message = f"cannot reach the stepdag API at {self.base}: {reason}"
+            if isinstance(reason, ConnectionRefusedError | socket.gaierror):
+                # Nothing listens at the address given: a typo, `stepdag serve` not started.
+                raise TargetError(message) from None
+            # A time-out or a dropped connection: the remote's failure (retry later).
+            raise RemoteError(message, http_status=504) from None
 
     def answer(self, model: type[M], method: str, path: str, **kwargs: Any) -> tuple[int, M]:
         """``request`` whose answer must be the API's JSON for ``model``.
@@ -234,7 +241,7 @@ class HttpClient:
                 why = f"{model.__name__} {where}: {first['msg']}"
             else:
                 why = str(exc)
-            raise RemoteError(
+            raise TargetError(
                 f"{self.base + path} did not answer like a stepdag API: {why} "
                 "(is --remote the API's URL?)"
             ) from None
@@ -286,7 +293,7 @@ class HttpClient:
 
     def logs(self, rec: ExecutionRecord, *, node: str | None, index: int | None) -> list[LogEntry]:
         if self._logs is None:
-            raise RemoteError(
+            raise TargetError(
                 "the REST API serves no logs; to read them from CloudWatch Logs with this "
                 "URL, set STEPDAG_LOG_GROUPS (the node runners' log groups) or pass --stack NAME"
             )
@@ -314,6 +321,11 @@ class HttpClient:
     def redrive(self, ref: str) -> ExecutionRecord:
         path = f"/executions/{self._ref(ref)}/redrive"
         return execution_record(self.answer(Execution, "POST", path)[1])
+
+    def rerun(self, ref: str, from_node: str, *, name: str | None) -> ExecutionRecord:
+        path = f"/executions/{self._ref(ref)}/rerun"
+        query = {"from": from_node, "name": name}
+        return execution_record(self.answer(Execution, "POST", path, query=query)[1])
 
     def close(self, *, wait: bool = True) -> None:
         return None
@@ -347,13 +359,10 @@ def _api_error(method: str, url: str, status: int, body: Any) -> RemoteError:
             detail += "".join(
                 f"\n  - {e.get('location')} {e.get('field')}: {e.get('message')}" for e in errors
             )
-        exc = RemoteError(f"{detail} (HTTP {status})")
-    else:
-        text = body.get("message") if isinstance(body, dict) else None
-        shown = str(text) if text else _sample(body, 200)
-        exc = RemoteError(f"HTTP {status} from {method} {url}: {shown}")
-    exc.http_status = status
-    return exc
+        return RemoteError(f"{detail} (HTTP {status})", http_status=status)
+    text = body.get("message") if isinstance(body, dict) else None
+    shown = str(text) if text else _sample(body, 200)
+    return RemoteError(f"HTTP {status} from {method} {url}: {shown}", http_status=status)
 
 
 __all__ = ["HttpClient", "api_base", "default_auth", "execution_record", "node_record"]

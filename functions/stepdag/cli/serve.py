@@ -26,7 +26,8 @@ import typer
 
 from stepdag import console
 from stepdag.cli import sse
-from stepdag.cli.main import app, friendly, out
+from stepdag.cli.app import out
+from stepdag.cli.target import home
 
 # What the console's config.json says when this server serves it: the API is the page's
 # own origin, and live updates may use server-sent events.
@@ -198,8 +199,6 @@ def make_server(resolver: Any, host: str = "127.0.0.1", port: int = 8000) -> Ser
     return Server((host, port), Handler)
 
 
-@app.command()
-@friendly
 def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="0: any free port")] = 8000,
     host: Annotated[str, typer.Option(help="bind address (loopback by default)")] = "127.0.0.1",
@@ -208,13 +207,14 @@ def serve(
     ),
 ) -> None:
     """Serve the REST API and the web console locally on the local engine."""
+    # Imported here for start-up: the API and the engine load for this command only.
     from stepdag.api.app import build_app
     from stepdag.api.service import LocalExecutionService
-    from stepdag.cli.runs import _store
     from stepdag.core.loader import discover
+    from stepdag.runtime.engine import default_store
 
     workflows = [lw.workflow for lw in discover(directory)] if directory.is_dir() else []
-    service = LocalExecutionService(_store(), workflows)
+    service = LocalExecutionService(default_store(home()), workflows)
     server = make_server(build_app(service), host, port)
     url = f"http://{host}:{server.server_port}"
     out.print(f"stepdag console on {url}/ · API docs on {url}/v1/docs ({len(workflows)} workflows)")
@@ -226,12 +226,6 @@ def serve(
         server.server_close()
 
 
-console_app = typer.Typer(help="The web console as static files.", no_args_is_help=True)
-app.add_typer(console_app, name="console")
-
-
-@console_app.command("export")
-@friendly
 def console_export(
     directory: Annotated[Path, typer.Argument(help="folder to write the console into")],
     api: Annotated[

@@ -1,14 +1,18 @@
-"""Rich renderables shared by the CLI views (local and remote show the same thing)."""
+"""Rich renderables shared by the CLI views (local and remote show the same thing):
+executions, node tables, timelines, and node log lines."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+
+from stepdag.runtime.logs import LogEntry
 
 _STYLE = {
     "SUCCEEDED": "green",
@@ -111,3 +115,68 @@ def execution_list(records: Sequence[Any]) -> Table:
             "-" if dur is None else f"{dur:.2f}s",
         )
     return table
+
+
+# ---------------------------------------------------------------- log lines
+
+_LEVEL_STYLE = {"DEBUG": "dim", "WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red"}
+# Keys every line carries; shown in the line's prefix or not at all.
+_STANDARD = frozenset(
+    {
+        "level",
+        "location",
+        "message",
+        "timestamp",
+        "service",
+        "logger",
+        "correlation_id",
+        "workflow",
+        "node",
+        "phase",
+        "attempt",
+        "index",
+        "exception",
+        "exception_name",
+        "cold_start",
+        "function_name",
+        "function_memory_size",
+        "function_arn",
+        "function_request_id",
+        "xray_trace_id",
+        "sampling_rate",
+    }
+)
+
+
+def _where(entry: LogEntry) -> str:
+    node = str(entry.get("node", "?"))
+    if entry.get("index") is not None:
+        node += f"[{entry['index']}]"
+    attempt = entry.get("attempt")
+    return f"{node}#{attempt}" if attempt not in (None, 0) else node
+
+
+def log_view(entries: Iterable[LogEntry]) -> Group:
+    """One line per entry: time, level, node[index]#attempt, message, extra keys;
+    an exception's traceback indented below its line."""
+    lines: list[Text] = []
+    for e in entries:
+        level = str(e.get("level", ""))
+        extra = {k: v for k, v in e.items() if k not in _STANDARD}
+        line = Text.assemble(
+            (str(e.get("timestamp", "")), "dim"),
+            " ",
+            (f"{level:<7}", _LEVEL_STYLE.get(level, "")),
+            " ",
+            (_where(e), "bold"),
+            "  ",
+            str(e.get("message", "")),
+        )
+        if extra:
+            line.append("  " + json.dumps(extra, default=str, sort_keys=True), style="cyan")
+        lines.append(line)
+        if e.get("exception"):
+            lines.append(Text("    " + str(e["exception"]).replace("\n", "\n    "), style="red"))
+    if not lines:
+        lines.append(Text("no log lines", style="dim"))
+    return Group(*lines)

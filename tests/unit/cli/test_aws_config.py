@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import stepdag.cli.runs  # noqa: F401 - registers the commands
 from stepdag.cli.main import app
 from stepdag.cli.remote import Target, aws_config, sdk_region
 from stepdag.core.errors import InputValidationError

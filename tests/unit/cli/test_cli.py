@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import stepdag.cli.runs  # noqa: F401 - registers the run/inspect commands
 from stepdag.cli.main import app
 
 REPO = Path(__file__).resolve().parents[3]
@@ -196,3 +195,38 @@ def test_asl_run_contract(runner: CliRunner, tmp_path: Path) -> None:
     bad.write_text('{"StartAt": "X", "States": {}}')
     res = runner.invoke(app, ["asl", "run", str(bad)])
     assert res.exit_code == 2 and json.loads(res.stdout)["status"] == "INVALID"
+
+
+def test_rerun_goes_through_the_local_service(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepdag.api.service import LocalExecutionService
+    from stepdag.runtime.engine import LocalEngine, default_store
+    from stepdag.runtime.records import NodeKey
+
+    args = ["run", "statemachines/etl.py:wf", "-i", "@statemachines/inputs/etl.json"]
+    assert runner.invoke(app, [*args, "--name", "base"]).exit_code == 0
+    calls: list[tuple[str, str]] = []
+    real = LocalExecutionService.rerun
+
+    def spy(self: LocalExecutionService, ref: str, from_node: str, **kwargs: object) -> object:
+        calls.append((ref, from_node))
+        return real(self, ref, from_node, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LocalExecutionService, "rerun", spy)
+    monkeypatch.setattr(LocalEngine, "rerun", None)  # the engine's own loop is not used
+    res = runner.invoke(app, ["rerun", "base", "--from", "load", "--name", "again"])
+    assert res.exit_code == 0, res.output
+    assert "execution again (etl) started: rerun of base from node 'load'" in res.output
+    assert "SUCCEEDED" in res.output and calls == [("base", "load")]
+    store = default_store(tmp_path / "home")
+    old, new = store.get_execution("base"), store.get_execution("again")
+    assert (new.rerun_of, new.rerun_from) == (old.execution_id, "load")
+    copied = store.get_node(NodeKey(new.execution_id, "extract"))
+    original = store.get_node(NodeKey(old.execution_id, "extract"))
+    assert copied is not None and original is not None
+    assert copied.started_at == original.started_at  # upstream of --from: not run again
+    ghost = runner.invoke(app, ["rerun", "base", "--from", "ghost"])
+    assert ghost.exit_code == 2 and "has no node 'ghost'" in ghost.output
+    background = runner.invoke(app, ["rerun", "base", "--from", "load", "--no-wait"])
+    assert background.exit_code == 2 and "--no-wait needs --remote" in background.output

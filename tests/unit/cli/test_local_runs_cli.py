@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-import stepdag.cli.runs  # noqa: F401 - registers the commands
 from stepdag.cli.main import app
 
 WORKFLOW = """
@@ -130,7 +129,8 @@ class _Interrupting:
 def test_ctrl_c_during_the_first_read_is_still_stop_watching(capsys: Any) -> None:
     # The race the subprocess test hit about 1 run in 40 under load: SIGINT landing in
     # watch()'s first read escaped its handler, and close() then waited for the run.
-    from stepdag.cli.runs import Interrupted, session, watch
+    from stepdag.cli.app import Interrupted
+    from stepdag.cli.session import session, watch
 
     client = _Interrupting()
     with pytest.raises(Interrupted), session(client):  # type: ignore[arg-type]
@@ -140,7 +140,8 @@ def test_ctrl_c_during_the_first_read_is_still_stop_watching(capsys: Any) -> Non
 
 
 def test_ctrl_c_outside_watch_closes_without_waiting() -> None:
-    from stepdag.cli.runs import Interrupted, session
+    from stepdag.cli.app import Interrupted
+    from stepdag.cli.session import session
 
     client = _Interrupting()
     with pytest.raises(Interrupted), session(client):  # type: ignore[arg-type]

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import stepdag.cli.runs  # noqa: F401 - registers the commands
 from stepdag.cli.main import app
 
 WORKFLOW = """

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import socket
 import sys
 import threading
 import urllib.request
@@ -15,14 +16,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import stepdag.cli.runs  # noqa: F401 - registers the commands
 from stepdag.api.app import build_app
 from stepdag.api.service import LocalExecutionService
 from stepdag.cli import rest
+from stepdag.cli.client import RemoteError, TargetError
 from stepdag.cli.main import app
 from stepdag.cli.rest import HttpClient, api_base, default_auth
 from stepdag.cli.serve import make_server
 from stepdag.core.errors import StepdagError
+from stepdag.runtime.errors import StoreUnavailable
+from stepdag.runtime.records import NodeKey
 from stepdag.runtime.sqlite import SqliteStore
 from tests.unit.api import workflows
 
@@ -273,3 +276,74 @@ def test_sigv4_without_boto3_is_a_clean_error(
     res = runner.invoke(app, ["executions", "list", "--remote", url])
     assert res.exit_code == 2, res.output
     assert "SigV4 signing needs boto3" in res.output and "Traceback" not in res.output
+
+
+def test_rerun_over_the_api(runner: CliRunner, server: tuple[str, LocalExecutionService]) -> None:
+    """`rerun --remote URL`: POST …/rerun on the server, watched to its end like `run`."""
+    service = server[1]
+    assert runner.invoke(app, ["run", "api_demo", "-i", '{"x": 3}', "--name", "o1"]).exit_code == 0
+    res = runner.invoke(app, ["rerun", "o1", "--from", "second", "--name", "o2"])
+    assert res.exit_code == 0, res.output
+    assert "execution o2 (api_demo) started: rerun of o1 from node 'second'" in res.output
+    assert "SUCCEEDED" in res.output
+    old, new = service.store.get_execution("o1"), service.store.get_execution("o2")
+    assert (new.rerun_of, new.rerun_from, new.output) == (old.execution_id, "second", 8)
+    # "first" is upstream of --from: copied from o1, not run again
+    copied = service.store.get_node(NodeKey(new.execution_id, "first"))
+    original = service.store.get_node(NodeKey(old.execution_id, "first"))
+    assert copied is not None and original is not None
+    assert copied.started_at == original.started_at
+    show = runner.invoke(app, ["executions", "show", "o2"])
+    assert f"rerun of {old.execution_id} from node second" in show.output
+    quick = runner.invoke(app, ["rerun", "o1", "--from", "first", "--name", "o3", "--no-wait"])
+    assert quick.exit_code == 0, quick.output
+    assert "id arn:aws:states:local:000000000000:execution:api_demo:o3" in quick.output
+    ghost = runner.invoke(app, ["rerun", "o1", "--from", "ghost"])
+    assert ghost.exit_code == 2 and "has no node 'ghost'" in ghost.output
+    taken = runner.invoke(app, ["rerun", "o1", "--from", "second", "--name", "o2"])
+    assert taken.exit_code == 2 and "is taken" in taken.output
+
+
+@pytest.mark.parametrize(
+    ("failure", "needle"),
+    [
+        (StoreUnavailable("database is locked"), "database is locked (HTTP 503)"),
+        (RuntimeError("a bug"), "unexpected error; see the service logs"),
+    ],
+)
+def test_a_failing_server_exits_3_not_2(
+    runner: CliRunner,
+    server: tuple[str, LocalExecutionService],
+    monkeypatch: pytest.MonkeyPatch,
+    failure: Exception,
+    needle: str,
+) -> None:
+    """A 5xx answer is the server's failure (3: retry later); a 4xx the caller's (2)."""
+
+    def fail(*args: object, **kwargs: object) -> object:
+        raise failure
+
+    monkeypatch.setattr(server[1], "list_executions", fail)
+    res = runner.invoke(app, ["executions", "list"])
+    assert res.exit_code == 3, res.output
+    assert needle in res.output and "Traceback" not in res.output
+    typo = runner.invoke(app, ["executions", "show", "ghost"])
+    assert typo.exit_code == 2 and "(HTTP 404)" in typo.output
+
+
+def test_a_remote_that_never_answers_is_its_failure_a_closed_port_the_callers() -> None:
+    """Nothing listening at the address (a typo, no `stepdag serve`): exit 2; a server
+    that accepts and never answers (timed out): the remote's failure, exit 3."""
+    from stepdag.cli.app import exit_code
+
+    with socket.socket() as mute:
+        mute.bind(("127.0.0.1", 0))
+        mute.listen()  # the kernel accepts the connection; nobody ever answers
+        client = HttpClient(f"http://127.0.0.1:{mute.getsockname()[1]}", timeout=0.2)
+        with pytest.raises(RemoteError) as hung:
+            client.get("x")
+    assert "cannot reach the stepdag API" in str(hung.value)
+    assert not isinstance(hung.value, TargetError) and exit_code(hung.value) == 3
+    with pytest.raises(TargetError) as refused:
+        HttpClient("http://127.0.0.1:9").get("x")  # the discard port: refused
+    assert exit_code(refused.value) == 2

@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import stepdag.cli.runs
-import stepdag.cli.trigger  # noqa: F401 - registers `trigger`
 from stepdag.cli.main import app
 
 REPO = Path(__file__).resolve().parents[3]
@@ -129,3 +127,28 @@ def test_several_triggers_get_one_run_each(runner: CliRunner, tmp_path: Path) ->
     res = runner.invoke(app, ["trigger", f"{wf}:wf", "--event", _write(tmp_path, only_first)])
     assert res.exit_code == 0, res.output
     assert "no match: trigger 'second'" in res.output
+
+
+def test_trigger_starts_runs_through_the_execution_service(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepdag.api.service import LocalExecutionService
+
+    started: list[tuple[str, object, object]] = []
+    real = LocalExecutionService.start
+
+    def spy(self: LocalExecutionService, workflow: str, input: object, **kwargs: object) -> object:
+        started.append((workflow, kwargs["name"], input))
+        return real(self, workflow, input, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LocalExecutionService, "start", spy)
+    args = ["trigger", "statemachines/etl.py:wf", "--event", _write(tmp_path, EVENT)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert started == [("etl", EVENT["id"], {"source": "orders-2026-11"})]
+    # The service's start rule, as behind the deployed API's event route: the same event
+    # id with another input is a conflict, not a redelivery.
+    changed = {**EVENT, "detail": {"source": "orders-2026-12"}}
+    args = ["trigger", "statemachines/etl.py:wf", "--event", _write(tmp_path, changed, "b.json")]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and "different input" in res.output, res.output

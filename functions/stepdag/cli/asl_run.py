@@ -1,0 +1,71 @@
+"""``stepdag asl run``: any ASL definition on the local interpreter, with a fixed contract."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from stepdag.cli.app import EXIT_FAILED, EXIT_INVALID
+from stepdag.cli.args import parse_json_arg
+from stepdag.core.errors import InputValidationError, WorkflowLoadError
+
+
+def asl_run(
+    definition: Annotated[Path, typer.Argument(help="an ASL JSON file")],
+    input: Annotated[str | None, typer.Option("--input", "-i", help="JSON or @file")] = None,
+    handlers: Annotated[
+        str | None,
+        typer.Option(help="module:attr — a callable(resource, parameters) or a dict of them"),
+    ] = None,
+) -> None:
+    """Run an ASL file; print one JSON object {status, output, error, cause}.
+
+    The contract: stdout carries exactly that object, exit 0 when status is SUCCEEDED,
+    1 for any other run result, 2 when the definition or input is invalid (then status
+    is "INVALID" and error/cause say why).
+    """
+    try:
+        # Imported here: the interpreter loads for this command only (start-up).
+        from stepdag.asl import StateMachine
+
+        raw = parse_json_arg(input, "--input") if input is not None else {}
+        if not definition.is_file():
+            raise InputValidationError(f"no such definition file {str(definition)!r}")
+        sm = StateMachine(definition.read_text(), name=definition.stem)
+        handler = _load_handlers(handlers) if handlers else None
+        result = sm.execute(raw, task_handler=handler, name="asl-run").to_contract()
+    except Exception as exc:  # the contract holds even for invalid input
+        name = type(exc).__name__
+        result = {"status": "INVALID", "output": None, "error": name, "cause": str(exc)}
+        sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+        raise typer.Exit(EXIT_INVALID) from None
+    sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+    if result["status"] != "SUCCEEDED":
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _load_handlers(ref: str) -> Any:
+    mod, _, attr = ref.partition(":")
+    try:
+        obj = getattr(importlib.import_module(mod), attr)
+    except (ImportError, AttributeError) as exc:
+        raise WorkflowLoadError(f"cannot load handlers {ref!r}: {exc}") from None
+    if isinstance(obj, dict):
+        table = obj
+
+        def dispatch(resource: str, parameters: Any, ctx: Any) -> Any:
+            fn = table.get(resource)
+            if fn is None:
+                raise LookupError(f"no handler for resource {resource!r}")
+            return fn(parameters)
+
+        return dispatch
+    return lambda resource, parameters, ctx: obj(resource, parameters)
+
+
+__all__ = ["asl_run"]
