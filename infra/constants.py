@@ -1,16 +1,16 @@
 """Every name shared by the CDK app, its tests and the runtime contract.
 
-Construct ids, environment variable names, metric names and alarm names live here so a
-rename is one edit and the tests assert against the same strings the stack uses. Values
-the node-runner Lambda reads (env vars, metric names, key schema) are a contract with
-``functions/stepdag/handlers`` and ``functions/stepdag/runtime/dynamodb.py``.
+Construct ids, metric names and alarm names live here so a rename is one edit and the
+tests assert against the same strings the stack uses. What the Lambdas and the CLI read
+back -- environment variable names, the key schema, the stack outputs ``--stack`` reads --
+is the deployment contract in ``stepdag.constants``; the names below only alias it.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from stepdag import constants as store_constants
+from stepdag import constants as contract
 
 # --- App / stack --------------------------------------------------------------------------
 STACK_ID: Final = "Stepdag"
@@ -32,13 +32,12 @@ WORKFLOW_ID_PREFIX: Final = "Workflow"
 # --- DynamoDB single-table key schema ------------------------------------------------------
 # One source of truth: the store's own table spec (stepdag.constants), which the store's
 # tests create tables from too. The CDK table cannot drift from what the code queries.
-TABLE_PARTITION_KEY: Final = store_constants.PK
-TABLE_SORT_KEY: Final = store_constants.SK
-TABLE_TTL_ATTRIBUTE: Final = store_constants.TTL_ATTRIBUTE
+TABLE_PARTITION_KEY: Final = contract.PK
+TABLE_SORT_KEY: Final = contract.SK
+TABLE_TTL_ATTRIBUTE: Final = contract.TTL_ATTRIBUTE
 # (index name, partition key, sort key); all string attributes, projection ALL.
 TABLE_GSIS: Final[tuple[tuple[str, str, str], ...]] = tuple(
-    (name, partition, store_constants.STARTED_KEY)
-    for name, partition in store_constants.INDEXES.items()
+    (name, partition, contract.STARTED_KEY) for name, partition in contract.INDEXES.items()
 )
 
 # Item-level actions the node runner needs; nothing table-administrative (no Scan either:
@@ -76,14 +75,15 @@ LAMBDA_WHEEL_PLATFORM: Final = "manylinux2014_aarch64"  # ARM_64 functions
 LAMBDA_EXCLUDED_REQUIREMENTS: Final[frozenset[str]] = frozenset({"typer", "rich"})
 DEFAULT_FUNCTION_ID: Final = "NodeRunner"
 
-# Environment variables the node runner reads.
-ENV_TABLE_NAME: Final = "STEPDAG_TABLE_NAME"
-ENV_BUCKET_NAME: Final = "STEPDAG_BUCKET_NAME"
-ENV_WORKFLOW_MODULES: Final = "STEPDAG_WORKFLOW_MODULES"  # JSON {workflow: "module:attr"}
-ENV_RETENTION_DAYS: Final = "STEPDAG_RETENTION_DAYS"  # table TTL, = the outputs' lifecycle
-ENV_POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
-ENV_POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
-ENV_LOG_LEVEL: Final = "LOG_LEVEL"
+# Environment variables the stack sets: the deployment contract (stepdag.constants), read
+# by the Lambdas' settings and the CLI under the same names.
+ENV_TABLE_NAME: Final = contract.ENV_TABLE_NAME
+ENV_BUCKET_NAME: Final = contract.ENV_BUCKET_NAME
+ENV_WORKFLOW_MODULES: Final = contract.ENV_WORKFLOW_MODULES
+ENV_RETENTION_DAYS: Final = contract.ENV_RETENTION_DAYS
+ENV_POWERTOOLS_SERVICE_NAME: Final = contract.ENV_POWERTOOLS_SERVICE_NAME
+ENV_POWERTOOLS_METRICS_NAMESPACE: Final = contract.ENV_POWERTOOLS_METRICS_NAMESPACE
+ENV_LOG_LEVEL: Final = contract.ENV_LOG_LEVEL
 
 # --- Metrics (EMF, emitted by the node runner through Powertools) --------------------------
 METRIC_NAMESPACE: Final = "stepdag"
@@ -162,8 +162,12 @@ DEFAULT_OUTPUT_RETENTION_DAYS: Final = 30
 ACCESS_LOG_RETENTION_DAYS: Final = 90
 
 # --- Stack outputs -------------------------------------------------------------------------
-OUTPUT_TABLE_NAME: Final = "TableName"
-OUTPUT_BUCKET_NAME: Final = "BucketName"
+# The ones `stepdag --stack NAME` reads are the deployment contract (stepdag.constants).
+OUTPUT_TABLE_NAME: Final = contract.OUTPUT_TABLE_NAME
+OUTPUT_BUCKET_NAME: Final = contract.OUTPUT_BUCKET_NAME
+OUTPUT_WORKFLOW_MODULES: Final = contract.OUTPUT_WORKFLOW_MODULES
+OUTPUT_STATE_MACHINES: Final = contract.OUTPUT_STATE_MACHINES
+OUTPUT_NODE_LOG_GROUPS: Final = contract.OUTPUT_NODE_LOG_GROUPS
 OUTPUT_ALARM_TOPIC_ARN: Final = "AlarmTopicArn"
 OUTPUT_DASHBOARD_NAME: Final = "DashboardName"
 
@@ -179,7 +183,7 @@ API_THROTTLE_RATE_LIMIT: Final = 50  # steady requests per second, per stage
 API_THROTTLE_BURST_LIMIT: Final = 100
 API_MIN_COMPRESSION_BYTES: Final = 1024  # gzip responses from this size on
 # Environment variable the API function reads: JSON {workflow: alias ARN}.
-ENV_STATE_MACHINES: Final = "STEPDAG_STATE_MACHINES"
+ENV_STATE_MACHINES: Final = contract.ENV_STATE_MACHINES
 # Step Functions actions of the API function: starts on the aliases, the rest on executions.
 API_START_ACTIONS: Final[tuple[str, ...]] = ("states:StartExecution",)
 API_EXECUTION_ACTIONS: Final[tuple[str, ...]] = (
@@ -195,7 +199,7 @@ CTX_API_USER_POOL_ARN: Final = "stepdag:apiUserPoolArn"
 # Optional comma-separated origins allowed to call the API from a browser (CORS), e.g. the
 # console exported with `stepdag console export` and hosted on S3/CloudFront.
 CTX_API_CORS_ORIGINS: Final = "stepdag:apiCorsOrigins"
-ENV_CORS_ORIGINS: Final = "STEPDAG_CORS_ORIGINS"
+ENV_CORS_ORIGINS: Final = contract.ENV_CORS_ORIGINS
 OUTPUT_API_URL: Final = "ApiUrl"
 
 # --- Webhook routes (API Gateway -> states:StartExecution, no Lambda) ----------------------

@@ -13,7 +13,7 @@ from constructs import Construct
 from infra import constants as c
 from infra.bundling import node_runner_code
 from infra.constructs.api import StepdagApi, api_cors_origins, api_enabled, api_user_pool_arn
-from infra.constructs.functions import NodeRunnerFunctions
+from infra.constructs.functions import NodeRunnerFunctions, function_id
 from infra.constructs.observability import StepdagObservability, rollback_alarm_names
 from infra.constructs.status import StepdagStatusEvents
 from infra.constructs.storage import StepdagStorage
@@ -21,6 +21,7 @@ from infra.constructs.triggers import WorkflowTriggers
 from infra.constructs.workflow import StepdagWorkflow
 from infra.settings import Settings
 from infra.workflows import WorkflowSpec, function_configs
+from stepdag import constants as contract
 from stepdag.core.loader import load_workflow
 
 
@@ -162,6 +163,33 @@ class StepdagStack(Stack):
             )
         CfnOutput(
             self,
-            "WorkflowModules",
+            c.OUTPUT_WORKFLOW_MODULES,
             value=json.dumps({n: w.spec.ref for n, w in self.workflows.items()}),
+        )
+        # Machine-readable, for `stepdag --stack NAME` (cli/remote.py): the per-workflow
+        # outputs above are for people and their keys are derived, lossily, from names.
+        CfnOutput(
+            self,
+            c.OUTPUT_STATE_MACHINES,
+            value=self.to_json_string(
+                {
+                    name: {
+                        contract.STATE_MACHINE_ARN_KEY: w.state_machine.state_machine_arn,
+                        contract.ALIAS_ARN_KEY: w.alias.ref,
+                    }
+                    for name, w in sorted(self.workflows.items())
+                }
+            ),
+            description="JSON {workflow: {stateMachineArn, aliasArn}}; start runs on aliasArn",
+        )
+        CfnOutput(
+            self,
+            c.OUTPUT_NODE_LOG_GROUPS,
+            value=self.to_json_string(
+                {
+                    function_id(key): group.log_group_name
+                    for key, group in sorted(self.node_runners.log_groups.items())
+                }
+            ),
+            description="JSON {function: log group name}: where the node runners log",
         )

@@ -6,7 +6,6 @@ from stepdag.core.errors import (
     CompileError,
     DagValidationError,
     InputValidationError,
-    NodeFailed,
     StepdagError,
     WorkflowLoadError,
 )
@@ -20,7 +19,6 @@ __all__ = [
     "DagValidationError",
     "InputValidationError",
     "Jitter",
-    "NodeFailed",
     "Retry",
     "StepdagError",
     "UpstreamSkipped",

@@ -3,10 +3,15 @@
 The DynamoDB table definition lives here, in one place, so the store
 (``stepdag.runtime.dynamodb``), its tests and the CDK construct cannot disagree on key
 names, indexes or the TTL attribute.  See ``docs/dynamodb.md`` for what each one serves.
+
+So does the deployment contract (the end of this module): the environment variables the
+stack sets and the Lambdas and the CLI read, and the stack outputs the CLI's ``--stack``
+reads -- one spelling for the writer and every reader (``docs/deployment.md``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 PK: Final = "PK"
@@ -83,3 +88,49 @@ STATE_MACHINE_ARN_PATTERN: Final = (
 # --- Step Functions status-change events (the status recorder and its EventBridge rule)
 STATUS_EVENT_SOURCE: Final = "aws.states"
 STATUS_EVENT_DETAIL_TYPE: Final = "Step Functions Execution Status Change"
+
+
+# --- The deployment contract: environment variables --------------------------------------
+# Set by the CDK stack (infra/constructs), read by the Lambdas' settings (handlers/*settings.py)
+# and by the CLI's ``--remote aws`` (cli/remote.py), which takes the same values so a shell
+# can be configured like the API Lambda.  The table in docs/deployment.md lists them.
+ENV_TABLE_NAME: Final = "STEPDAG_TABLE_NAME"
+ENV_BUCKET_NAME: Final = "STEPDAG_BUCKET_NAME"
+"""The one bucket variable: paired with ``STEPDAG_TABLE_NAME`` and the ``BucketName`` output."""
+ENV_OFFLOAD_THRESHOLD: Final = "STEPDAG_OFFLOAD_THRESHOLD_BYTES"
+ENV_RETENTION_DAYS: Final = "STEPDAG_RETENTION_DAYS"  # table TTL, = the outputs' lifecycle
+ENV_WORKFLOWS: Final = "STEPDAG_WORKFLOWS"  # comma-separated module:attr
+ENV_WORKFLOW_MODULES: Final = "STEPDAG_WORKFLOW_MODULES"  # JSON {workflow: "module:attr"}
+ENV_WORKFLOWS_DIR: Final = "STEPDAG_WORKFLOWS_DIR"
+ENV_STATE_MACHINES: Final = "STEPDAG_STATE_MACHINES"  # JSON {workflow: alias ARN}
+ENV_CORS_ORIGINS: Final = "STEPDAG_CORS_ORIGINS"
+ENV_LOG_GROUPS: Final = "STEPDAG_LOG_GROUPS"  # CLI only: comma-separated node-runner log groups
+ENV_POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
+ENV_POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
+ENV_POWERTOOLS_LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"
+ENV_LOG_LEVEL: Final = "LOG_LEVEL"  # what the stack sets; Powertools reads it second
+
+RENAMED_ENV_VARS: Final = {"STEPDAG_BUCKET": ENV_BUCKET_NAME}
+"""Names no longer read, and their replacement.  Setting one is an error, not ignored: a
+configuration that silently lost its bucket would fail later, on the first offloaded value."""
+
+
+def renamed_env_vars(environ: Mapping[str, str]) -> list[str]:
+    """One problem line per retired variable that is set (non-empty) in ``environ``."""
+    return [
+        f"{old} is no longer read: set {new} instead"
+        for old, new in RENAMED_ENV_VARS.items()
+        if environ.get(old, "").strip()
+    ]
+
+
+# --- The deployment contract: stack outputs (infra/stack.py -> `stepdag --stack NAME`) ----
+OUTPUT_TABLE_NAME: Final = "TableName"
+OUTPUT_BUCKET_NAME: Final = "BucketName"
+OUTPUT_WORKFLOW_MODULES: Final = "WorkflowModules"  # JSON {workflow: "module:attr"}
+OUTPUT_STATE_MACHINES: Final = "WorkflowStateMachines"
+"""JSON ``{workflow: {"stateMachineArn": …, "aliasArn": …}}``; start runs on ``aliasArn``."""
+OUTPUT_NODE_LOG_GROUPS: Final = "NodeLogGroups"
+"""JSON ``{function id: log group name}``: where the node runners log (``stepdag logs``)."""
+STATE_MACHINE_ARN_KEY: Final = "stateMachineArn"
+ALIAS_ARN_KEY: Final = "aliasArn"

@@ -139,8 +139,9 @@ class NodeRunnerFunctions(Construct):
         super().__init__(scope, construct_id)
         self.functions: dict[str, lambda_.Function] = {}
         self.versions: dict[str, lambda_.IVersion] = {}
+        self.log_groups: dict[str, logs.LogGroup] = {}
         for key, config in configs.items():
-            fn = self._function(
+            fn, log_group = self._function(
                 function_id(key),
                 config=config,
                 code=code,
@@ -150,6 +151,7 @@ class NodeRunnerFunctions(Construct):
                 retain_data=retain_data,
             )
             self.functions[key] = fn
+            self.log_groups[key] = log_group
             # State machines pin a published version, so a state machine version kept for
             # canary/rollback keeps running the code it was deployed with.
             self.versions[key] = fn.current_version
@@ -164,7 +166,7 @@ class NodeRunnerFunctions(Construct):
         workflow_modules: Mapping[str, str],
         log_level: str,
         retain_data: bool,
-    ) -> lambda_.Function:
+    ) -> tuple[lambda_.Function, logs.LogGroup]:
         log_group, role = function_role(
             self,
             logs_id=f"{name}Logs",
@@ -201,4 +203,4 @@ class NodeRunnerFunctions(Construct):
             "Object keys are generated per run/node, so object access is granted on "
             "this one bucket's objects; no other bucket and no bucket-level writes.",
         )
-        return fn
+        return fn, log_group

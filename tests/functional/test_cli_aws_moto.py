@@ -40,7 +40,7 @@ LOG_GROUP = "/aws/lambda/stepdag-node-runner"
 def cli(aws: Aws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
     monkeypatch.setenv("STEPDAG_REMOTE", "aws")
     monkeypatch.setenv("STEPDAG_TABLE_NAME", TABLE)
-    monkeypatch.setenv("STEPDAG_BUCKET", BUCKET)
+    monkeypatch.setenv("STEPDAG_BUCKET_NAME", BUCKET)
     monkeypatch.setenv("STEPDAG_STATE_MACHINES", json.dumps(aws.service._targets))
     monkeypatch.setenv("STEPDAG_LOG_GROUPS", LOG_GROUP)
     monkeypatch.setenv("STEPDAG_HOME", str(tmp_path / "home"))  # must stay unused

@@ -13,9 +13,11 @@ import pytest
 from infra import constants as c
 from infra.lint import lint_template
 from infra.workflows import StaleDefinitionError, load_workflows
+from stepdag import constants as contract
 from stepdag.core.compile import compile_dag
 from stepdag.core.loader import load_workflow
 from tests.infra.conftest import Synthesized, synthesize
+from tests.infra.test_outputs import node_runner_log_groups, resolved
 
 SIZED = textwrap.dedent(
     """
@@ -145,3 +147,10 @@ def test_committed_examples_are_loaded_with_their_placeholders() -> None:
     for spec in specs.values():
         assert spec.placeholders == {"NodeRunnerFunctionArn"}
         assert spec.asl_path.read_text() == spec.definition_text
+
+
+def test_node_log_groups_output_has_one_group_per_lambda_size(variant: Synthesized) -> None:
+    groups = json.loads(resolved(variant, contract.OUTPUT_NODE_LOG_GROUPS))
+    assert groups == node_runner_log_groups(variant)
+    assert sorted(groups) == ["NodeRunner", BIG_KEY.removesuffix("FunctionArn")]
+    assert len(set(groups.values())) == 2

@@ -25,6 +25,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
+from stepdag import constants as contract
 from stepdag.cli.client import (
     Client,
     LogReader,
@@ -193,44 +194,47 @@ class AwsConfig:
 
 
 STACK_HINT = (
-    "set STEPDAG_TABLE_NAME (and STEPDAG_BUCKET, STEPDAG_STATE_MACHINES, "
-    "STEPDAG_LOG_GROUPS) or pass --stack NAME to read them from the CloudFormation stack"
+    f"set {contract.ENV_TABLE_NAME} (and {contract.ENV_BUCKET_NAME}, "
+    f"{contract.ENV_STATE_MACHINES}, {contract.ENV_LOG_GROUPS}) or pass --stack NAME to read "
+    "them from the CloudFormation stack"
 )
-_ALIAS_OUTPUT = re.compile(r"^start (?P<workflow>\S+) runs here")
 _TARGET_ARN = re.compile(STATE_MACHINE_ARN_PATTERN)
+_MACHINES = contract.ENV_STATE_MACHINES
 
 
 def aws_config(
     *, stack: str | None, region: str | None, environ: Mapping[str, str] | None = None
 ) -> AwsConfig:
-    """From the environment (``STEPDAG_TABLE_NAME``, ``STEPDAG_BUCKET`` or
-    ``STEPDAG_BUCKET_NAME`` like the Lambdas' settings,
-    ``STEPDAG_STATE_MACHINES`` JSON, ``STEPDAG_LOG_GROUPS`` comma-separated), or from a
-    stack's outputs and resources when ``stack`` is given."""
+    """From the environment, under the names the API Lambda gets (``stepdag.constants``:
+    table, bucket, state machines as JSON, node log groups comma-separated), or from a
+    stack's outputs when ``stack`` is given."""
     env = os.environ if environ is None else environ
     if stack:
         return stack_config(stack, region=region)
-    table = env.get("STEPDAG_TABLE_NAME", "").strip()
+    retired = contract.renamed_env_vars(env)
+    if retired:
+        raise InputValidationError("; ".join(retired))
+    table = env.get(contract.ENV_TABLE_NAME, "").strip()
     if not table:
         raise InputValidationError(f"--remote aws needs the deployment's table: {STACK_HINT}")
-    raw = env.get("STEPDAG_STATE_MACHINES", "").strip() or "{}"
+    raw = env.get(_MACHINES, "").strip() or "{}"
     try:
         machines = json.loads(raw)
     except ValueError as exc:
-        raise InputValidationError(f"STEPDAG_STATE_MACHINES is not JSON: {exc}") from None
+        raise InputValidationError(f"{_MACHINES} is not JSON: {exc}") from None
     if not isinstance(machines, dict):
-        raise InputValidationError("STEPDAG_STATE_MACHINES must map workflow names to ARNs")
+        raise InputValidationError(f"{_MACHINES} must map workflow names to ARNs")
     # The API Lambda's rule (handlers/api_settings.py): caught here, not as a ValueError
     # from deep in the Step Functions service on the first start.
     bad = [f"{k}={v!r}" for k, v in machines.items() if not _is_target_arn(v)]
     if bad:
         raise InputValidationError(
-            "STEPDAG_STATE_MACHINES values must be state machine or alias ARNs "
+            f"{_MACHINES} values must be state machine or alias ARNs "
             "(arn:aws:states:<region>:<account>:stateMachine:<name>[:<alias>]); not: "
             + ", ".join(bad)
         )
     groups = log_groups_env(env)
-    bucket = (env.get("STEPDAG_BUCKET") or env.get("STEPDAG_BUCKET_NAME") or "").strip()
+    bucket = env.get(contract.ENV_BUCKET_NAME, "").strip()
     return AwsConfig(
         table, bucket or None, {str(k): str(v) for k, v in machines.items()}, groups, region
     )
@@ -241,38 +245,67 @@ def _is_target_arn(value: object) -> bool:
 
 
 def log_groups_env(env: Mapping[str, str]) -> tuple[str, ...]:
-    return tuple(g.strip() for g in env.get("STEPDAG_LOG_GROUPS", "").split(",") if g.strip())
+    groups = env.get(contract.ENV_LOG_GROUPS, "")
+    return tuple(g.strip() for g in groups.split(",") if g.strip())
 
 
 def stack_config(stack: str, *, region: str | None, cfn: Any = None) -> AwsConfig:
-    """The deployment's names from its CloudFormation outputs (``infra/stack.py``): table,
-    bucket, each workflow's ``live`` alias; the node runners' log groups from its
-    resources (they have no output: CDK names them)."""
-    import boto3  # type: ignore[import-untyped]
+    """The deployment's names from its CloudFormation outputs (``infra/stack.py``, keys in
+    ``stepdag.constants``): table, bucket, each workflow's ``live`` alias and the node
+    runners' log groups, the last two as JSON.  ``cfn``: a CloudFormation client."""
+    if cfn is None:
+        import boto3  # type: ignore[import-untyped]
 
-    cfn = cfn or boto3.client("cloudformation", region_name=region)
+        cfn = boto3.client("cloudformation", region_name=region)
     try:
         stacks = cfn.describe_stacks(StackName=stack)["Stacks"]
     except Exception as exc:
         raise RemoteError(f"cannot read CloudFormation stack {stack!r}: {exc}") from None
-    outputs = {o["OutputKey"]: o for o in stacks[0].get("Outputs", [])}
-    if "TableName" not in outputs:
-        raise RemoteError(f"stack {stack!r} has no TableName output; is it a stepdag stack?")
+    outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stacks[0].get("Outputs", [])}
+    table = outputs.get(contract.OUTPUT_TABLE_NAME)
+    if not table:
+        raise RemoteError(
+            f"stack {stack!r} has no {contract.OUTPUT_TABLE_NAME} output; is it a stepdag stack?"
+        )
+    found = _json_outputs(stack, outputs)
     machines = {}
-    for key, output in outputs.items():
-        found = _ALIAS_OUTPUT.match(output.get("Description", ""))
-        if key.endswith("AliasArn") and found:
-            machines[found["workflow"]] = output["OutputValue"]
-    groups = []
-    for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack):
-        for res in page["StackResourceSummaries"]:
-            logical = res["LogicalResourceId"]
-            if res["ResourceType"] == "AWS::Logs::LogGroup" and "NodeRunner" in logical:
-                groups.append(res["PhysicalResourceId"])
-    bucket = outputs.get("BucketName", {}).get("OutputValue")
-    return AwsConfig(
-        outputs["TableName"]["OutputValue"], bucket, machines, tuple(sorted(groups)), region
-    )
+    for workflow, arns in found[contract.OUTPUT_STATE_MACHINES].items():
+        alias = arns.get(contract.ALIAS_ARN_KEY) if isinstance(arns, dict) else None
+        if not _is_target_arn(alias):
+            raise RemoteError(
+                f"stack {stack!r}: output {contract.OUTPUT_STATE_MACHINES} has no "
+                f"{contract.ALIAS_ARN_KEY} ARN for workflow {workflow!r}: {arns!r}"
+            )
+        machines[str(workflow)] = str(alias)
+    groups = found[contract.OUTPUT_NODE_LOG_GROUPS].values()
+    if not all(isinstance(g, str) and g for g in groups):
+        raise RemoteError(
+            f"stack {stack!r}: output {contract.OUTPUT_NODE_LOG_GROUPS} must map functions "
+            f"to log group names, got {found[contract.OUTPUT_NODE_LOG_GROUPS]!r}"
+        )
+    bucket = outputs.get(contract.OUTPUT_BUCKET_NAME) or None
+    return AwsConfig(table, bucket, machines, tuple(sorted(groups)), region)
+
+
+def _json_outputs(stack: str, outputs: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """The stack's JSON-object outputs the CLI reads, parsed; one clean line if absent
+    (a stack deployed before they existed) or not a JSON object."""
+    parsed = {}
+    for key in (contract.OUTPUT_STATE_MACHINES, contract.OUTPUT_NODE_LOG_GROUPS):
+        if key not in outputs:
+            raise RemoteError(
+                f"stack {stack!r} has no {key} output (deployed by an older stepdag?): "
+                f"redeploy it, or set {contract.ENV_TABLE_NAME}, {contract.ENV_STATE_MACHINES} "
+                f"and {contract.ENV_LOG_GROUPS} instead of passing --stack"
+            )
+        try:
+            value = json.loads(outputs[key])
+        except ValueError as exc:
+            raise RemoteError(f"stack {stack!r}: output {key} is not JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise RemoteError(f"stack {stack!r}: output {key} is not a JSON object: {value!r}")
+        parsed[key] = value
+    return parsed
 
 
 def aws_client(

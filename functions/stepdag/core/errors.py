@@ -120,13 +120,7 @@ class ConditionFailed(StoreError):
     code = "conflict"
 
 
-class NodeFailed(StepdagError):
-    """A node's function raised; carries the Step Functions error name and cause."""
-
-    code = "node_failed"
-
-    def __init__(self, node: str, error: str, cause: str) -> None:
-        self.node = node
-        self.error = error
-        self.cause = cause
-        super().__init__(f"node {node!r} failed with {error}: {cause}")
+# No exception type stands for "a node failed": a node's own exception leaves the runner
+# as itself, so its class name stays the Step Functions error that Retry/Catch match (a
+# stored failure is replayed under that name too: runtime.runner.error_class), and callers
+# read failures from records (NodeRecord.error/cause, the execution's status).

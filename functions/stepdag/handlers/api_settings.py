@@ -20,16 +20,17 @@ from typing import Any
 
 from pydantic import ValidationError, field_validator
 
+from stepdag import constants as contract
 from stepdag.constants import ORIGIN_PATTERN, STATE_MACHINE_ARN_PATTERN
-from stepdag.handlers.settings import ENV_VARS, Settings, SettingsError
+from stepdag.handlers.settings import ENV_VARS, Settings, SettingsError, read_env
 
 _ORIGIN = re.compile(ORIGIN_PATTERN)
 _TARGET_ARN = re.compile(STATE_MACHINE_ARN_PATTERN)
 
 API_ENV_VARS: dict[str, tuple[str, ...]] = {
     **ENV_VARS,
-    "state_machines": ("STEPDAG_STATE_MACHINES",),
-    "cors_origins": ("STEPDAG_CORS_ORIGINS",),
+    "state_machines": (contract.ENV_STATE_MACHINES,),
+    "cors_origins": (contract.ENV_CORS_ORIGINS,),
 }
 
 
@@ -75,16 +76,12 @@ def load_api_settings(
     ``function`` names the Lambda in the message (the status recorder reads these too).
     """
     env = os.environ if environ is None else environ
-    raw: dict[str, str] = {}
-    source: dict[str, str] = {}
-    for field, names in API_ENV_VARS.items():
-        given = [(n, env[n]) for n in names if env.get(n, "").strip()]
-        if given:
-            source[field], raw[field] = given[0]
+    raw, source = read_env(env, API_ENV_VARS)
+    problems = contract.renamed_env_vars(env)
+    settings = None
     try:
-        return ApiSettings.model_validate(raw)
+        settings = ApiSettings.model_validate(raw)
     except ValidationError as exc:
-        problems = []
         for err in exc.errors():
             msg = str(err["msg"]).removeprefix("Value error, ")
             if not err["loc"]:
@@ -96,7 +93,9 @@ def load_api_settings(
                 problems.append(f"{var} is required but not set")
             else:
                 problems.append(f"{var}={raw.get(field, '(unset)')!r}: {msg}")
+    if problems or settings is None:
         raise SettingsError(
             f"invalid {function} configuration (environment variables):\n  - "
             + "\n  - ".join(problems)
-        ) from None
+        )
+    return settings

@@ -54,6 +54,7 @@ def dynamodb_store(settings: Settings) -> ExecutionStore:
 
 def load_workflows(settings: Settings) -> dict[str, Dag]:
     """The deployed DAGs by workflow name: the configured references, else discovery."""
+    from stepdag.constants import ENV_WORKFLOW_MODULES
     from stepdag.core.errors import WorkflowLoadError
     from stepdag.core.loader import discover, load_workflow
 
@@ -66,7 +67,7 @@ def load_workflows(settings: Settings) -> dict[str, Dag]:
                 # The state machine's payloads name the workflow: a mismatch here would
                 # fail every Task later with "unknown workflow".
                 raise WorkflowLoadError(
-                    f"STEPDAG_WORKFLOW_MODULES maps {expected!r} to {ref!r}, "
+                    f"{ENV_WORKFLOW_MODULES} maps {expected!r} to {ref!r}, "
                     f"which defines workflow {lw.workflow.name!r}"
                 )
             loaded.append(lw)

@@ -5,11 +5,12 @@ variable, not its first invocation halfway through a workflow run.  Only the for
 checked here (cheap, no imports of user code, no AWS calls); the workflows and the store
 are loaded on first invocation (see ``app.py``).
 
-Environment (all optional except the table; "a | b": either name, the first wins):
+Environment (all optional except the table; "a | b": either name, the first wins; the
+names are the deployment contract in ``stepdag.constants``):
 
     STEPDAG_TABLE_NAME                 DynamoDB table holding execution/node/cache state
-    STEPDAG_BUCKET | STEPDAG_BUCKET_NAME
-                                       S3 bucket for outputs over the offload threshold
+    STEPDAG_BUCKET_NAME                S3 bucket for outputs over the offload threshold
+                                       (the retired STEPDAG_BUCKET is refused, not ignored)
     STEPDAG_OFFLOAD_THRESHOLD_BYTES    outputs larger than this go to S3 (needs the bucket)
     STEPDAG_RETENTION_DAYS             table items expire after this many days (TTL); set it
                                        no longer than the bucket's lifecycle, or expired
@@ -40,6 +41,8 @@ from pydantic import (
     model_validator,
 )
 
+from stepdag import constants as contract
+
 # The DynamoDB store's bounds: an execution item holds its input *and* output inline, and
 # DynamoDB's item limit is 400 KB (stepdag.runtime.dynamodb keeps its own copy; checked
 # here so a bad value fails the cold start rather than the first invocation).
@@ -58,25 +61,21 @@ _REF_HINT = "workflow references like 'statemachines.etl:wf'"
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
-# Field -> the environment variables it is read from, by precedence.  Two names exist
-# where the CDK stack (infra/constants.py) and Powertools use different ones; errors name
-# the variable the operator actually set.
+# Field -> the environment variables it is read from, by precedence; errors name the
+# variable the operator actually set.
 ENV_VARS: dict[str, tuple[str, ...]] = {
-    "table_name": ("STEPDAG_TABLE_NAME",),
-    "bucket": ("STEPDAG_BUCKET", "STEPDAG_BUCKET_NAME"),
-    "offload_threshold": ("STEPDAG_OFFLOAD_THRESHOLD_BYTES",),
-    "retention_days": ("STEPDAG_RETENTION_DAYS",),
-    "workflows": ("STEPDAG_WORKFLOWS",),
-    "workflow_modules": ("STEPDAG_WORKFLOW_MODULES",),
-    "workflows_dir": ("STEPDAG_WORKFLOWS_DIR",),
-    "metrics_namespace": ("POWERTOOLS_METRICS_NAMESPACE",),
-    "service_name": ("POWERTOOLS_SERVICE_NAME",),
+    "table_name": (contract.ENV_TABLE_NAME,),
+    "bucket": (contract.ENV_BUCKET_NAME,),
+    "offload_threshold": (contract.ENV_OFFLOAD_THRESHOLD,),
+    "retention_days": (contract.ENV_RETENTION_DAYS,),
+    "workflows": (contract.ENV_WORKFLOWS,),
+    "workflow_modules": (contract.ENV_WORKFLOW_MODULES,),
+    "workflows_dir": (contract.ENV_WORKFLOWS_DIR,),
+    "metrics_namespace": (contract.ENV_POWERTOOLS_METRICS_NAMESPACE,),
+    "service_name": (contract.ENV_POWERTOOLS_SERVICE_NAME,),
     # Powertools' own precedence (its Logger reads both).
-    "log_level": ("POWERTOOLS_LOG_LEVEL", "LOG_LEVEL"),
+    "log_level": (contract.ENV_POWERTOOLS_LOG_LEVEL, contract.ENV_LOG_LEVEL),
 }
-# Where two names disagree it is a deployment mistake, except for the log level, whose
-# precedence is Powertools' documented behaviour.
-_MUST_AGREE = frozenset({"bucket"})
 
 
 class SettingsError(ValueError):
@@ -168,11 +167,15 @@ class Settings(BaseModel):
         # threshold would silently do nothing, which is a deployment mistake.
         if "offload_threshold" in self.model_fields_set and self.bucket is None:
             raise ValueError(
-                "STEPDAG_OFFLOAD_THRESHOLD_BYTES is set but no bucket (STEPDAG_BUCKET) is: "
-                "outputs over the threshold need a bucket to be offloaded to"
+                f"{contract.ENV_OFFLOAD_THRESHOLD} is set but no bucket "
+                f"({contract.ENV_BUCKET_NAME}) is: outputs over the threshold need a bucket "
+                "to be offloaded to"
             )
         if self.workflows and self.workflow_modules:
-            raise ValueError("STEPDAG_WORKFLOWS and STEPDAG_WORKFLOW_MODULES are both set; set one")
+            raise ValueError(
+                f"{contract.ENV_WORKFLOWS} and {contract.ENV_WORKFLOW_MODULES} are both set; "
+                "set one"
+            )
         return self
 
     def workflow_refs(self) -> list[tuple[str | None, str]]:
@@ -188,18 +191,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     An empty variable counts as unset: infrastructure code often renders "no value" as "".
     """
     env = os.environ if environ is None else environ
-    raw: dict[str, str] = {}
-    source: dict[str, str] = {}  # field -> the variable its value came from
-    problems: list[str] = []
-    for field, names in ENV_VARS.items():
-        given = [(n, env[n]) for n in names if env.get(n, "").strip()]
-        if not given:
-            continue
-        if field in _MUST_AGREE and len({v for _, v in given}) > 1:
-            problems.append(
-                " and ".join(f"{n}={v!r}" for n, v in given) + ": set one, or the same value"
-            )
-        source[field], raw[field] = given[0]
+    raw, source = read_env(env, ENV_VARS)
+    problems = contract.renamed_env_vars(env)
     settings = None
     try:
         settings = Settings.model_validate(raw)
@@ -211,6 +204,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             + "\n  - ".join(problems)
         )
     return settings
+
+
+def read_env(
+    env: Mapping[str, str], fields: Mapping[str, tuple[str, ...]]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(field -> value, field -> the variable it came from), the first non-empty name of
+    each field winning: an empty variable counts as unset."""
+    raw: dict[str, str] = {}
+    source: dict[str, str] = {}
+    for field, names in fields.items():
+        given = [(n, env[n]) for n in names if env.get(n, "").strip()]
+        if given:
+            source[field], raw[field] = given[0]
+    return raw, source
 
 
 def _describe(exc: ValidationError, raw: Mapping[str, str], source: Mapping[str, str]) -> list[str]:

@@ -4,7 +4,7 @@ Validated at import (cold start), one message naming every bad variable.  The re
 writes the store the node runner and the API use, and maps state machines to workflows
 to adopt executions it has no record of:
 
-    STEPDAG_TABLE_NAME, STEPDAG_BUCKET[_NAME], STEPDAG_OFFLOAD_THRESHOLD_BYTES,
+    STEPDAG_TABLE_NAME, STEPDAG_BUCKET_NAME, STEPDAG_OFFLOAD_THRESHOLD_BYTES,
     STEPDAG_RETENTION_DAYS, POWERTOOLS_*, LOG_LEVEL   as for the node runner
     STEPDAG_STATE_MACHINES   required: JSON ``{"<workflow>": "<state machine or alias ARN>"}``;
                              only the state machine's name in each ARN is used

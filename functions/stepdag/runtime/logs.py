@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from stepdag.constants import ENV_LOG_LEVEL, ENV_POWERTOOLS_SERVICE_NAME
+
 LogEntry = dict[str, Any]
 
 # LogRecord attributes that are not user ``extra=`` keys (Powertools drops them too).
@@ -360,8 +362,8 @@ class LogCapture:
 
     def __init__(self, sink: LogSink, *, service: str | None = None, level: str | None = None):
         self.sink = sink
-        self.service = service or os.environ.get("POWERTOOLS_SERVICE_NAME") or "stepdag"
-        name = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
+        self.service = service or os.environ.get(ENV_POWERTOOLS_SERVICE_NAME) or "stepdag"
+        name = (level or os.environ.get(ENV_LOG_LEVEL) or "INFO").upper()
         self.level = logging.getLevelNamesMapping().get(name, logging.INFO)
 
     @contextmanager

@@ -32,129 +32,30 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 from stepdag.core.errors import StoreError
 from stepdag.runtime.records import Item, NodeKey
+from stepdag.runtime.sqlite_schema import (
+    ADD_NODE,
+    EXECUTION_COLS,
+    GET_NODE,
+    PUT_CACHE,
+    PUT_NODE,
+    SCHEMA_VERSION,
+    UPDATABLE,
+    WHOLE,
+    cursor_after,
+    listing_sql,
+    migrate,
+    node_from_row,
+    node_params,
+)
 from stepdag.runtime.store import (
     ExecutionStore,
-    InvalidPaginationToken,
     NodeDecision,
     StoreUnavailable,
 )
-
-SCHEMA_VERSION: Final = 1
-
-# map_index is part of the primary key; NULLs are distinct in SQLite keys, so the node's
-# own record is stored as -1 (items are >= 0, which also sorts it first).
-_WHOLE: Final = -1
-
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS executions (
-    execution_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    workflow TEXT NOT NULL,
-    status TEXT NOT NULL,
-    input TEXT,
-    output TEXT,
-    error TEXT,
-    cause TEXT,
-    started_at INTEGER NOT NULL,
-    ended_at INTEGER,
-    redrive_count INTEGER NOT NULL DEFAULT 0,
-    rerun_of TEXT,
-    rerun_from TEXT,
-    tenant TEXT,
-    definition_sha TEXT,
-    UNIQUE (workflow, name)
-);
-CREATE INDEX IF NOT EXISTS executions_by_time
-    ON executions (started_at DESC, execution_id DESC);
-CREATE INDEX IF NOT EXISTS executions_by_workflow
-    ON executions (workflow, started_at DESC, execution_id DESC);
-CREATE INDEX IF NOT EXISTS executions_by_status
-    ON executions (status, started_at DESC, execution_id DESC);
-CREATE INDEX IF NOT EXISTS executions_by_tenant
-    ON executions (tenant, started_at DESC, execution_id DESC);
-CREATE INDEX IF NOT EXISTS executions_by_name ON executions (name);
--- A rowid table (not WITHOUT ROWID): outputs can be megabytes, and large rows belong in
--- a rowid b-tree with overflow pages.
-CREATE TABLE IF NOT EXISTS nodes (
-    execution_id TEXT NOT NULL,
-    node TEXT NOT NULL,
-    map_index INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    attempts INTEGER NOT NULL,
-    owner TEXT,
-    lease_expires_at INTEGER,
-    started_at INTEGER,
-    ended_at INTEGER,
-    error TEXT,
-    cause TEXT,
-    output TEXT,
-    output_bytes INTEGER,
-    cache_key TEXT,
-    cache_hit INTEGER NOT NULL,
-    items INTEGER,
-    skip_reason TEXT,
-    version INTEGER NOT NULL,
-    PRIMARY KEY (execution_id, node, map_index)
-);
-CREATE TABLE IF NOT EXISTS events (
-    execution_id TEXT NOT NULL,
-    id INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (execution_id, id)
-);
-CREATE TABLE IF NOT EXISTS cache (
-    key TEXT PRIMARY KEY,
-    output TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    expires_at INTEGER
-);
-"""
-
-_EXECUTION_COLS: Final = (
-    "execution_id, name, workflow, status, input, output, error, cause, started_at, "
-    "ended_at, redrive_count, rerun_of, rerun_from, tenant, definition_sha"
-)
-_NODE_COLS: Final = (
-    "execution_id",
-    "node",
-    "map_index",
-    "status",
-    "attempt",
-    "attempts",
-    "owner",
-    "lease_expires_at",
-    "started_at",
-    "ended_at",
-    "error",
-    "cause",
-    "output",
-    "output_bytes",
-    "cache_key",
-    "cache_hit",
-    "items",
-    "skip_reason",
-    "version",
-)
-_PUT_NODE: Final = (
-    f"INSERT OR REPLACE INTO nodes ({', '.join(_NODE_COLS)}) "
-    f"VALUES ({', '.join(':' + c for c in _NODE_COLS)})"
-)
-_ADD_NODE: Final = _PUT_NODE.replace("OR REPLACE", "OR IGNORE", 1)
-_GET_NODE: Final = "SELECT * FROM nodes WHERE execution_id = ? AND node = ? AND map_index = ?"
-_PUT_CACHE: Final = (
-    "INSERT OR REPLACE INTO cache (key, output, created_at, expires_at) "
-    "VALUES (:key, :output, :created_at, :expires_at)"
-)
-_UPDATABLE: Final = frozenset({"status", "output", "error", "cause", "ended_at", "redrive_count"})
 
 
 class _Lease:
@@ -329,29 +230,7 @@ class SqliteStore(ExecutionStore):
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Create the schema idempotently; refuse a database from a newer stepdag."""
         with _writer_lock(self._lock_key):
-            self._migrate_locked(conn)
-
-    def _migrate_locked(self, conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} has schema version {row[0]}; this stepdag supports "
-                    f"up to {SCHEMA_VERSION} -- upgrade stepdag"
-                )
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            migrate(conn, self.path)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -400,11 +279,11 @@ class SqliteStore(ExecutionStore):
     # -- executions ----------------------------------------------------------------------
 
     def _insert_execution(self, item: Item) -> Item | None:
-        names = ", ".join(f":{c.strip()}" for c in _EXECUTION_COLS.split(","))
+        names = ", ".join(f":{c.strip()}" for c in EXECUTION_COLS.split(","))
         with self._errors("create execution"), _writer_lock(self._lock_key):
             conn = self._conn()
             try:
-                conn.execute(f"INSERT INTO executions ({_EXECUTION_COLS}) VALUES ({names})", item)
+                conn.execute(f"INSERT INTO executions ({EXECUTION_COLS}) VALUES ({names})", item)
             except sqlite3.IntegrityError:
                 row = conn.execute(
                     "SELECT * FROM executions WHERE execution_id = ? "
@@ -440,7 +319,7 @@ class SqliteStore(ExecutionStore):
         *,
         redrive_count: int | None = None,
     ) -> tuple[Item | None, Item | None]:
-        assert set(changes) <= _UPDATABLE  # column names come from the base, never users
+        assert set(changes) <= UPDATABLE  # column names come from the base, never users
         sets = ", ".join(f"{c} = ?" for c in changes)
         sql = f"UPDATE executions SET {sets} WHERE execution_id = ?"
         params: list[Any] = [*changes.values(), execution_id]
@@ -471,70 +350,37 @@ class SqliteStore(ExecutionStore):
         limit: int,
         cursor: Any,
     ) -> tuple[list[Item], Any]:
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (("workflow", workflow), ("status", status), ("tenant", tenant)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if cursor is not None:
-            if not (
-                isinstance(cursor, list)
-                and len(cursor) == 2
-                and isinstance(cursor[0], int)
-                and isinstance(cursor[1], str)
-            ):
-                raise InvalidPaginationToken("next_token does not hold a SQLite position")
-            where.append("(started_at, execution_id) < (?, ?)")
-            params.extend(cursor)
-        sql = "SELECT * FROM executions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        # One extra row tells whether another page exists, so the last page never
-        # hands out a token that leads to an empty page.
-        sql += " ORDER BY started_at DESC, execution_id DESC LIMIT ?"
-        params.append(limit + 1)
+        sql, params = listing_sql(
+            workflow=workflow, status=status, tenant=tenant, limit=limit, cursor=cursor
+        )
         with self._errors("list executions"):
             rows = [dict(r) for r in self._conn().execute(sql, params).fetchall()]
         if len(rows) <= limit:
             return rows, None
         rows = rows[:limit]
-        return rows, [rows[-1]["started_at"], rows[-1]["execution_id"]]
+        return rows, cursor_after(rows[-1])
 
     # -- nodes ---------------------------------------------------------------------------
-
-    @staticmethod
-    def _node_from_row(row: sqlite3.Row) -> Item:
-        item = dict(row)
-        if item["map_index"] == _WHOLE:
-            item["map_index"] = None
-        item["cache_hit"] = bool(item["cache_hit"])
-        return item
-
-    @staticmethod
-    def _node_params(item: Item) -> Item:
-        index = item["map_index"]
-        return {**item, "map_index": _WHOLE if index is None else index}
 
     def _transact_node(
         self, key: NodeKey, decide: NodeDecision, cache_item: Item | None = None
     ) -> tuple[bool, Item | None]:
         # The hot path (two of these per node run): spelled out instead of the _errors and
         # _write context managers, which together cost as much as the SQL here.
-        index = _WHOLE if key.map_index is None else key.map_index
+        index = WHOLE if key.map_index is None else key.map_index
         conn = self._conn()
         try:
             self_lock = _writer_lock(self._lock_key)
             self_lock.acquire()
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                row = conn.execute(_GET_NODE, (key.execution_id, key.node, index)).fetchone()
-                current = None if row is None else self._node_from_row(row)
+                row = conn.execute(GET_NODE, (key.execution_id, key.node, index)).fetchone()
+                current = None if row is None else node_from_row(row)
                 new = decide(current)
                 if new is not None:
-                    conn.execute(_PUT_NODE, self._node_params(new))
+                    conn.execute(PUT_NODE, node_params(new))
                     if cache_item is not None:
-                        conn.execute(_PUT_CACHE, cache_item)
+                        conn.execute(PUT_CACHE, cache_item)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -547,10 +393,10 @@ class SqliteStore(ExecutionStore):
         return (False, current) if new is None else (True, new)
 
     def _get_node(self, key: NodeKey) -> Item | None:
-        index = _WHOLE if key.map_index is None else key.map_index
+        index = WHOLE if key.map_index is None else key.map_index
         with self._errors(f"get node {key}"):
-            row = self._conn().execute(_GET_NODE, (key.execution_id, key.node, index)).fetchone()
-        return None if row is None else self._node_from_row(row)
+            row = self._conn().execute(GET_NODE, (key.execution_id, key.node, index)).fetchone()
+        return None if row is None else node_from_row(row)
 
     def _query_nodes(
         self, execution_id: str, *, nodes: Collection[str] | None, include_items: bool
@@ -562,18 +408,18 @@ class SqliteStore(ExecutionStore):
             sql += f" AND node IN ({', '.join('?' * len(names))})"
             params.extend(names)
         if not include_items:
-            sql += f" AND map_index = {_WHOLE}"
+            sql += f" AND map_index = {WHOLE}"
         sql += " ORDER BY node, map_index"
         with self._errors("list nodes"):
             rows = self._conn().execute(sql, params).fetchall()
-        return [self._node_from_row(r) for r in rows]
+        return [node_from_row(r) for r in rows]
 
     def _insert_nodes_if_absent(self, items: Sequence[Item]) -> int:
         if not items:
             return 0
         with self._errors("copy nodes"), self._write() as conn:
             before = conn.total_changes
-            conn.executemany(_ADD_NODE, [self._node_params(i) for i in items])
+            conn.executemany(ADD_NODE, [node_params(i) for i in items])
             return conn.total_changes - before
 
     # -- history -------------------------------------------------------------------------
@@ -602,4 +448,7 @@ class SqliteStore(ExecutionStore):
 
     def _put_cache(self, item: Item) -> None:
         with self._errors("put cache entry"), _writer_lock(self._lock_key):
-            self._conn().execute(_PUT_CACHE, item)
+            self._conn().execute(PUT_CACHE, item)
+
+
+__all__ = ["SCHEMA_VERSION", "SqliteStore"]

@@ -4,26 +4,21 @@ Only small pointers travel through the state machine; everything a node produces
 kept here, which is what makes redrive, rerun-from-node and replay possible.
 
 Shape (after powertools' idempotency ``BasePersistenceLayer``): :class:`ExecutionStore`
-is a template.  Its public methods hold all the logic -- argument validation, JSON
-(de)serialisation, timestamps, the claim/complete rules -- and talk to the backend only
-through a few ``_``-prefixed hooks that move *items* (``records.Item``): flat ``dict``s
-of column name -> stored value (``str``/``int``/``bool``/``None``; JSON already encoded,
-datetimes as integer epoch microseconds, enums as values, ``map_index`` ``int | None``).
-A backend therefore never sees a datetime or a Python payload, and maps an item onto a
-SQLite row or a DynamoDB item mechanically.  Backends translate their own exceptions
-into :class:`~stepdag.core.errors.StoreError` subclasses, chained ``from exc``.
+is a template.  Its public methods hold all the logic -- argument validation, timestamps,
+the claim/complete rules, dedup, compare-and-swap on (status, redrive count) -- and talk
+to the backend only through the ``_``-prefixed hooks of its base,
+:class:`~stepdag.runtime.store_backend.StoreBackend`, which move flat *items* and also
+holds the codec between records and items (JSON, offloading, page tokens).  Backends
+(``sqlite.py``, ``dynamodb.py``) subclass ``ExecutionStore`` and implement those hooks.
 """
 
 from __future__ import annotations
 
 import json
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from enum import Enum
-from types import TracebackType
-from typing import Any, Final, Literal, Self, TypeAlias
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from stepdag.core.errors import (
     ConditionFailed,
@@ -49,32 +44,12 @@ from stepdag.runtime.records import (
     Page,
     cache_from_item,
     cache_to_item,
-    execution_from_item,
-    execution_to_item,
-    make_page_token,
-    node_from_item,
     node_to_item,
     opt_micros,
-    read_page_token,
     require_aware,
     to_micros,
 )
-
-NodeDecision: TypeAlias = Callable[[Item | None], Item | None]
-"""Given the node's current item (None: absent), the item to write, or None to write nothing."""
-
-
-class _Unset(Enum):
-    UNSET = "UNSET"
-
-
-UNSET: Final = _Unset.UNSET
-"""Marks an ``update_execution`` argument as "leave unchanged" (None is a real value)."""
-
-# Not a secret: tokens only carry a position in a listing the caller may read anyway,
-# so the MAC exists to detect corrupted or hand-edited tokens.  Pass pagination_key to
-# make them unforgeable too (e.g. one key shared by every Lambda behind an API).
-_DEFAULT_TOKEN_KEY: Final = b"stepdag/pagination/v1"
+from stepdag.runtime.store_backend import UNSET, NodeDecision, StoreBackend, Unset, dumps
 
 
 class _Refused(Exception):
@@ -85,37 +60,13 @@ class _Refused(Exception):
         self.item = item
 
 
-# -- encoding helpers --------------------------------------------------------------------
-
-
-def dumps(value: Any, what: str) -> str:
-    """Compact, key-sorted JSON: equal values give equal bytes (hashing, dedup, diffs).
-
-    ASCII-only output so the string always encodes (lone surrogates in user strings would
-    otherwise fail in the backend) and its length is its size in bytes.
-    """
-    try:
-        return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidPayload(f"{what} is not a JSON value: {exc}") from exc
-
-
 def _check_int(value: int, what: str, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{what} must be an int >= {minimum}, got {value!r}")
 
 
-class ExecutionStore(ABC):
-    """Abstract store.  Subclasses implement the ``_`` hooks below; see module docstring."""
-
-    def __init__(
-        self,
-        *,
-        clock: Callable[[], datetime] | None = None,
-        pagination_key: bytes | None = None,
-    ) -> None:
-        self._clock = clock or (lambda: datetime.now(UTC))
-        self._token_key = pagination_key or _DEFAULT_TOKEN_KEY
+class ExecutionStore(StoreBackend):
+    """Abstract store: the rules.  Subclasses implement ``StoreBackend``'s hooks."""
 
     # -- executions ----------------------------------------------------------------------
 
@@ -167,11 +118,11 @@ class ExecutionStore(ABC):
         *,
         status: RunStatus,
         expected: Collection[RunStatus] | None = None,
-        output: Any | Literal[_Unset.UNSET] = UNSET,
-        error: str | Literal[_Unset.UNSET] | None = UNSET,
-        cause: str | Literal[_Unset.UNSET] | None = UNSET,
-        ended_at: datetime | Literal[_Unset.UNSET] | None = UNSET,
-        redrive_count: int | Literal[_Unset.UNSET] = UNSET,
+        output: Any | Literal[Unset.UNSET] = UNSET,
+        error: str | Literal[Unset.UNSET] | None = UNSET,
+        cause: str | Literal[Unset.UNSET] | None = UNSET,
+        ended_at: datetime | Literal[Unset.UNSET] | None = UNSET,
+        redrive_count: int | Literal[Unset.UNSET] = UNSET,
         expected_redrive_count: int | None = None,
     ) -> ExecutionRecord:
         """Set ``status`` (and the given fields) iff the current status is in ``expected``
@@ -237,9 +188,7 @@ class ExecutionStore(ABC):
         items, next_cursor = self._query_executions(
             workflow=workflow, status=status_value, tenant=tenant, limit=limit, cursor=cursor
         )
-        token = (
-            None if next_cursor is None else make_page_token(next_cursor, scope, self._token_key)
-        )
+        token = None if next_cursor is None else self._page_token(next_cursor, scope)
         return Page([self._execution_record(i) for i in items], token)
 
     # -- node runs -----------------------------------------------------------------------
@@ -492,119 +441,7 @@ class ExecutionStore(ABC):
         blob = dumps(entry.output, "cache entry")
         self._put_cache(cache_to_item(entry, output=self._offload(f"cache/{entry.key}", blob)))
 
-    # -- lifecycle -----------------------------------------------------------------------
-
-    def close(self) -> None:  # noqa: B027 -- optional hook, most backends need it
-        """Release connections; the store is unusable afterwards."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    # -- large payloads: backends may override -------------------------------------------
-
-    def _offload(self, key: str, blob: str) -> str:
-        """Return what to store for ``blob`` (at location ``key``): the blob itself, or a
-        reference a backend can ``_load`` (e.g. an S3 URI for > 64 KB on DynamoDB).
-        Called *before* the write; an offloaded blob whose write then loses a race is an
-        orphan the backend's storage lifecycle must tolerate."""
-        return blob
-
-    def _load(self, ref: str) -> str:
-        """Inverse of ``_offload``: the JSON text for a stored value."""
-        return ref
-
-    # -- backend hooks -------------------------------------------------------------------
-
-    @abstractmethod
-    def _insert_execution(self, item: Item) -> Item | None:
-        """Insert unless ``execution_id`` or (``workflow``, ``name``) exists; then return
-        the existing item and write nothing."""
-
-    @abstractmethod
-    def _get_execution(self, execution_id: str) -> Item | None: ...
-
-    @abstractmethod
-    def _find_executions_by_name(self, name: str, workflow: str | None) -> list[Item]: ...
-
-    @abstractmethod
-    def _update_execution(
-        self,
-        execution_id: str,
-        changes: Item,
-        expected: frozenset[str] | None,
-        *,
-        redrive_count: int | None = None,
-    ) -> tuple[Item | None, Item | None]:
-        """Apply ``changes`` iff the item exists, ``expected`` is None or holds its status,
-        and ``redrive_count`` is None or equals its redrive count.  Returns (updated item,
-        None) or (None, current item or None)."""
-
-    @abstractmethod
-    def _query_executions(
-        self,
-        *,
-        workflow: str | None,
-        status: str | None,
-        tenant: str | None,
-        limit: int,
-        cursor: Any,
-    ) -> tuple[list[Item], Any]:
-        """At most ``limit`` items after ``cursor`` (None: from the newest), ordered by
-        (started_at, execution_id) descending, and a JSON-able cursor for the next page
-        (None when there is none).  The base signs the cursor; reject a malformed one
-        with InvalidPaginationToken."""
-
-    @abstractmethod
-    def _transact_node(
-        self, key: NodeKey, decide: NodeDecision, cache_item: Item | None = None
-    ) -> tuple[bool, Item | None]:
-        """Atomic read-modify-write of one node: read its item, call ``decide(current)``;
-        if that returns an item, write it -- and ``cache_item`` -- in the same transaction.
-        Returns (written, item now stored).  ``decide`` is pure and may be called again
-        (optimistic backends retry it after a lost compare-and-swap on ``version``);
-        exceptions it raises must propagate unchanged, writing nothing."""
-
-    @abstractmethod
-    def _get_node(self, key: NodeKey) -> Item | None: ...
-
-    @abstractmethod
-    def _query_nodes(
-        self, execution_id: str, *, nodes: Collection[str] | None, include_items: bool
-    ) -> list[Item]:
-        """Node items of an execution (only ``nodes`` if given), ordered by node, then
-        map_index with the node's own item (None) first."""
-
-    @abstractmethod
-    def _insert_nodes_if_absent(self, items: Sequence[Item]) -> int:
-        """Insert each item unless its key exists; returns how many were inserted."""
-
-    @abstractmethod
-    def _append_events(self, execution_id: str, rows: Sequence[tuple[int, str]]) -> int:
-        """Insert (id, json) rows, ignoring ids already stored; returns how many were new."""
-
-    @abstractmethod
-    def _get_events(self, execution_id: str, after_id: int, limit: int | None) -> list[str]: ...
-
-    @abstractmethod
-    def _get_cache(self, key: str) -> Item | None: ...
-
-    @abstractmethod
-    def _put_cache(self, item: Item) -> None: ...
-
-    # -- internals -----------------------------------------------------------------------
-
-    def _now(self, now: datetime | None) -> datetime:
-        at = self._clock() if now is None else now
-        require_aware(at, "now")
-        return at
+    # -- the node rules' transactions ----------------------------------------------------
 
     def _transact_nodes_refusing(
         self, key: NodeKey, decide: NodeDecision, cache_item: Item | None = None
@@ -636,53 +473,9 @@ class ExecutionStore(ABC):
 
         return self._transact_nodes_refusing(key, decide, cache_item)[1]
 
-    @staticmethod
-    def _blank(key: NodeKey) -> NodeRecord:
-        return NodeRecord(execution_id=key.execution_id, node=key.node, map_index=key.map_index)
 
-    @staticmethod
-    def _node_location(key: NodeKey) -> str:
-        index = "-" if key.map_index is None else str(key.map_index)
-        return f"nodes/{key.execution_id}/{key.node}/{index}"
-
-    def _encode_opt(self, location: str, value: Any) -> str | None:
-        if value is None:
-            return None
-        return self._offload(location, dumps(value, location))
-
-    def _decode(self, stored: str | None) -> Any:
-        return None if stored is None else json.loads(self._load(stored))
-
-    def _execution_item(self, rec: ExecutionRecord) -> Item:
-        where = f"executions/{rec.execution_id}"
-        return execution_to_item(
-            rec,
-            input=self._encode_opt(f"{where}/input", rec.input),
-            output=self._encode_opt(f"{where}/output", rec.output),
-        )
-
-    def _execution_record(self, item: Item) -> ExecutionRecord:
-        return execution_from_item(
-            item, input=self._decode(item["input"]), output=self._decode(item["output"])
-        )
-
-    def _node_record(
-        self, item: Item, *, load: bool = True, output: Any = _Unset.UNSET
-    ) -> NodeRecord:
-        """``load=False`` leaves ``output`` None (decisions never need it); ``output=``
-        supplies an already-decoded value."""
-        if output is _Unset.UNSET:
-            output = self._decode(item["output"]) if load else None
-        return node_from_item(item, output=output)
-
-    def _read_token(self, token: str, scope: list[str | None]) -> Any:
-        try:
-            return read_page_token(token, scope, self._token_key)
-        except ValueError as exc:
-            raise InvalidPaginationToken(f"next_token is not valid here: {exc}") from None
-
-
-# The store's errors live in runtime/errors.py and are re-exported from here.
+# The store's errors live in runtime/errors.py and are re-exported from here, as are the
+# names a backend needs from store_backend.py.
 __all__ = [
     "UNSET",
     "AmbiguousExecutionRef",
@@ -691,6 +484,7 @@ __all__ = [
     "InvalidPaginationToken",
     "InvalidPayload",
     "MapItemsIncomplete",
+    "NodeDecision",
     "NodeStateConflict",
     "StoreUnavailable",
 ]

@@ -57,7 +57,7 @@ def test_settings_parse_every_variable() -> None:
     s = load_settings(
         {
             "STEPDAG_TABLE_NAME": "t.able_1",
-            "STEPDAG_BUCKET": "stepdag-payloads-123",
+            "STEPDAG_BUCKET_NAME": "stepdag-payloads-123",
             "STEPDAG_OFFLOAD_THRESHOLD_BYTES": "1000",
             "STEPDAG_WORKFLOWS": "statemachines.etl:wf, statemachines/features.py:wf,pkg.mod",
             "STEPDAG_WORKFLOWS_DIR": "flows",
@@ -96,9 +96,14 @@ def test_cdk_stack_variable_names_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("env", "fragment"),
     [
+        # One bucket variable: the retired name is refused, never silently ignored.
         (
-            {"STEPDAG_BUCKET": "one", "STEPDAG_BUCKET_NAME": "two"},
-            "STEPDAG_BUCKET='one' and STEPDAG_BUCKET_NAME='two': set one",
+            {"STEPDAG_BUCKET": "one", "STEPDAG_BUCKET_NAME": "one"},
+            "STEPDAG_BUCKET is no longer read: set STEPDAG_BUCKET_NAME instead",
+        ),
+        (
+            {"STEPDAG_BUCKET": "one"},
+            "STEPDAG_BUCKET is no longer read: set STEPDAG_BUCKET_NAME instead",
         ),
         (
             {"STEPDAG_WORKFLOWS": "a.b:wf", "STEPDAG_WORKFLOW_MODULES": '{"x": "a.b:wf"}'},
@@ -118,7 +123,9 @@ def test_conflicting_or_malformed_stack_variables(env: dict[str, str], fragment:
 
 
 def test_empty_variables_count_as_unset() -> None:
-    s = load_settings({"STEPDAG_TABLE_NAME": "tbl", "STEPDAG_BUCKET": "", "STEPDAG_WORKFLOWS": " "})
+    s = load_settings(
+        {"STEPDAG_TABLE_NAME": "tbl", "STEPDAG_BUCKET_NAME": "", "STEPDAG_WORKFLOWS": " "}
+    )
     assert s.bucket is None
     assert s.workflows == ()
 
@@ -128,7 +135,7 @@ def test_empty_variables_count_as_unset() -> None:
     [
         ("STEPDAG_TABLE_NAME", "no spaces allowed", "DynamoDB table name"),
         ("STEPDAG_TABLE_NAME", "ab", "DynamoDB table name"),
-        ("STEPDAG_BUCKET", "Upper_Case", "S3 bucket name"),
+        ("STEPDAG_BUCKET_NAME", "Upper_Case", "S3 bucket name"),
         ("STEPDAG_OFFLOAD_THRESHOLD_BYTES", "64k", "valid integer"),
         ("STEPDAG_OFFLOAD_THRESHOLD_BYTES", "-1", "greater than or equal to 0"),
         ("STEPDAG_OFFLOAD_THRESHOLD_BYTES", "400000", "less than or equal to 150000"),
@@ -140,7 +147,7 @@ def test_empty_variables_count_as_unset() -> None:
     ],
 )
 def test_bad_variable_is_named_in_the_error(var: str, value: str, fragment: str) -> None:
-    env = {"STEPDAG_TABLE_NAME": "stepdag-state", "STEPDAG_BUCKET": "payloads", var: value}
+    env = {"STEPDAG_TABLE_NAME": "stepdag-state", "STEPDAG_BUCKET_NAME": "payloads", var: value}
     with pytest.raises(SettingsError) as info:
         load_settings(env)
     message = str(info.value)
@@ -159,9 +166,9 @@ def test_missing_table_and_other_errors_are_reported_together() -> None:
 
 
 def test_threshold_without_bucket_is_a_deployment_mistake() -> None:
-    with pytest.raises(SettingsError, match=r"no bucket \(STEPDAG_BUCKET\) is"):
+    with pytest.raises(SettingsError, match=r"no bucket \(STEPDAG_BUCKET_NAME\) is"):
         load_settings({"STEPDAG_TABLE_NAME": "tbl", "STEPDAG_OFFLOAD_THRESHOLD_BYTES": "100"})
-    env = {"STEPDAG_TABLE_NAME": "tbl", "STEPDAG_BUCKET": "b-1"}
+    env = {"STEPDAG_TABLE_NAME": "tbl", "STEPDAG_BUCKET_NAME": "b-1"}
     s = load_settings({**env, "STEPDAG_OFFLOAD_THRESHOLD_BYTES": "0"})
     assert s.offload_threshold == 0
 
@@ -209,7 +216,11 @@ def _python(code: str, env: dict[str, str], *args: str) -> subprocess.CompletedP
 def test_bad_environment_fails_the_import_that_is_the_cold_start() -> None:
     proc = _python(
         "import stepdag.handlers.node_runner",
-        {**HANDLER_ENV, "STEPDAG_BUCKET": "payloads", "STEPDAG_OFFLOAD_THRESHOLD_BYTES": "lots"},
+        {
+            **HANDLER_ENV,
+            "STEPDAG_BUCKET_NAME": "payloads",
+            "STEPDAG_OFFLOAD_THRESHOLD_BYTES": "lots",
+        },
     )
     assert proc.returncode != 0
     assert "stepdag.handlers.settings.SettingsError: invalid node-runner configuration" in (
