@@ -49,7 +49,7 @@ from stepdag.core.model import Dag
 from stepdag.core.status import RunStatus
 from stepdag.runtime.engine import reusable_nodes, validate_input
 from stepdag.runtime.records import ExecutionRecord
-from stepdag.runtime.s3 import LazyClient, error_code
+from stepdag.runtime.aws import LazyClient, error_code
 from stepdag.runtime.store import DuplicateExecution, ExecutionStore
 
 logger = logging.getLogger("stepdag.api.aws")

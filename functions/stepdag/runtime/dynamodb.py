@@ -52,7 +52,7 @@ from stepdag.runtime.records import (
     node_to_item,
     to_micros,
 )
-from stepdag.runtime.s3 import LazyClient, PayloadGone, S3Blobs, aws_errors, error_code, is_ref
+from stepdag.runtime.aws import LazyClient, PayloadGone, S3Blobs, aws_errors, error_code, is_ref
 from stepdag.runtime.store import (
     ExecutionStore,
     InvalidPaginationToken,
