@@ -41,6 +41,7 @@ from stepdag.constants import (
     table_spec,
 )
 from stepdag.core.errors import StoreError
+from stepdag.runtime.aws import LazyClient, PayloadGone, S3Blobs, aws_errors, error_code, is_ref
 from stepdag.runtime.records import (
     CacheEntry,
     ExecutionRecord,
@@ -52,7 +53,6 @@ from stepdag.runtime.records import (
     node_to_item,
     to_micros,
 )
-from stepdag.runtime.aws import LazyClient, PayloadGone, S3Blobs, aws_errors, error_code, is_ref
 from stepdag.runtime.store import (
     ExecutionStore,
     InvalidPaginationToken,
