@@ -104,6 +104,7 @@ class LocalRun:
         self.error: BaseException | None = None
         self._stop: tuple[str, str] | None = None
         self._lock = threading.Lock()
+        self._attached = threading.Event()
         self._done = threading.Event()
 
     @property
@@ -141,6 +142,14 @@ class LocalRun:
             stop = self._stop
         if stop is not None:  # stopped while waiting for its interpreter
             handle.stop(*stop)
+        self._attached.set()
+
+    def _task_allowed(self) -> bool:
+        """Whether a Task may call its node: not once the run was stopped.  The
+        interpreter starts running as it is created, before the stop of a run cancelled
+        while it waited can reach it; its first Task waits for that."""
+        self._attached.wait()
+        return self._stop is None
 
 
 class EngineHooks:
@@ -403,6 +412,8 @@ class LocalEngine:
         redrive = rec.redrive_count
 
         def handler(resource: str, parameters: Any, ctx: TaskContext) -> Any:
+            if not run._task_allowed():  # the execution is ABORTED: this result is dropped
+                raise TaskFailure(CANCEL_ERROR, "the execution was stopped")
             try:
                 return invoke({**parameters, "redrive": redrive}, ctx)
             except Exception as exc:
