@@ -62,3 +62,15 @@ def test_the_api_handlers_first_request_loads_no_interpreter_module() -> None:
     )
     assert "stepdag.api.aws" in loaded
     assert [m for m in loaded if m.startswith(("stepdag.asl", "stepdag.runtime.engine"))] == []
+
+
+def test_the_step_functions_launcher_imports_no_aws_library() -> None:
+    # Its client is injected or built on first use (runtime.aws.LazyClient).
+    loaded = _loaded(
+        """
+        import json, sys
+        import stepdag.runtime.stepfunctions
+        print(json.dumps(sorted(m for m in ("boto3", "botocore") if m in sys.modules)))
+        """
+    )
+    assert loaded == []
