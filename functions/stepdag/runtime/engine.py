@@ -293,7 +293,8 @@ class LocalEngine:
                     run.final = self._execute(run)
         except BaseException as exc:
             run.error = exc
-            if isinstance(exc, Exception):  # not Ctrl-C: the run stays RUNNING, redrivable
+            # Ctrl-C (not an Exception) leaves the record RUNNING: a redrive continues it.
+            if isinstance(exc, Exception):
                 logger.exception("execution %s failed outside the interpreter", run.execution_id)
                 self._record_failure(run.record, exc)
         finally:
