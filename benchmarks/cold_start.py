@@ -11,12 +11,18 @@ shared machine).  Measured, for the node runner and for
                       client).  No network: clients resolve credentials on first request.
 * ``first_call_traced`` -- the node runner's first_call with X-Ray tracing on (the lazy
                       Tracer imports aws_xray_sdk and patches botocore), for information.
+* ``api_import`` / ``api_first_call`` -- the same for the API handler
+                      (``stepdag.handlers.api``; its first request builds the routes, the
+                      DynamoDB store, the workflows and the Step Functions service).
 
 Times are reported raw and net of the interpreter's own start-up (``python -c pass``);
 the ratios use net times, which is the stricter comparison.  ``-X importtime`` of the
 handler lists the costliest imports, to see what to make lazy if the goal is missed.
 
-Run: python -m benchmarks.cold_start [--quick]
+Run: python -m benchmarks.cold_start [--quick] [--tree CHECKOUT]
+
+``--tree`` measures another checkout's ``functions/`` (e.g. the tree before a change)
+with this checkout's scripts; its results go to stdout only.
 """
 
 from __future__ import annotations
@@ -34,11 +40,17 @@ from benchmarks.common import write_result
 
 REPO = Path(__file__).resolve().parents[1]
 HANDLER = "stepdag.handlers.node_runner"
+API_HANDLER = "stepdag.handlers.api"
 MINIMAL = "benchmarks.fixtures.minimal_handler"
 GOAL = 1.2
+# The API handler needs a state machine per workflow it finds in statemachines/ (one
+# compiled <workflow>.asl.json each); the ARNs are never called.
+_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:{}:live"
+_WORKFLOWS = sorted(p.name.removesuffix(".asl.json") for p in REPO.glob("statemachines/*.asl.json"))
 
 ENV = {
     "STEPDAG_TABLE_NAME": "stepdag-bench",
+    "STEPDAG_STATE_MACHINES": json.dumps({wf: _ARN.format(wf) for wf in _WORKFLOWS}),
     "POWERTOOLS_METRICS_NAMESPACE": "stepdag-bench",
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_TRACE_DISABLED": "true",
@@ -52,13 +64,16 @@ SCRIPTS = {
     "minimal_first_call": f"import {MINIMAL} as m; m.dynamodb()",
     "handler_first_call": f"import {HANDLER} as h; h.app.runner(); {CLIENT}",
     "handler_first_call_traced": f"import {HANDLER} as h; h.app.runner(); {CLIENT}",
+    "api_import": f"import {API_HANDLER}",
+    "api_first_call": f"import {API_HANDLER} as h; h.app.resolver(); {CLIENT}",
 }
 
 
-def _env(script: str) -> dict[str, str]:
+def _env(script: str, tree: Path = REPO) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STEPDAG_", "POWERTOOLS_"))}
     env.update(ENV)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "functions")])
+    # The benchmark fixtures come from this checkout, stepdag from the measured tree.
+    env["PYTHONPATH"] = os.pathsep.join([str(tree / "functions"), str(REPO)])
     if script == "handler_first_call_traced":
         # What a Lambda with active tracing looks like to Powertools.
         env.pop("POWERTOOLS_TRACE_DISABLED")
@@ -67,11 +82,11 @@ def _env(script: str) -> dict[str, str]:
     return env
 
 
-def sample(name: str, *extra: str) -> float:
+def sample(name: str, *extra: str, tree: Path = REPO) -> float:
     t = time.perf_counter()
     subprocess.run(
         [sys.executable, *extra, "-c", SCRIPTS[name]],
-        env=_env(name),
+        env=_env(name, tree),
         cwd=REPO,  # the Lambda task root: statemachines/ is discovered from here
         check=True,
         capture_output=True,
@@ -79,11 +94,11 @@ def sample(name: str, *extra: str) -> float:
     return time.perf_counter() - t
 
 
-def importtime(module: str, top: int = 15) -> list[dict[str, Any]]:
+def importtime(module: str, top: int = 15, tree: Path = REPO) -> list[dict[str, Any]]:
     """The costliest imports (cumulative microseconds) of one fresh ``import module``."""
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
-        env=_env("handler_import"),
+        env=_env("handler_import", tree),
         cwd=REPO,
         check=True,
         capture_output=True,
@@ -106,16 +121,16 @@ def importtime(module: str, top: int = 15) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: -int(r["cumulative_us"]))[:top]
 
 
-def main(quick: bool = False) -> dict[str, Any]:
+def main(quick: bool = False, tree: Path = REPO) -> dict[str, Any]:
     repeat = 5 if quick else 15
     for name in SCRIPTS:  # warm the .pyc caches and the OS page cache; not measured
-        sample(name)
+        sample(name, tree=tree)
     best: dict[str, float] = {}
     samples: dict[str, list[float]] = {name: [] for name in SCRIPTS}
     # Interleaved rounds, so drift in machine load hits every variant alike.
     for _ in range(repeat):
         for name in SCRIPTS:
-            samples[name].append(sample(name))
+            samples[name].append(sample(name, tree=tree))
     best = {name: min(times) for name, times in samples.items()}
     startup = best["startup"]
     net = {name: best[name] - startup for name in SCRIPTS if name != "startup"}
@@ -133,15 +148,18 @@ def main(quick: bool = False) -> dict[str, Any]:
             net["handler_first_call_traced"] - net["handler_first_call"], 4
         ),
         "meets_goal": ratio_import <= GOAL,
-        "handler_top_imports": importtime(HANDLER),
+        "handler_top_imports": importtime(HANDLER, tree=tree),
     }
-    write_result("cold_start", out)
+    if tree == REPO:
+        write_result("cold_start", out)
     return out
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    result = main(quick=parser.parse_args().quick)
+    parser.add_argument("--tree", type=Path, default=REPO, help="the checkout to measure")
+    args = parser.parse_args()
+    result = main(quick=args.quick, tree=args.tree.resolve())
     shown = {k: v for k, v in result.items() if k != "handler_top_imports"}
     print(json.dumps(shown, indent=2))

@@ -334,6 +334,11 @@ def report(
             f"{c.get('ratio_import')} |",
             f"| import + first call | {net.get('handler_first_call')} s | "
             f"{net.get('minimal_first_call')} s | {c.get('ratio_first_call')} |",
+            "",
+            "| API handler | import | import + first request |",
+            "|---|---|---|",
+            f"| `stepdag.handlers.api` | {net.get('api_import')} s | "
+            f"{net.get('api_first_call')} s |",
         ]
     lines += reliability_sections(results) + store_cost_sections(results)
     if images:

@@ -42,7 +42,7 @@ from stepdag import Retry, Workflow
 from stepdag.asl import StateMachine, TaskContext, TaskFailure, VirtualClock
 from stepdag.core.compile import Targets, compile_dag
 from stepdag.core.status import NodeStatus
-from stepdag.runtime.engine import LocalEngine, lambda_cause
+from stepdag.runtime.engine import EngineHooks, LocalEngine, LocalRun, lambda_cause
 from stepdag.runtime.errors import StoreUnavailable
 from stepdag.runtime.runner import NodeRunner
 from stepdag.runtime.sqlite import SqliteStore
@@ -103,10 +103,12 @@ class FaultyStore:
 _task = threading.local()
 
 
-class ContextEngine(LocalEngine):
-    def _task_handler(self, resource: str, parameters: Any, ctx: TaskContext) -> Any:
+class TaskContextHook(EngineHooks):
+    def invoke(
+        self, run: LocalRun, payload: Any, ctx: TaskContext, proceed: Callable[[Any], Any]
+    ) -> Any:
         _task.ctx = ctx
-        return super()._task_handler(resource, parameters, ctx)
+        return proceed(payload)
 
 
 def chain_workflow(name: str, middle: Callable[[dict[str, Any]], Any], **options: Any) -> Workflow:
@@ -256,7 +258,11 @@ def function_faults(runs: int, base: Path, reference: dict[str, Any]) -> dict[st
                 return {"node": "b", "from": sorted(kw)}
 
             wf = chain_workflow(f"faults_{scenario}", middle, retry=retry, timeout=timeout)
-            engine = ContextEngine(SqliteStore(base / f"{scenario}-{i}.db"), clock=VirtualClock())
+            engine = LocalEngine(
+                SqliteStore(base / f"{scenario}-{i}.db"),
+                clock=VirtualClock(),
+                hooks=[TaskContextHook()],
+            )
             check_engine_run(tally, engine, wf, f"{scenario}-{i}", error, reference, True)
             if "exception" in scenario and failures == 99:
                 # The failure must be on the node's record too, under the class name.

@@ -40,7 +40,7 @@ from stepdag.api.models import (
     WorkflowList,
     WorkflowSummary,
 )
-from stepdag.api.service import ExecutionService
+from stepdag.api.port import ExecutionService
 from stepdag.constants import CORS_HEADERS, CORS_MAX_AGE_S
 from stepdag.core.errors import StepdagError
 from stepdag.core.status import RunStatus

@@ -16,7 +16,13 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 
 from stepdag.api.models import FieldError, Problem
-from stepdag.core.errors import StepdagError
+from stepdag.core.errors import (
+    BadRequest,
+    Conflict,
+    IdempotencyConflict,
+    RequestError,
+    StepdagError,
+)
 
 logger = logging.getLogger("stepdag.api")
 
@@ -26,17 +32,9 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 _FIELD_OF_CODE = {"invalid_pagination_token": "next_token", "invalid_input": "input"}
 
 
-class ApiError(StepdagError):
-    """An error raised by the API layer itself; ``field`` names the offending input."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class BadRequest(ApiError):
-    http_status = 400
-    code = "bad_request"
+# The caller errors the execution lifecycle raises too live in core (BadRequest, Conflict,
+# IdempotencyConflict); the API's own are built on the same base.
+ApiError = RequestError
 
 
 class Forbidden(ApiError):
@@ -51,15 +49,6 @@ class NotFound(ApiError):
 
 class NodeNotFound(NotFound):
     code = "node_not_found"
-
-
-class Conflict(ApiError):
-    http_status = 409
-    code = "conflict"
-
-
-class IdempotencyConflict(Conflict):
-    code = "idempotency_conflict"
 
 
 class NoOutput(Conflict):
@@ -132,3 +121,20 @@ def openapi_errors(*statuses: int) -> dict[int, Any]:
         }
         for s in statuses
     }
+
+
+__all__ = [
+    "PROBLEM_CONTENT_TYPE",
+    "ApiError",
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "IdempotencyConflict",
+    "NoOutput",
+    "NodeNotFound",
+    "NotFound",
+    "openapi_errors",
+    "problem",
+    "problem_response",
+    "validation_problem",
+]

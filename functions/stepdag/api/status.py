@@ -38,8 +38,8 @@ from typing import Any, Final, Literal
 from stepdag.constants import STATUS_EVENT_DETAIL_TYPE, STATUS_EVENT_SOURCE
 from stepdag.core.errors import ConditionFailed, ExecutionNotFound, InputValidationError
 from stepdag.core.status import RunStatus
+from stepdag.runtime.aws import LazyClient
 from stepdag.runtime.records import ExecutionRecord
-from stepdag.runtime.s3 import LazyClient
 from stepdag.runtime.store import DuplicateExecution, ExecutionStore
 
 logger = logging.getLogger("stepdag.api.status")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from stepdag.asl.clock import Clock, ClockEvent, RealClock, VirtualClock
 from stepdag.asl.errors import AslDefinitionError, StatesError, TaskFailure
 from stepdag.asl.history import HistoryEvent
-from stepdag.asl.interpreter import ExecutionHandle, ExecutionResult, StateMachine
+from stepdag.asl.interpreter import ExecutionHandle, ExecutionResult, StartOptions, StateMachine
 from stepdag.asl.runtime import TaskContext, TaskHandler
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "ExecutionResult",
     "HistoryEvent",
     "RealClock",
+    "StartOptions",
     "StateMachine",
     "StatesError",
     "TaskContext",

@@ -8,7 +8,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypedDict, Unpack
 
 from stepdag.asl.clock import Clock, RealClock
 from stepdag.asl.errors import (
@@ -34,6 +34,26 @@ SUCCEEDED: Final = "SUCCEEDED"
 FAILED: Final = "FAILED"
 TIMED_OUT: Final = "TIMED_OUT"
 ABORTED: Final = "ABORTED"
+
+
+class StartOptions(TypedDict, total=False):
+    """How to run one execution: the keywords of :meth:`StateMachine.start` and
+    :meth:`StateMachine.execute`, written once."""
+
+    task_handler: TaskHandler | None
+    """Answers every Task state (``resource, parameters, context -> result``)."""
+    name: str | None
+    """The execution's name (default: a fresh uuid)."""
+    execution_id: str | None
+    """Its ARN (default: derived from the machine and ``name``, as Step Functions does)."""
+    clock: Clock | None
+    """Real time by default; a ``VirtualClock`` runs waits and retries instantly."""
+    on_event: Callable[[HistoryEvent], None] | None
+    """Called with each history event as it is recorded."""
+    context_overrides: dict[str, Any] | None
+    """Merged into the context object (``$$``), e.g. ``Execution.RedriveCount``."""
+    seed: int | None
+    """Seeds retry jitter, ``States.UUID`` and unseeded ``States.MathRandom``."""
 
 
 @dataclass(frozen=True)
@@ -73,23 +93,11 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 class ExecutionHandle:
     """A running execution: wait for it, stop it, or answer its callback tasks."""
 
-    def __init__(
-        self,
-        machine: StateMachine,
-        input: Any,
-        *,
-        task_handler: TaskHandler | None,
-        name: str | None,
-        execution_id: str | None,
-        clock: Clock | None,
-        on_event: Callable[[HistoryEvent], None] | None,
-        context_overrides: dict[str, Any] | None,
-        seed: int | None,
-    ) -> None:
-        self.clock: Clock = clock or RealClock()
-        self.name = name or str(uuid.uuid4())
+    def __init__(self, machine: StateMachine, input: Any, **options: Unpack[StartOptions]) -> None:
+        self.clock: Clock = options.get("clock") or RealClock()
+        self.name = options.get("name") or str(uuid.uuid4())
         self.execution_arn = (
-            execution_id
+            options.get("execution_id")
             or f"arn:aws:states:{machine.region}:{machine.account_id}:execution:"
             f"{machine.name}:{self.name}"
         )
@@ -97,7 +105,7 @@ class ExecutionHandle:
         self._input = input
         # Serialized up front so a non-JSON input is the caller's error, not the run's.
         self._input_text = to_json(input)
-        self._recorder = HistoryRecorder(self.clock, on_event)
+        self._recorder = HistoryRecorder(self.clock, options.get("on_event"))
         self._done = threading.Event()
         self._result: ExecutionResult | None = None
         self._finish_lock = threading.Lock()
@@ -112,11 +120,13 @@ class ExecutionHandle:
             },
             "StateMachine": {"Id": machine.arn, "Name": machine.name},
         }
+        context_overrides = options.get("context_overrides")
         if context_overrides:
             context_base = _merge(context_base, context_overrides)
+        seed = options.get("seed")
         self._execution = Execution(
             clock=self.clock,
-            handler=task_handler,
+            handler=options.get("task_handler"),
             recorder=self._recorder,
             rng=random.Random(seed),
             context_base=context_base,
@@ -272,58 +282,14 @@ class StateMachine:
         self.timeout_seconds: int | None = definition.get("TimeoutSeconds")
         self.machine = Machine(definition)
 
-    def start(
-        self,
-        input: Any = None,
-        *,
-        task_handler: TaskHandler | None = None,
-        name: str | None = None,
-        execution_id: str | None = None,
-        clock: Clock | None = None,
-        on_event: Callable[[HistoryEvent], None] | None = None,
-        context_overrides: dict[str, Any] | None = None,
-        seed: int | None = None,
-    ) -> ExecutionHandle:
-        """Start an execution in the background and return its handle.
+    def start(self, input: Any = None, **options: Unpack[StartOptions]) -> ExecutionHandle:
+        """Start an execution in the background and return its handle (the options:
+        :class:`StartOptions`; a ``seed`` makes runs reproducible)."""
+        return ExecutionHandle(self, {} if input is None else input, **options)
 
-        ``seed`` seeds the execution's random source (retry jitter, ``States.UUID``,
-        unseeded ``States.MathRandom``) so runs are reproducible.
-        """
-        return ExecutionHandle(
-            self,
-            {} if input is None else input,
-            task_handler=task_handler,
-            name=name,
-            execution_id=execution_id,
-            clock=clock,
-            on_event=on_event,
-            context_overrides=context_overrides,
-            seed=seed,
-        )
-
-    def execute(
-        self,
-        input: Any = None,
-        *,
-        task_handler: TaskHandler | None = None,
-        name: str | None = None,
-        execution_id: str | None = None,
-        clock: Clock | None = None,
-        on_event: Callable[[HistoryEvent], None] | None = None,
-        context_overrides: dict[str, Any] | None = None,
-        seed: int | None = None,
-    ) -> ExecutionResult:
+    def execute(self, input: Any = None, **options: Unpack[StartOptions]) -> ExecutionResult:
         """Run to completion: ``start(...).wait()``."""
-        return self.start(
-            input,
-            task_handler=task_handler,
-            name=name,
-            execution_id=execution_id,
-            clock=clock,
-            on_event=on_event,
-            context_overrides=context_overrides,
-            seed=seed,
-        ).wait()
+        return self.start(input, **options).wait()
 
 
-__all__ = ["ExecutionHandle", "ExecutionResult", "StateMachine"]
+__all__ = ["ExecutionHandle", "ExecutionResult", "StartOptions", "StateMachine"]

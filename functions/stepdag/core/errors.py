@@ -76,6 +76,39 @@ class InputValidationError(StepdagError):
     code = "invalid_input"
 
 
+class RequestError(StepdagError):
+    """A request the rules refuse: the caller's error (4xx), never the service's.
+
+    ``field`` names the offending input: the API puts it in the problem document, the
+    CLI in its message.  Raised below the API too (the execution lifecycle in
+    ``runtime/executions.py``), so every entry point refuses the same requests alike.
+    """
+
+    http_status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class BadRequest(RequestError):
+    """The request names something that does not fit (a node the workflow lacks, ...)."""
+
+
+class Conflict(RequestError):
+    """The request conflicts with the execution's state (already ended, running, ...)."""
+
+    http_status = 409
+    code = "conflict"
+
+
+class IdempotencyConflict(Conflict):
+    """A start reuses a name (Idempotency-Key) with another input or tenant."""
+
+    code = "idempotency_conflict"
+
+
 class StepdagInvalidInput(InputValidationError):
     """Raised by the node runner; the class name is the Step Functions error name.
 

@@ -91,6 +91,15 @@ def ancestor_sets(preds: Preds) -> dict[str, frozenset[str]]:
     return out
 
 
+def downstream(preds: Preds, node: str) -> frozenset[str]:
+    """``node`` and every node that depends on it, directly or not (what a rerun from
+    ``node`` runs again)."""
+    if node not in preds:
+        raise KeyError(node)
+    anc = ancestor_sets(preds)
+    return frozenset(n for n in preds if node in anc[n]) | {node}
+
+
 def critical_path(preds: Preds, weights: Mapping[str, float] | None = None) -> float:
     """Length of the longest weighted path (the best possible makespan)."""
     finish: dict[str, float] = {}

@@ -36,6 +36,7 @@ from stepdag.constants import (
     table_spec,
 )
 from stepdag.core.errors import StoreError
+from stepdag.runtime.aws import LazyClient, PayloadGone, S3Blobs, aws_errors, error_code, is_ref
 from stepdag.runtime.dynamodb_items import (
     CACHE_COLUMNS,
     EVENT_DIGITS,
@@ -64,7 +65,6 @@ from stepdag.runtime.records import (
     NodeKey,
     to_micros,
 )
-from stepdag.runtime.s3 import LazyClient, PayloadGone, S3Blobs, aws_errors, error_code, is_ref
 from stepdag.runtime.store import (
     ExecutionStore,
     InvalidPayload,

@@ -7,6 +7,12 @@ runs here runs on AWS. State lives in an ExecutionStore (SQLite by default).
 Resume is Step Functions' redrive done locally: the same execution id is executed again
 with its redrive count bumped; the node runner answers completed nodes from the store
 without calling them, so only unfinished work runs.
+
+Runs are started with :meth:`LocalEngine.start` (non-blocking: a :class:`LocalRun` to
+wait for or stop) or :meth:`LocalEngine.execute` (blocking); :meth:`LocalEngine.cancel`
+stops one.  What may start, stop or redrive a run is the lifecycle's
+(:mod:`stepdag.runtime.executions`), here behind :class:`LocalLauncher`; callers that want
+to see a run from the inside pass :class:`EngineHooks`.
 """
 
 from __future__ import annotations
@@ -14,29 +20,38 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
-from stepdag.asl import Clock, HistoryEvent, StateMachine, TaskContext, TaskFailure
+from stepdag.asl import (
+    Clock,
+    ExecutionResult,
+    HistoryEvent,
+    StateMachine,
+    TaskContext,
+    TaskFailure,
+)
 from stepdag.core.compile import Targets, compile_dag, to_json
-from stepdag.core.errors import InputValidationError, StepdagError
-from stepdag.core.graph import ancestor_sets
-from stepdag.core.model import PARAMS, Dag, Workflow
+from stepdag.core.errors import Conflict, WorkflowLoadError
+from stepdag.core.model import Dag, Workflow
 from stepdag.core.status import NodeStatus, RunStatus
+from stepdag.runtime.executions import CANCEL_CAUSE, CANCEL_ERROR, Executions, Stopped
+from stepdag.runtime.history import HistoryWriter
 from stepdag.runtime.logs import FileLogSink, LogCapture, LogSink
 from stepdag.runtime.records import ExecutionRecord, NodeKey
 from stepdag.runtime.runner import NodeRunner
+from stepdag.runtime.runs import EngineHooks, LocalRun, Payload
 from stepdag.runtime.store import ExecutionStore
 
 logger = logging.getLogger("stepdag.engine")
 
 LOCAL_FUNCTION_ARN = "arn:aws:lambda:local:000000000000:function:stepdag-node-runner"
 DEFAULT_HOME = Path(".stepdag")
+# How long a cancel waits for the stopped run to record ABORTED (it is quick: the
+# interpreter unwinds at once; only a node function still running holds its thread).
+STOP_WAIT_S = 10.0
 
 
 def execution_arn(workflow: str, name: str) -> str:
@@ -70,79 +85,6 @@ def default_log_sink(store: ExecutionStore) -> LogSink | None:
     return FileLogSink(Path(path).parent / "logs") if isinstance(path, Path) else None
 
 
-class ResumeNotAllowed(StepdagError):
-    http_status = 409
-    code = "resume_not_allowed"
-
-
-class _HistoryWriter:
-    """Writes history events to the store from one background thread, in batches.
-
-    The interpreter hands events over while holding its history lock (that keeps their
-    order), so the hand-over is a list append. The writer wakes every ``interval`` seconds
-    or when someone flushes, never per event: a thread woken per event would compete for
-    the GIL with the workers running nodes. History is for inspection; node outputs,
-    which must survive a crash, are committed by the runner itself.
-    """
-
-    def __init__(self, store: ExecutionStore, interval: float = 0.2) -> None:
-        self.store = store
-        self.interval = interval
-        self._buf: list[tuple[str, int, HistoryEvent] | threading.Event] = []
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-
-    def put(self, execution_id: str, offset: int, event: HistoryEvent) -> None:
-        with self._cond:
-            self._buf.append((execution_id, offset, event))
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._loop, name="stepdag-history", daemon=True
-                )
-                self._thread.start()
-
-    def flush(self) -> None:
-        """Block until every event put before this call is in the store."""
-        done = threading.Event()
-        with self._cond:
-            if self._thread is None:
-                return
-            self._buf.append(done)
-            self._cond.notify()
-        done.wait()
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                if not self._buf:
-                    self._cond.wait(self.interval)
-                items, self._buf = self._buf, []
-            if items:
-                self._write(items)
-
-    def _write(self, items: list[tuple[str, int, HistoryEvent] | threading.Event]) -> None:
-        batches: dict[str, list[dict[str, Any]]] = {}
-        barriers = []
-        for item in items:
-            if isinstance(item, threading.Event):
-                barriers.append(item)
-                continue
-            execution_id, offset, event = item
-            data = event.to_dict()
-            if offset:  # a redrive continues the stored history's numbering
-                data["id"] += offset
-                if data.get("previousEventId"):
-                    data["previousEventId"] += offset
-            batches.setdefault(execution_id, []).append(data)
-        for execution_id, events in batches.items():
-            try:
-                self.store.append_events(execution_id, events)
-            except Exception:  # history must never take a run down; keep going
-                logger.exception("could not store %d history events", len(events))
-        for barrier in barriers:
-            barrier.set()
-
-
 class LocalEngine:
     def __init__(
         self,
@@ -152,6 +94,7 @@ class LocalEngine:
         workflows: Mapping[str, Workflow | Dag] | None = None,
         max_active: int | None = None,
         logs: LogSink | None = None,
+        hooks: Sequence[EngineHooks] = (),
     ) -> None:
         """``logs``: where node logs are captured (default: ``logs/`` beside a file
         store's database, see :func:`default_log_sink`).
@@ -163,16 +106,18 @@ class LocalEngine:
         self._store = store
         self._admission = threading.BoundedSemaphore(max_active) if max_active else None
         self.clock = clock
+        self.hooks = tuple(hooks)
         self._dags: dict[str, Dag] = {}
         self._machines: dict[str, StateMachine] = {}
         self._definitions: dict[str, tuple[dict[str, Any], str]] = {}
+        self._runs: dict[str, LocalRun] = {}
         self._lock = threading.Lock()
         for wf in (workflows or {}).values():
             self.register(wf)
         self.logs = logs if logs is not None else default_log_sink(self.store)
         capture = LogCapture(self.logs) if self.logs is not None else None
         self.runner = NodeRunner(self._dags, self.store, log_capture=capture)
-        self.history = _HistoryWriter(self.store)
+        self.history = HistoryWriter(self.store)
 
     @property
     def store(self) -> ExecutionStore:
@@ -191,8 +136,25 @@ class LocalEngine:
                 self._definitions.pop(dag.workflow, None)
         return dag
 
+    @property
+    def workflows(self) -> Mapping[str, Dag]:
+        """The registered DAGs by workflow name (a live view)."""
+        return self._dags
+
+    def dag(self, workflow: str) -> Dag:
+        dag = self._dags.get(workflow)
+        if dag is None:
+            raise WorkflowLoadError(
+                f"no workflow named {workflow!r} is loaded (pass --workflow, or run from the "
+                "project directory so statemachines/ is discovered)"
+            )
+        return dag
+
     def definition(self, workflow: str) -> dict[str, Any]:
         return self._compiled(workflow)[0]
+
+    def definition_sha(self, workflow: str) -> str:
+        return self._compiled(workflow)[1]
 
     def _compiled(self, workflow: str) -> tuple[dict[str, Any], str]:
         """The definition and its digest, compiled once per registered DAG."""
@@ -215,7 +177,7 @@ class LocalEngine:
                 self._machines[workflow] = sm
         return sm
 
-    # ------------------------------------------------------------------ runs
+    # ------------------------------------------------------------------ runs, blocking
 
     def run(
         self,
@@ -237,44 +199,18 @@ class LocalEngine:
         *,
         name: str | None = None,
         tenant: str | None = None,
-        rerun_of: str | None = None,
-        rerun_from: str | None = None,
     ) -> ExecutionRecord:
         """Validate the input and record a new execution (RUNNING) without running it."""
-        dag = self._dags[workflow] if isinstance(workflow, str) else self.register(workflow)
-        validate_input(dag, input)
-        name = name or uuid.uuid4().hex
-        rec = ExecutionRecord(
-            execution_id=execution_arn(dag.workflow, name),
-            name=name,
-            workflow=dag.workflow,
-            started_at=datetime.now(UTC),
-            input=input,
-            tenant=tenant,
-            definition_sha=self._compiled(dag.workflow)[1],
-            rerun_of=rerun_of,
-            rerun_from=rerun_from,
-        )
-        return self.store.create_execution(rec)
+        dag = self.dag(workflow) if isinstance(workflow, str) else self.register(workflow)
+        return self._executions().create(dag, input, name=name, tenant=tenant)
 
     def resume(
         self, ref: str, *, on_event: Callable[[HistoryEvent], None] | None = None
     ) -> ExecutionRecord:
         """Redrive a failed or interrupted execution; completed nodes are not run again."""
-        rec = self.store.get_execution(ref)
-        if rec.status is RunStatus.SUCCEEDED:
-            raise ResumeNotAllowed(f"execution {rec.name!r} already SUCCEEDED; nothing to resume")
-        self._require_workflow(rec.workflow)
-        rec = self.store.update_execution(
-            rec.execution_id,
-            status=RunStatus.RUNNING,
-            expected=[s for s in RunStatus if s is not RunStatus.SUCCEEDED],
-            redrive_count=rec.redrive_count + 1,
-            error=None,
-            cause=None,
-            ended_at=None,
-        )
-        return self.execute(rec, on_event=on_event)
+        launcher = LocalLauncher(self, on_event=on_event)
+        self._executions(launcher).redrive(ref)
+        return launcher.wait()
 
     def rerun(
         self,
@@ -285,64 +221,115 @@ class LocalEngine:
         on_event: Callable[[HistoryEvent], None] | None = None,
     ) -> ExecutionRecord:
         """New execution that reuses every stored output not downstream of ``from_node``."""
-        old = self.store.get_execution(ref)
-        dag = self._require_workflow(old.workflow)
-        if from_node not in dag.nodes:
-            raise StepdagError(
-                f"workflow {dag.workflow!r} has no node {from_node!r}; "
-                f"nodes: {', '.join(dag.nodes)}"
-            )
-        reuse = reusable_nodes(self.store, dag, old.execution_id, from_node)
-        rec = self.create(
-            dag,
-            old.input,
-            name=name,
-            tenant=old.tenant,
-            rerun_of=old.execution_id,
-            rerun_from=from_node,
-        )
-        self.store.copy_nodes(old.execution_id, rec.execution_id, reuse)
-        return self.execute(rec, on_event=on_event)
-
-    # ------------------------------------------------------------------ internals
-
-    def _require_workflow(self, workflow: str) -> Dag:
-        dag = self._dags.get(workflow)
-        if dag is None:
-            raise StepdagError(
-                f"workflow {workflow!r} is not loaded; pass --workflow or run from the project "
-                "directory so statemachines/ can be discovered"
-            )
-        return dag
+        launcher = LocalLauncher(self, on_event=on_event)
+        self._executions(launcher).rerun(ref, from_node, name=name)
+        return launcher.wait()
 
     def execute(
         self, rec: ExecutionRecord, *, on_event: Callable[[HistoryEvent], None] | None = None
     ) -> ExecutionRecord:
-        """Run a created (or redriven) execution to its end and record the outcome."""
-        if self._admission is None:
-            return self._execute(rec, on_event)
-        with self._admission:
-            return self._execute(rec, on_event)
+        """Run a created (or redriven) execution to its end, in this thread."""
+        run = self._begin(rec, on_event)
+        self._run(run)
+        return run.wait()
 
-    def _execute(
+    def _executions(self, launcher: LocalLauncher | None = None) -> Executions:
+        return Executions(self.store, launcher or LocalLauncher(self))
+
+    # ------------------------------------------------------------------ runs, non-blocking
+
+    def start(
+        self, rec: ExecutionRecord, *, on_event: Callable[[HistoryEvent], None] | None = None
+    ) -> LocalRun:
+        """Run a created (or redriven) execution in a background thread."""
+        run = self._begin(rec, on_event)
+        thread = threading.Thread(
+            target=self._run, args=(run,), name=f"stepdag-run-{rec.name}", daemon=True
+        )
+        thread.start()
+        return run
+
+    def cancel(
+        self, execution_id: str, *, error: str = CANCEL_ERROR, cause: str = CANCEL_CAUSE
+    ) -> LocalRun | None:
+        """Stop the engine's run of ``execution_id`` (non-blocking; ``join`` the run to
+        wait for its ABORTED record); None if this engine runs no such execution."""
+        run = self.running(execution_id)
+        if run is not None:
+            run.stop(error, cause)
+        return run
+
+    def running(self, execution_id: str) -> LocalRun | None:
+        with self._lock:
+            return self._runs.get(execution_id)
+
+    def wait_idle(self, timeout: float | None = None) -> None:
+        """Wait for every run going on now to end (tests; graceful shutdown)."""
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            run.join(timeout)
+
+    # ------------------------------------------------------------------ internals
+
+    def _begin(
         self, rec: ExecutionRecord, on_event: Callable[[HistoryEvent], None] | None
-    ) -> ExecutionRecord:
+    ) -> LocalRun:
+        self.dag(rec.workflow)
+        run = LocalRun(rec, on_event)
+        with self._lock:
+            if rec.execution_id in self._runs:
+                raise Conflict(f"execution {rec.name!r} is running in this engine")
+            self._runs[rec.execution_id] = run
+        return run
+
+    def _run(self, run: LocalRun) -> None:
+        """Run to the end and record the outcome; never raises (``run.wait`` does)."""
+        try:
+            if self._admission is None:
+                run.final = self._execute(run)
+            else:
+                with self._admission:
+                    run.final = self._execute(run)
+        except BaseException as exc:
+            run.error = exc
+            # Ctrl-C (not an Exception) leaves the record RUNNING: a redrive continues it.
+            if isinstance(exc, Exception):
+                logger.exception("execution %s failed outside the interpreter", run.execution_id)
+                self._record_failure(run.record, exc)
+        finally:
+            with self._lock:
+                if self._runs.get(run.execution_id) is run:
+                    del self._runs[run.execution_id]
+            self._notify("on_finish", run)
+            run._done.set()
+
+    def _execute(self, run: LocalRun) -> ExecutionRecord:
+        rec = run.record
         sm = self.machine(rec.workflow)
         offset = len(self.store.get_events(rec.execution_id)) if rec.redrive_count else 0
         history = self.history
+        on_event = run.on_event
 
         def sink(event: HistoryEvent) -> None:
             if on_event is not None:
                 on_event(event)
             history.put(rec.execution_id, offset, event)
 
+        invoke = self._invoker(run)
+        redrive = rec.redrive_count
+
+        def handler(resource: str, parameters: Any, ctx: TaskContext) -> Any:
+            if not run._task_allowed():  # the execution is ABORTED: this result is dropped
+                raise TaskFailure(CANCEL_ERROR, "the execution was stopped")
+            try:
+                return invoke({**parameters, "redrive": redrive}, ctx)
+            except Exception as exc:
+                # Lambda's contract: error name = exception class, cause = its error JSON.
+                raise TaskFailure(type(exc).__name__, lambda_cause(exc)) from exc
+
         try:
-            redrive = rec.redrive_count
-
-            def handler(resource: str, parameters: Any, ctx: TaskContext) -> Any:
-                return self._task_handler(resource, {**parameters, "redrive": redrive}, ctx)
-
-            result = sm.execute(
+            handle = sm.start(
                 rec.input,
                 task_handler=handler,
                 name=rec.name,
@@ -351,9 +338,32 @@ class LocalEngine:
                 on_event=sink,
                 context_overrides={"Execution": {"RedriveCount": rec.redrive_count}},
             )
+            run._attach(handle)
+            self._notify("on_start", run)
+            result = handle.wait()
         finally:
             history.flush()
-        status = RunStatus(result.status)
+        return self._record_result(rec, result)
+
+    def _invoker(self, run: LocalRun) -> Callable[[Payload, TaskContext], Any]:
+        """The node runner, wrapped by each hook's ``invoke`` (the first hook outermost)."""
+
+        call: Callable[[Payload, TaskContext], Any] = self._run_node
+        for hook in reversed(self.hooks):
+            call = _wrap(hook, run, call)
+        return call
+
+    def _run_node(self, payload: Payload, ctx: TaskContext) -> Any:
+        return self.runner.handle(payload)
+
+    def _notify(self, point: str, run: LocalRun) -> None:
+        for hook in self.hooks:
+            try:
+                getattr(hook, point)(run)
+            except Exception:  # an observer must not take the run down
+                logger.exception("hook %s.%s failed", type(hook).__name__, point)
+
+    def _record_result(self, rec: ExecutionRecord, result: ExecutionResult) -> ExecutionRecord:
         output = (
             self.workflow_output(rec.execution_id, rec.workflow)
             if result.status == "SUCCEEDED"
@@ -361,7 +371,7 @@ class LocalEngine:
         )
         return self.store.update_execution(
             rec.execution_id,
-            status=status,
+            status=RunStatus(result.status),
             expected=[RunStatus.RUNNING],
             output=output,
             error=result.error,
@@ -369,12 +379,18 @@ class LocalEngine:
             ended_at=datetime.now(UTC),
         )
 
-    def _task_handler(self, resource: str, parameters: Any, ctx: TaskContext) -> Any:
+    def _record_failure(self, rec: ExecutionRecord, exc: Exception) -> None:
         try:
-            return self.runner.handle(parameters)
-        except Exception as exc:
-            # Lambda's contract: error name = exception class, cause = its error JSON.
-            raise TaskFailure(type(exc).__name__, lambda_cause(exc)) from exc
+            self.store.update_execution(
+                rec.execution_id,
+                status=RunStatus.FAILED,
+                expected=[RunStatus.RUNNING],
+                error=type(exc).__name__,
+                cause=str(exc),
+                ended_at=datetime.now(UTC),
+            )
+        except Exception:
+            logger.exception("could not record the failure of %s", rec.execution_id)
 
     def workflow_output(self, execution_id: str, workflow: str) -> Any:
         """The workflow's result: its sink node's output, or {sink: output} for several."""
@@ -386,41 +402,63 @@ class LocalEngine:
         return outputs[dag.sinks[0]] if len(dag.sinks) == 1 else outputs
 
 
-def reusable_nodes(store: ExecutionStore, dag: Dag, execution_id: str, from_node: str) -> list[str]:
-    """Nodes whose stored outputs a rerun from ``from_node`` reuses: every succeeded node
-    that is neither ``from_node`` nor downstream of it."""
-    anc = ancestor_sets(dag.preds)
-    downstream = {n for n in dag.nodes if from_node in anc[n]} | {from_node}
-    return [
-        r.node
-        for r in store.list_nodes(execution_id)
-        if r.node not in downstream and r.status is NodeStatus.SUCCEEDED
-    ]
+def _wrap(
+    hook: EngineHooks, run: LocalRun, inner: Callable[[Payload, TaskContext], Any]
+) -> Callable[[Payload, TaskContext], Any]:
+    def call(payload: Payload, ctx: TaskContext) -> Any:
+        return hook.invoke(run, payload, ctx, lambda p: inner(p, ctx))
+
+    return call
 
 
-def validate_input(dag: Dag, input: Any) -> None:
-    """Fail fast, before anything runs, when the input does not fit any ``params`` type."""
-    try:
-        json.dumps(input, allow_nan=False)
-    except (TypeError, ValueError) as exc:  # NaN/Infinity, sets, objects: not storable JSON
-        raise InputValidationError(
-            f"workflow {dag.workflow!r}: execution input is not JSON ({exc})"
-        ) from None
-    for node in dag.nodes.values():
-        param = node.param(PARAMS)
-        if param is None:
-            continue
-        try:
-            TypeAdapter(param.annotation).validate_python(input)
-        except ValidationError as exc:
-            details = "; ".join(
-                f"{'.'.join(str(x) for x in e['loc']) or '(input)'}: {e['msg']}"
-                for e in exc.errors()
-            )
-            raise InputValidationError(
-                f"workflow {dag.workflow!r}: execution input rejected by node {node.name!r} "
-                f"(parameter {PARAMS!r}): {details}"
-            ) from None
+class LocalLauncher:
+    """The lifecycle's launcher on a :class:`LocalEngine`: runs are threads of this
+    process, so a RUNNING record no thread here runs (a crashed process) is not live.
+
+    ``run`` is the last run this launcher launched: the engine's blocking methods use
+    a launcher of their own per call and wait for it.
+    """
+
+    def __init__(
+        self, engine: LocalEngine, *, on_event: Callable[[HistoryEvent], None] | None = None
+    ) -> None:
+        self.engine = engine
+        self.on_event = on_event
+        self.run: LocalRun | None = None
+
+    def workflow(self, name: str) -> Dag:
+        return self.engine.dag(name)
+
+    def execution_id(self, workflow: str, name: str) -> str:
+        return execution_arn(workflow, name)
+
+    def definition_sha(self, workflow: str) -> str:
+        return self.engine.definition_sha(workflow)
+
+    def launch(self, rec: ExecutionRecord) -> None:
+        self.run = self.engine.start(rec, on_event=self.on_event)
+
+    def ensure_launched(self, rec: ExecutionRecord) -> None:
+        """Nothing: a replayed start never launches twice here; a RUNNING record whose
+        process is gone is continued by a redrive."""
+
+    def is_live(self, rec: ExecutionRecord) -> bool:
+        return self.engine.running(rec.execution_id) is not None
+
+    def relaunch(self, rec: ExecutionRecord) -> None:
+        self.launch(rec)
+
+    def stop(self, rec: ExecutionRecord, *, error: str, cause: str) -> Stopped:
+        run = self.engine.cancel(rec.execution_id, error=error, cause=cause)
+        if run is None:
+            return Stopped(live=False)
+        run.join(STOP_WAIT_S)
+        return Stopped(record=self.engine.store.get_execution(rec.execution_id))
+
+    def wait(self) -> ExecutionRecord:
+        """The final record of the run launched last."""
+        assert self.run is not None, "nothing was launched"
+        return self.run.wait()
 
 
 def _sha(definition: Mapping[str, Any]) -> str:
@@ -429,4 +467,11 @@ def _sha(definition: Mapping[str, Any]) -> str:
     return hashlib.sha256(to_json(definition).encode()).hexdigest()
 
 
-__all__ = ["LOCAL_FUNCTION_ARN", "LocalEngine", "ResumeNotAllowed", "execution_arn"]
+__all__ = [
+    "LOCAL_FUNCTION_ARN",
+    "EngineHooks",
+    "LocalEngine",
+    "LocalLauncher",
+    "LocalRun",
+    "execution_arn",
+]

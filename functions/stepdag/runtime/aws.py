@@ -1,10 +1,12 @@
-"""AWS plumbing for the DynamoDB store: lazy boto3 clients, error translation, S3 offload.
+"""AWS plumbing: lazy boto3 clients, AWS error translation, the DynamoDB store's S3 offload.
 
-Nothing here imports boto3/botocore at module level: the pure core (and the local engine)
-must import without the ``aws`` extra, and a Lambda should not pay for a client it never
-uses.  Clients are created on first use -- not at import, not in ``__init__`` -- so a
-store can be built at module scope of a handler (outside the handler function, to be
-reused across invocations) without touching the network or the credential chain.
+Shared by every AWS-backed part of the runtime -- the DynamoDB store, the Step Functions
+launcher (``runtime/stepfunctions.py``), the status recorder.  Nothing here imports
+boto3/botocore at module level: the pure core (and the local engine) must import without
+the ``aws`` extra, and a Lambda should not pay for a client it never uses.  Clients are
+created on first use -- not at import, not in ``__init__`` -- so a store can be built at
+module scope of a handler (outside the handler function, to be reused across
+invocations) without touching the network or the credential chain.
 
 Offloaded payloads are *content-addressed*: the object key ends in the SHA-256 of the
 JSON text.  The store uploads *before* its conditional write (see
