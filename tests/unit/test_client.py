@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import stepdag
-from stepdag.api.app import build_app
 from stepdag.api.service import LocalExecutionService
 from stepdag.cli.client import NoOutput
-from stepdag.cli.serve import make_server
 from stepdag.client import Deployment, Run, RunTimeout, connect
 from stepdag.core.status import RunStatus
 from stepdag.runtime.sqlite import SqliteStore
+from tests.support.api_server import serving
 from tests.unit.api import workflows
 
 
@@ -63,18 +61,13 @@ def api(tmp_path: Path) -> Iterator[str]:
     workflows.GATE.clear()
     store = SqliteStore(tmp_path / "server" / "api.db")
     service = LocalExecutionService(store, workflows.ALL)
-    httpd = make_server(build_app(service), "127.0.0.1", 0)
-    httpd.RequestHandlerClass.log_message = lambda *args: None  # type: ignore[method-assign]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}"
-    finally:
-        workflows.GATE.set()
-        httpd.shutdown()
-        httpd.server_close()
-        service.wait_idle()
-        store.close()
+    with serving(service) as url:
+        try:
+            yield url
+        finally:
+            workflows.GATE.set()
+    service.wait_idle()
+    store.close()
 
 
 def test_deployment_over_the_rest_api(api: str, tmp_path: Path) -> None:

@@ -16,17 +16,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from stepdag.api.app import build_app
 from stepdag.api.service import LocalExecutionService
 from stepdag.cli import rest
 from stepdag.cli.client import RemoteError, TargetError
 from stepdag.cli.main import app
 from stepdag.cli.rest import HttpClient, api_base, default_auth
-from stepdag.cli.serve import make_server
 from stepdag.core.errors import StepdagError
 from stepdag.runtime.errors import StoreUnavailable
 from stepdag.runtime.records import NodeKey
 from stepdag.runtime.sqlite import SqliteStore
+from tests.support.api_server import serving
 from tests.unit.api import workflows
 
 REPO = Path(__file__).resolve().parents[3]
@@ -38,19 +37,13 @@ def server(tmp_path: Path) -> Iterator[tuple[str, LocalExecutionService]]:
     workflows.FAIL["on"] = True
     store = SqliteStore(tmp_path / "server" / "api.db")
     service = LocalExecutionService(store, workflows.ALL)
-    httpd = make_server(build_app(service), "127.0.0.1", 0)
-    # Its access log prints on the CLI's console, i.e. into the output under test.
-    httpd.RequestHandlerClass.log_message = lambda *args: None  # type: ignore[method-assign]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}", service
-    finally:
-        workflows.GATE.set()
-        httpd.shutdown()
-        httpd.server_close()
-        service.wait_idle()
-        store.close()
+    with serving(service) as url:
+        try:
+            yield url, service
+        finally:
+            workflows.GATE.set()
+    service.wait_idle()
+    store.close()
 
 
 @pytest.fixture()
