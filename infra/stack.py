@@ -12,6 +12,7 @@ from constructs import Construct
 
 from infra import constants as c
 from infra.bundling import node_runner_code
+from infra.constructs import alarms
 from infra.constructs.api import StepdagApi, api_cors_origins, api_enabled, api_user_pool_arn
 from infra.constructs.functions import NodeRunnerFunctions
 from infra.constructs.observability import StepdagObservability, rollback_alarm_names
@@ -87,6 +88,7 @@ class StepdagStack(Stack):
             functions=self.node_runners.functions,
             alarm_email=settings.alarm_email,
         )
+        self.observability.add_table(self.storage)
         # Final statuses into the table, from Step Functions' status-change events
         # (STANDARD only: EXPRESS executions emit none).
         self.status: StepdagStatusEvents | None = None
@@ -103,12 +105,16 @@ class StepdagStack(Stack):
                 log_level=settings.log_level,
                 retain_data=settings.retain_data,
             )
+            # Its errors also feed the StatusEvents alarm (with its dead-letter depth).
+            self.observability.add_function(
+                alarms.STATUS_FUNCTION_NAME, self.status.function, error_rate=False
+            )
         for name, workflow in self.workflows.items():
             # The alias names its rollback alarms by string; make CloudFormation create
             # them first so a CANARY shift never watches an alarm that is not there yet.
             for alarm_name in rollback_alarm_names(self.stack_name, name):
                 workflow.alias.node.add_dependency(self.observability.alarms[alarm_name])
-        # The REST API (opt-in); the node runners' code asset (CDK stages it once).
+        # The REST API (unless stepdag:api=false); the node runners' code asset (staged once).
         self.api: StepdagApi | None = None
         if api_enabled(self.node):
             self.api = StepdagApi(
@@ -125,6 +131,11 @@ class StepdagStack(Stack):
                 cors_origins=api_cors_origins(self.node),
             )
             CfnOutput(self, c.OUTPUT_API_URL, value=self.api.rest_api.url)
+            self.observability.add_api(self.api.rest_api)
+            # Its handler answers every exception with a 500: an error is a crash.
+            self.observability.add_function(
+                alarms.API_FUNCTION_NAME, self.api.function, error_rate=False
+            )
         # Triggers after the API: with its hook routes, rules start runs through
         # POST /v1/hooks/<workflow>/events (the event id names the execution).
         hooks = self.api.hooks if self.api is not None else None
@@ -139,7 +150,17 @@ class StepdagStack(Stack):
                     triggers=declared,
                     alias_arn=self.workflows[spec.name].alias_arn,
                     event_route=hooks.event_routes.get(spec.name) if hooks else None,
+                    retain_data=settings.retain_data,
                 )
+                self.observability.add_dead_letters(
+                    workflow_construct_id(spec.name) + c.TRIGGERS_ID_SUFFIX,
+                    self.triggers[spec.name].dead_letters,
+                )
+        self.observability.add_cost(
+            self.storage,
+            self.api.rest_api if self.api else None,
+            standard=settings.state_machine_type == "STANDARD",
+        )
         self._outputs()
 
     def _outputs(self) -> None:

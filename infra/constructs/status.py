@@ -112,7 +112,7 @@ class StepdagStatusEvents(Construct):
             description="stepdag status recorder",
             removal_policy=removal,
         )
-        storage.grant_node_runner(self.role)
+        storage.grant_store(self.role, update_executions=True)
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=list(c.STATUS_EXECUTION_ACTIONS),
