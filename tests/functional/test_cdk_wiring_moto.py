@@ -29,7 +29,7 @@ from stepdag.core.loader import load_workflow
 from stepdag.core.triggers import EventTrigger, ScheduleTrigger
 from stepdag.runtime.sqlite import SqliteStore
 from tests.infra.conftest import Synthesized, synthesize
-from tests.support.cfn import Resolver, only
+from tests.support.cfn import Resolver, create_queue, only
 from tests.unit.api import workflows
 from tests.unit.core.test_triggers import EVENT
 
@@ -79,6 +79,14 @@ def _resolver(synth: Synthesized) -> Resolver:
     return resolve
 
 
+def _create_queues(synth: Synthesized, resolve: Resolver) -> dict[str, str]:
+    """The template's SQS queues (the dead-letter queues) in moto: {logical id: ARN}."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    return {
+        q: create_queue(sqs, synth.resources, resolve, q) for q in synth.of_type("AWS::SQS::Queue")
+    }
+
+
 def _put(events: Any, event: dict[str, Any]) -> None:
     entry = {
         "Source": event["source"],
@@ -96,6 +104,7 @@ def test_synthesized_rule_matches_what_stepdag_trigger_matches(
 ) -> None:
     rule_id, props = only(synth.resources, "AWS::Events::Rule", "WorkflowEtlTriggers")
     resolve = _resolver(synth)
+    queues = _create_queues(synth, resolve)
     events = boto3.client("events", region_name=REGION)
     sqs = boto3.client("sqs", region_name=REGION)
     events.put_rule(Name=rule_id, EventPattern=json.dumps(props["EventPattern"]), State="ENABLED")
@@ -106,6 +115,10 @@ def test_synthesized_rule_matches_what_stepdag_trigger_matches(
     assert target["InputTransformer"] == props["Targets"][0]["InputTransformer"]
     assert target["InputTransformer"]["InputPathsMap"]["id"] == "$.id"
     assert target["RoleArn"] == resolve(props["Targets"][0]["RoleArn"])
+    # Deliveries that fail every retry land in the workflow's dead-letter queue.
+    dlq = only(synth.resources, "AWS::SQS::Queue", "WorkflowEtlTriggers")[0]
+    assert target["DeadLetterConfig"] == {"Arn": queues[dlq]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == c.TRIGGER_RETRY_ATTEMPTS
     assert json.loads(events.describe_rule(Name=rule_id)["EventPattern"]) == TRIGGER.pattern
 
     # moto delivers to no Step Functions target and implements no TestEventPattern, so a
@@ -146,7 +159,9 @@ def test_synthesized_rule_matches_what_stepdag_trigger_matches(
 
 def test_synthesized_schedule_reads_back_from_scheduler(synth: Synthesized, aws: None) -> None:
     schedule_id, props = only(synth.resources, "AWS::Scheduler::Schedule", "WorkflowEtlTriggers")
-    target = _resolver(synth)(props["Target"])
+    resolve = _resolver(synth)
+    queues = _create_queues(synth, resolve)
+    target = resolve(props["Target"])
     client = boto3.client("scheduler", region_name=REGION)
     client.create_schedule(
         Name=schedule_id[:64],
@@ -166,6 +181,8 @@ def test_synthesized_schedule_reads_back_from_scheduler(synth: Synthesized, aws:
     assert got["Target"]["RoleArn"].endswith(f":role/{props['Target']['RoleArn']['Fn::GetAtt'][0]}")
     assert json.loads(got["Target"]["Input"]) == SCHEDULE.payload == {"source": "nightly"}
     assert got["Target"]["RetryPolicy"]["MaximumRetryAttempts"] == c.TRIGGER_RETRY_ATTEMPTS
+    dlq = only(synth.resources, "AWS::SQS::Queue", "WorkflowEtlTriggers")[0]
+    assert got["Target"]["DeadLetterConfig"] == {"Arn": queues[dlq]}
 
 
 # ------------------------------------------------------------------ API Gateway
