@@ -16,6 +16,7 @@ from infra.constructs import alarms
 from infra.constructs.api import StepdagApi, api_cors_origins, api_enabled, api_user_pool_arn
 from infra.constructs.functions import NodeRunnerFunctions
 from infra.constructs.observability import StepdagObservability, rollback_alarm_names
+from infra.constructs.rollout import FunctionRollouts
 from infra.constructs.status import StepdagStatusEvents
 from infra.constructs.storage import StepdagStorage
 from infra.constructs.triggers import WorkflowTriggers
@@ -23,6 +24,8 @@ from infra.constructs.workflow import StepdagWorkflow
 from infra.settings import Settings
 from infra.workflows import WorkflowSpec, function_configs
 from stepdag.core.loader import load_workflow
+
+ROLLOUTS_ID = "FunctionRollouts"
 
 
 def workflow_construct_id(name: str) -> str:
@@ -136,6 +139,7 @@ class StepdagStack(Stack):
             self.observability.add_function(
                 alarms.API_FUNCTION_NAME, self.api.function, error_rate=False
             )
+        self.rollouts = self._function_rollouts(settings)
         # Triggers after the API: with its hook routes, rules start runs through
         # POST /v1/hooks/<workflow>/events (the event id names the execution).
         hooks = self.api.hooks if self.api is not None else None
@@ -162,6 +166,36 @@ class StepdagStack(Stack):
             standard=settings.state_machine_type == "STANDARD",
         )
         self._outputs()
+
+    def _function_rollouts(self, settings: Settings) -> FunctionRollouts | None:
+        """CANARY/LINEAR shifts of the API's and status recorder's live aliases, rolled
+        back by their error alarms (as the state machines' aliases are)."""
+        if settings.deployment.type == "ALL_AT_ONCE" or not (self.api or self.status):
+            return None
+        rollouts = FunctionRollouts(self, ROLLOUTS_ID, deployment=settings.deployment)
+        watch = self.observability.alarms
+        name = self.stack_name
+        if self.api is not None:
+            rollouts.add(
+                "Api",
+                self.api.alias,
+                [
+                    watch[c.alarm_name(name, alarms.ALARM_LAMBDA_ERRORS, alarms.API_FUNCTION_NAME)],
+                    watch[c.alarm_name(name, alarms.ALARM_API_SERVER_ERRORS)],
+                ],
+            )
+        if self.status is not None:
+            rollouts.add(
+                "StatusRecorder",
+                self.status.alias,
+                [
+                    watch[
+                        c.alarm_name(name, alarms.ALARM_LAMBDA_ERRORS, alarms.STATUS_FUNCTION_NAME)
+                    ],
+                    watch[c.alarm_name(name, c.ALARM_STATUS_EVENTS)],
+                ],
+            )
+        return rollouts
 
     def _outputs(self) -> None:
         CfnOutput(self, c.OUTPUT_TABLE_NAME, value=self.storage.table.table_name)

@@ -31,6 +31,7 @@ from infra.constructs.functions import (
     stepdag_function,
 )
 from infra.constructs.hooks import StepdagHooks
+from infra.constructs.rollout import live_alias
 from infra.constructs.storage import StepdagStorage
 from infra.constructs.workflow import StepdagWorkflow
 from infra.nag import acknowledge
@@ -155,7 +156,9 @@ class StepdagApi(Construct):
         validator = self.rest_api.add_request_validator(
             "RequestValidator", validate_request_body=True, validate_request_parameters=True
         )
-        integration = apigw.LambdaIntegration(self.function, proxy=True)
+        # The gateway invokes the live alias: a CANARY/LINEAR rollout moves it gradually.
+        self.alias = live_alias(self, self.function)
+        integration = apigw.LambdaIntegration(self.alias, proxy=True)
         v1 = self.rest_api.root.add_resource(c.API_ROUTE_PREFIX)
         proxy = v1.add_proxy(
             default_integration=integration,

@@ -6,7 +6,7 @@
 * Scheduler: the schedule's expression, time zone, target and input read back unchanged.
 * API Gateway: every resource, method and integration of the template is created in moto;
   every route of the Lambda API's OpenAPI document must then resolve (most specific
-  resource first, as API Gateway routes) to the API function with AWS_IAM, and only the
+  resource first, as API Gateway routes) to the API function's live alias with AWS_IAM, and only the
   hook routes reach Step Functions directly.
 """
 
@@ -76,6 +76,11 @@ def _resolver(synth: Synthesized) -> Resolver:
     for fn_id in synth.of_type("AWS::Lambda::Function"):
         fn_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{fn_id}"
         resolve.attrs[(fn_id, "Arn")] = fn_arn
+    for alias_id, alias in synth.of_type("AWS::Lambda::Alias").items():
+        fn_id = alias["Properties"]["FunctionName"]["Ref"]
+        resolve.refs[alias_id] = (
+            f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{fn_id}:{alias['Properties']['Name']}"
+        )
     return resolve
 
 
@@ -289,7 +294,8 @@ def test_every_lambda_route_reaches_the_api_function_with_iam(
         for k, v in synth.of_type("AWS::Lambda::Function").items()
         if v["Properties"]["Handler"] == c.API_HANDLER
     ]
-    fn_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{fn_id}"
+    # The live alias (gradual deploys move it), never $LATEST.
+    fn_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{fn_id}:{c.STATE_MACHINE_ALIAS}"
     routes = _lambda_routes(tmp_path)
     assert len(routes) >= 13  # 11 documented routes, the document and Swagger UI
     for verb, path in routes:
