@@ -62,22 +62,30 @@ def _slug(heading: str) -> str:
     return re.sub(r"[^a-z0-9 _-]", "", heading.strip().lower()).replace(" ", "-")
 
 
-def test_every_alarm_links_a_runbook_section_that_exists(synth: Synthesized) -> None:
-    headings = {
+def runbook_headings() -> set[str]:
+    return {
         _slug(line.lstrip("#"))
         for line in RUNBOOKS.read_text().splitlines()
         if line.startswith("## ")
     }
-    found = _alarms(synth)
-    assert len(found) > 30
+
+
+def alarms_without_runbook(synth: Synthesized) -> dict[str, str]:
+    """{alarm name: its anchor} for every alarm whose runbook link names no section of
+    docs/runbooks.md (or "" when it has no link)."""
+    headings = runbook_headings()
     missing = {}
-    for name, props in found.items():
+    for name, props in _alarms(synth).items():
         match = ANCHOR.search(props["AlarmDescription"])
-        assert match, f"{name}: no runbook link in {props['AlarmDescription']!r}"
-        if match.group(1) not in headings:
-            missing[name] = match.group(1)
-    assert missing == {}
-    assert {k.lower() for k in alarms.ALARM_KINDS} <= headings
+        if match is None or match.group(1) not in headings:
+            missing[name] = match.group(1) if match else ""
+    return missing
+
+
+def test_every_alarm_links_a_runbook_section_that_exists(synth: Synthesized) -> None:
+    assert len(_alarms(synth)) > 30
+    assert alarms_without_runbook(synth) == {}
+    assert {k.lower() for k in alarms.ALARM_KINDS} <= runbook_headings()
 
 
 def test_every_function_has_errors_throttles_and_near_timeout_alarms(

@@ -16,6 +16,7 @@ from infra.workflows import StaleDefinitionError, load_workflows
 from stepdag.core.compile import compile_dag
 from stepdag.core.loader import load_workflow
 from tests.infra.conftest import Synthesized, synthesize
+from tests.infra.test_alarms import alarms_without_runbook
 
 SIZED = textwrap.dedent(
     """
@@ -114,6 +115,10 @@ def test_retain_data_false_lets_the_data_go(variant: Synthesized) -> None:
     variant.template.has_resource_properties(
         "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"}
     )
+
+
+def test_variant_alarms_each_link_a_runbook_section(variant: Synthesized) -> None:
+    assert alarms_without_runbook(variant) == {}
 
 
 def test_variant_passes_cdk_nag_and_cfn_lint(variant: Synthesized) -> None:
