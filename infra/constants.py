@@ -40,25 +40,22 @@ TABLE_GSIS: Final[tuple[tuple[str, str, str], ...]] = tuple(
     (name, partition, contract.STARTED_KEY) for name, partition in contract.INDEXES.items()
 )
 
-# Item-level actions the node runner needs; nothing table-administrative (no Scan either:
-# every access path is a key lookup or an index Query).
+# Item-level actions every stepdag function needs (the store's GetItem/Query/BatchGetItem
+# reads, PutItem and TransactWriteItems of Puts, which IAM checks as PutItem); nothing
+# table-administrative, no Scan, and no deletes: no code deletes an item (records expire
+# by TTL) or an object (by the bucket's lifecycle rule).
 TABLE_DATA_ACTIONS: Final[tuple[str, ...]] = (
     "dynamodb:BatchGetItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:DeleteItem",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:Query",
-    "dynamodb:UpdateItem",
 )
+# update_execution: the API (cancel, redrive, status refresh) and the status recorder only.
+TABLE_UPDATE_ACTIONS: Final[tuple[str, ...]] = ("dynamodb:UpdateItem",)
+# The indexes serve list_executions: the API only.
 TABLE_INDEX_ACTIONS: Final[tuple[str, ...]] = ("dynamodb:Query",)
-BUCKET_OBJECT_ACTIONS: Final[tuple[str, ...]] = (
-    "s3:AbortMultipartUpload",
-    "s3:DeleteObject",
-    "s3:GetObject",
-    "s3:PutObject",
-)
+# One PutObject per offloaded output (never multipart), GetObject to load it.
+BUCKET_OBJECT_ACTIONS: Final[tuple[str, ...]] = ("s3:GetObject", "s3:PutObject")
 # ListBucket (on the bucket, not objects) turns a missing key into 404 instead of 403.
 BUCKET_ACTIONS: Final[tuple[str, ...]] = ("s3:ListBucket",)
 
@@ -191,9 +188,9 @@ API_EXECUTION_ACTIONS: Final[tuple[str, ...]] = (
     "states:RedriveExecution",
     "states:StopExecution",
 )
-# The API is opt-in: it adds a public endpoint and sets the account's API Gateway
-# CloudWatch role (AWS::ApiGateway::Account, one per account and region).
-CTX_API_ENABLED: Final = "stepdag:api"  # true: deploy the REST API
+# The API is on by default; false leaves it out (it sets the account's API Gateway
+# CloudWatch role, AWS::ApiGateway::Account, one per account and region).
+CTX_API_ENABLED: Final = "stepdag:api"  # false: no REST API
 # Optional Cognito user pool authorizer instead of IAM (a user pool ARN).
 CTX_API_USER_POOL_ARN: Final = "stepdag:apiUserPoolArn"
 # Optional comma-separated origins allowed to call the API from a browser (CORS), e.g. the

@@ -12,9 +12,11 @@ from constructs import Construct
 
 from infra import constants as c
 from infra.bundling import node_runner_code
+from infra.constructs import alarms
 from infra.constructs.api import StepdagApi, api_cors_origins, api_enabled, api_user_pool_arn
 from infra.constructs.functions import NodeRunnerFunctions, function_id
 from infra.constructs.observability import StepdagObservability, rollback_alarm_names
+from infra.constructs.rollout import FunctionRollouts
 from infra.constructs.status import StepdagStatusEvents
 from infra.constructs.storage import StepdagStorage
 from infra.constructs.triggers import WorkflowTriggers
@@ -23,6 +25,8 @@ from infra.settings import Settings
 from infra.workflows import WorkflowSpec, function_configs
 from stepdag import constants as contract
 from stepdag.core.loader import load_workflow
+
+ROLLOUTS_ID = "FunctionRollouts"
 
 
 def workflow_construct_id(name: str) -> str:
@@ -88,6 +92,7 @@ class StepdagStack(Stack):
             functions=self.node_runners.functions,
             alarm_email=settings.alarm_email,
         )
+        self.observability.add_table(self.storage)
         # Final statuses into the table, from Step Functions' status-change events
         # (STANDARD only: EXPRESS executions emit none).
         self.status: StepdagStatusEvents | None = None
@@ -104,12 +109,16 @@ class StepdagStack(Stack):
                 log_level=settings.log_level,
                 retain_data=settings.retain_data,
             )
+            # Its errors also feed the StatusEvents alarm (with its dead-letter depth).
+            self.observability.add_function(
+                alarms.STATUS_FUNCTION_NAME, self.status.function, error_rate=False
+            )
         for name, workflow in self.workflows.items():
             # The alias names its rollback alarms by string; make CloudFormation create
             # them first so a CANARY shift never watches an alarm that is not there yet.
             for alarm_name in rollback_alarm_names(self.stack_name, name):
                 workflow.alias.node.add_dependency(self.observability.alarms[alarm_name])
-        # The REST API (opt-in); the node runners' code asset (CDK stages it once).
+        # The REST API (unless stepdag:api=false); the node runners' code asset (staged once).
         self.api: StepdagApi | None = None
         if api_enabled(self.node):
             self.api = StepdagApi(
@@ -126,6 +135,12 @@ class StepdagStack(Stack):
                 cors_origins=api_cors_origins(self.node),
             )
             CfnOutput(self, c.OUTPUT_API_URL, value=self.api.rest_api.url)
+            self.observability.add_api(self.api.rest_api)
+            # Its handler answers every exception with a 500: an error is a crash.
+            self.observability.add_function(
+                alarms.API_FUNCTION_NAME, self.api.function, error_rate=False
+            )
+        self.rollouts = self._function_rollouts(settings)
         # Triggers after the API: with its hook routes, rules start runs through
         # POST /v1/hooks/<workflow>/events (the event id names the execution).
         hooks = self.api.hooks if self.api is not None else None
@@ -140,8 +155,48 @@ class StepdagStack(Stack):
                     triggers=declared,
                     alias_arn=self.workflows[spec.name].alias_arn,
                     event_route=hooks.event_routes.get(spec.name) if hooks else None,
+                    retain_data=settings.retain_data,
                 )
+                self.observability.add_dead_letters(
+                    workflow_construct_id(spec.name) + c.TRIGGERS_ID_SUFFIX,
+                    self.triggers[spec.name].dead_letters,
+                )
+        self.observability.add_cost(
+            self.storage,
+            self.api.rest_api if self.api else None,
+            standard=settings.state_machine_type == "STANDARD",
+        )
         self._outputs()
+
+    def _function_rollouts(self, settings: Settings) -> FunctionRollouts | None:
+        """CANARY/LINEAR shifts of the API's and status recorder's live aliases, rolled
+        back by their error alarms (as the state machines' aliases are)."""
+        if settings.deployment.type == "ALL_AT_ONCE" or not (self.api or self.status):
+            return None
+        rollouts = FunctionRollouts(self, ROLLOUTS_ID, deployment=settings.deployment)
+        watch = self.observability.alarms
+        name = self.stack_name
+        if self.api is not None:
+            rollouts.add(
+                "Api",
+                self.api.alias,
+                [
+                    watch[c.alarm_name(name, alarms.ALARM_LAMBDA_ERRORS, alarms.API_FUNCTION_NAME)],
+                    watch[c.alarm_name(name, alarms.ALARM_API_SERVER_ERRORS)],
+                ],
+            )
+        if self.status is not None:
+            rollouts.add(
+                "StatusRecorder",
+                self.status.alias,
+                [
+                    watch[
+                        c.alarm_name(name, alarms.ALARM_LAMBDA_ERRORS, alarms.STATUS_FUNCTION_NAME)
+                    ],
+                    watch[c.alarm_name(name, c.ALARM_STATUS_EVENTS)],
+                ],
+            )
+        return rollouts
 
     def _outputs(self) -> None:
         CfnOutput(self, c.OUTPUT_TABLE_NAME, value=self.storage.table.table_name)

@@ -31,6 +31,7 @@ from infra.constructs.functions import (
     stepdag_function,
 )
 from infra.constructs.hooks import StepdagHooks
+from infra.constructs.rollout import live_alias
 from infra.constructs.storage import StepdagStorage
 from infra.constructs.workflow import StepdagWorkflow
 from infra.nag import acknowledge
@@ -40,14 +41,21 @@ _ORIGIN = re.compile(ORIGIN_PATTERN)
 
 
 def api_enabled(node: Node) -> bool:
-    """The ``stepdag:api`` context flag (``true``/``false``, a string on the command line)."""
+    """The ``stepdag:api`` context flag (``true``/``false``, a string on the command line).
+
+    On by default: runs come from API requests. ``false`` leaves the API out, for an
+    account whose API Gateway CloudWatch role (``AWS::ApiGateway::Account``, one per
+    account and region) another stack owns, or a stack driven by triggers alone.
+    """
     value = node.try_get_context(c.CTX_API_ENABLED)
-    if isinstance(value, bool) or value is None:
-        return bool(value)
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
+    if value is None:
         return True
-    if text in ("", "0", "false", "no", "off"):
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("", "1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{c.CTX_API_ENABLED}: expected a boolean, got {value!r}")
 
@@ -148,7 +156,9 @@ class StepdagApi(Construct):
         validator = self.rest_api.add_request_validator(
             "RequestValidator", validate_request_body=True, validate_request_parameters=True
         )
-        integration = apigw.LambdaIntegration(self.function, proxy=True)
+        # The gateway invokes the live alias: a CANARY/LINEAR rollout moves it gradually.
+        self.alias = live_alias(self, self.function)
+        integration = apigw.LambdaIntegration(self.alias, proxy=True)
         v1 = self.rest_api.root.add_resource(c.API_ROUTE_PREFIX)
         proxy = v1.add_proxy(
             default_integration=integration,
@@ -224,7 +234,7 @@ class StepdagApi(Construct):
             description="stepdag REST API function",
             removal_policy=removal,
         )
-        storage.grant_node_runner(self.role)
+        storage.grant_store(self.role, update_executions=True, list_executions=True)
         ordered = [workflows[name] for name in sorted(workflows)]
         if ordered:
             self.role.add_to_policy(

@@ -104,7 +104,7 @@ def stepdag_function(
 def acknowledge_storage_grants(
     role: iam.Role, storage: StepdagStorage, objects_reason: str
 ) -> None:
-    """cdk-nag IAM5 on a traced function that ``storage.grant_node_runner`` was given."""
+    """cdk-nag IAM5 on a traced function that ``storage.grant_store`` was given."""
     stack = Stack.of(role)
     bucket = stack.get_logical_id(storage.bucket.node.default_child)  # type: ignore[arg-type]
     policy = role.node.find_child("DefaultPolicy")
@@ -174,7 +174,7 @@ class NodeRunnerFunctions(Construct):
             description=f"stepdag node runner {name}",
             removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY,
         )
-        storage.grant_node_runner(role)
+        storage.grant_store(role)
         fn = stepdag_function(
             self,
             name,

@@ -1,5 +1,9 @@
 """Alarms (to an encrypted SNS topic) and one CloudWatch dashboard for the whole stack.
 
+Workflow alarms live here; the API, DynamoDB, Lambda and queue alarms in
+``infra.constructs.alarms``, the dashboard rows beyond workflows and functions in
+``infra.constructs.dashboard``; the stack hooks each part up as it builds it.
+
 Alarm names are fixed strings from ``infra.constants.alarm_name`` so the ``live`` aliases
 can name their rollback alarms without referencing them, and docs/runbooks.md can be
 searched by the alarm's kind suffix.
@@ -10,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration, Stack
+from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -17,30 +22,19 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import constants as c
+from infra.constructs import alarms, dashboard
+from infra.constructs.alarms import PERIOD
+from infra.constructs.dashboard import node_metric
 from infra.constructs.functions import function_id
+from infra.constructs.storage import StepdagStorage
 from infra.constructs.workflow import StepdagWorkflow
 
-PERIOD = Duration.minutes(5)
 SFN_NAMESPACE = "AWS/States"
-
-
-def node_metric(workflow: str, node: str, metric_name: str, *, label: str = "") -> cw.Metric:
-    """An EMF metric from the node runner: dimensions service, workflow, node."""
-    return cw.Metric(
-        namespace=c.METRIC_NAMESPACE,
-        metric_name=metric_name,
-        dimensions_map={
-            c.DIMENSION_SERVICE: c.SERVICE_NAME,
-            c.DIMENSION_WORKFLOW: workflow,
-            c.DIMENSION_NODE: node,
-        },
-        statistic="Sum",
-        period=PERIOD,
-        label=label or f"{node} {metric_name}",
-    )
+INDEX_NAMES: tuple[str, ...] = tuple(name for name, _, _ in c.TABLE_GSIS)
 
 
 class StepdagObservability(Construct):
@@ -94,8 +88,12 @@ class StepdagObservability(Construct):
         )
         for workflow in workflows:
             self._workflow(workflow, p95_duration.get(workflow.spec.name))
+        self.node_runners = dict(functions)
+        # Every function of the stack, by display name (the dollars-per-day row reads them).
+        self.functions: dict[str, lambda_.Function] = {}
         for key, fn in functions.items():
-            self._function(function_id(key), fn)
+            # A node runner's invocation also fails with the node's own exception.
+            self.add_function(function_id(key), fn, error_rate=True)
 
     # -- alarms ---------------------------------------------------------------------------
 
@@ -220,8 +218,41 @@ class StepdagObservability(Construct):
             ),
             cw.GraphWidget(title=f"{name}: node failures", left=node_failures, width=8),
         )
+        self.dashboard.add_widgets(*dashboard.node_widgets(name, workflow.spec.nodes))
 
-    def _function(self, name: str, fn: lambda_.Function) -> None:
+    def add_table(self, storage: StepdagStorage) -> None:
+        """Throttle and system-error alarms on the node-state table, and its row."""
+        alarms.table_alarms(self.add_alarm, self, storage.table, INDEX_NAMES)
+        self.dashboard.add_widgets(*dashboard.table_widgets(storage.table, INDEX_NAMES))
+
+    def add_api(self, rest_api: apigw.RestApi) -> None:
+        """5XX-rate and p99-latency alarms on the REST API, and its row."""
+        alarms.api_alarms(self.add_alarm, self, rest_api)
+        self.dashboard.add_widgets(*dashboard.api_widgets(rest_api))
+
+    def add_dead_letters(self, name: str, queue: sqs.Queue) -> None:
+        """An alarm as soon as ``queue`` (a dead-letter queue) holds a message."""
+        alarms.dead_letter_alarm(self.add_alarm, self, name, queue)
+
+    def add_cost(
+        self, storage: StepdagStorage, rest_api: apigw.RestApi | None, *, standard: bool
+    ) -> None:
+        """The dollars-per-day row, over every function added so far."""
+        total, parts = dashboard.cost_expression(
+            node_runners=self.node_runners,
+            functions=self.functions,
+            table=storage.table,
+            index_names=INDEX_NAMES,
+            rest_api=rest_api,
+            standard=standard,
+        )
+        self.dashboard.add_widgets(*dashboard.cost_widgets(total, parts))
+
+    def add_function(self, name: str, fn: lambda_.Function, *, error_rate: bool) -> None:
+        """Throttles, errors and duration-near-timeout alarms, and the function's row
+        (``error_rate``: see ``alarms.function_alarms``)."""
+        self.functions[name] = fn
+        alarms.function_alarms(self.add_alarm, self, name, fn, error_rate=error_rate)
         self._alarm(
             f"{name}{c.ALARM_LAMBDA_THROTTLES}",
             c.alarm_name(self.stack_name, c.ALARM_LAMBDA_THROTTLES, name),
@@ -246,7 +277,10 @@ class StepdagObservability(Construct):
             ),
             cw.GraphWidget(
                 title=f"{name}: duration",
-                left=[fn.metric_duration(statistic="p95", period=PERIOD)],
+                left=[
+                    fn.metric_duration(statistic=p, period=PERIOD, label=f"{p} (ms)")
+                    for p in ("p50", "p95", "p99")
+                ],
                 right=[fn.metric("ConcurrentExecutions", statistic="Maximum", period=PERIOD)],
                 width=12,
             ),

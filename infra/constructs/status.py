@@ -37,10 +37,13 @@ from infra.constructs.functions import (
     function_role,
     stepdag_function,
 )
+from infra.constructs.rollout import live_alias
 from infra.constructs.storage import StepdagStorage
 from infra.constructs.workflow import StepdagWorkflow
 from infra.nag import acknowledge
 from stepdag.constants import STATUS_EVENT_DETAIL_TYPE, STATUS_EVENT_SOURCE
+
+STATUS_MAX_EVENT_AGE = Duration.hours(6)  # Lambda's async retries of one event, at most
 
 AlarmFactory = Callable[..., cw.Alarm]
 """``(construct_id, alarm_name, **cw.Alarm props)``: the observability construct's alarms
@@ -74,6 +77,13 @@ class StepdagStatusEvents(Construct):
             removal_policy=removal,
         )
         self.function = self._function(code, storage, ordered, log_level, removal)
+        # The rule invokes the live alias (a CANARY/LINEAR rollout moves it gradually).
+        self.alias = live_alias(
+            self,
+            self.function,
+            retry_attempts=c.STATUS_FUNCTION_RETRY_ATTEMPTS,
+            max_event_age=STATUS_MAX_EVENT_AGE,
+        )
         self.rule = events.Rule(
             self,
             "Rule",
@@ -85,7 +95,7 @@ class StepdagStatusEvents(Construct):
             ),
             targets=[
                 targets.LambdaFunction(
-                    self.function,
+                    self.alias,
                     dead_letter_queue=self.dead_letters,
                     retry_attempts=c.STATUS_TARGET_RETRY_ATTEMPTS,
                     max_event_age=Duration.hours(24),
@@ -112,7 +122,7 @@ class StepdagStatusEvents(Construct):
             description="stepdag status recorder",
             removal_policy=removal,
         )
-        storage.grant_node_runner(self.role)
+        storage.grant_store(self.role, update_executions=True)
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=list(c.STATUS_EXECUTION_ACTIONS),
@@ -144,7 +154,7 @@ class StepdagStatusEvents(Construct):
             # ones, so one queue and one alarm cover every lost status change.
             dead_letter_queue=self.dead_letters,
             retry_attempts=c.STATUS_FUNCTION_RETRY_ATTEMPTS,
-            max_event_age=Duration.hours(6),
+            max_event_age=STATUS_MAX_EVENT_AGE,
             description="stepdag status recorder (Step Functions status-change events)",
         )
 

@@ -100,22 +100,32 @@ class StepdagStorage(Construct):
             removal_policy=removal,
         )
 
-    def grant_node_runner(self, grantee: iam.IGrantable) -> None:
-        """Item read/write on the table and its two indexes, object read/write on the bucket.
+    def grant_store(
+        self,
+        grantee: iam.IGrantable,
+        *,
+        update_executions: bool = False,
+        list_executions: bool = False,
+    ) -> None:
+        """What a stepdag function needs of the store, and no more: item reads and puts on
+        the table, object reads and puts on the bucket; ``update_executions`` adds
+        UpdateItem (execution records), ``list_executions`` a Query on the indexes.
 
-        Written out instead of ``grant_read_write_data``: that grant adds ``index/*`` and
-        table-describe actions the runner never uses.
+        Written out instead of ``grant_read_write_data``: that grant adds deletes,
+        ``index/*`` and table-describe actions no stepdag code uses.
         """
         table_arn = self.table.table_arn
+        actions = [*c.TABLE_DATA_ACTIONS, *(c.TABLE_UPDATE_ACTIONS if update_executions else ())]
         grantee.grant_principal.add_to_principal_policy(
-            iam.PolicyStatement(actions=list(c.TABLE_DATA_ACTIONS), resources=[table_arn])
+            iam.PolicyStatement(actions=sorted(actions), resources=[table_arn])
         )
-        grantee.grant_principal.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=list(c.TABLE_INDEX_ACTIONS),
-                resources=[f"{table_arn}/index/{name}" for name, _, _ in c.TABLE_GSIS],
+        if list_executions:
+            grantee.grant_principal.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=list(c.TABLE_INDEX_ACTIONS),
+                    resources=[f"{table_arn}/index/{name}" for name, _, _ in c.TABLE_GSIS],
+                )
             )
-        )
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=list(c.BUCKET_OBJECT_ACTIONS),

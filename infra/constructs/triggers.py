@@ -16,6 +16,11 @@ several event triggers, as ``stepdag trigger`` names it), so a redelivered event
 delivers at least once) finds the run it started instead of starting a second (Standard
 workflows). The rule's events role may only ``execute-api:Invoke`` that one route.
 
+Nothing is dropped silently: every rule target and schedule target retries
+(``TRIGGER_RETRY_ATTEMPTS``, at most ``TRIGGER_MAX_EVENT_AGE``) and then sends the event to
+the workflow's one SSE-encrypted SQS dead-letter queue (``dead_letters``), whose depth the
+stack alarms on (``DeadLetters`` in docs/runbooks.md).
+
 Without that route (no API, or the Cognito authorizer, which gets no hook routes) the
 rule targets the alias directly; an EventBridge Step Functions target cannot set the
 execution name, so there a redelivered event can start a second execution. Schedules
@@ -29,16 +34,18 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from aws_cdk import Aws
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import constants as c
 from infra.constructs.hooks import EVENT_KEY_FIELD, EventRoute
+from infra.nag import acknowledge
 from stepdag.core.triggers import EventTrigger, ScheduleTrigger, Trigger, input_transformer
 
 # Top-level event pattern keys the L2 EventPattern names (others are set as overrides).
@@ -62,6 +69,11 @@ def trigger_construct_id(name: str) -> str:
 
 
 EVENT_ID_PATH = "$.id"
+DEAD_LETTERS_ID = "DeadLetters"
+TRIGGER_DEAD_LETTER_ACTIONS: tuple[str, ...] = ("sqs:SendMessage",)
+# How long EventBridge and Scheduler keep retrying one delivery before dead-lettering it.
+TRIGGER_MAX_EVENT_AGE = Duration.hours(24)
+DEAD_LETTER_RETENTION = Duration.days(14)  # SQS's maximum: time to replay after an incident
 
 
 def keyed_input_transformer(
@@ -102,6 +114,7 @@ class WorkflowTriggers(Construct):
         triggers: Sequence[Trigger],
         alias_arn: str,
         event_route: EventRoute | None = None,
+        retain_data: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         self.workflow = workflow
@@ -111,6 +124,21 @@ class WorkflowTriggers(Construct):
         self.rules: dict[str, events.Rule] = {}
         self.schedules: dict[str, scheduler.CfnSchedule] = {}
         self.scheduler_role: iam.Role | None = None
+        # One queue for the workflow's rules and schedules: one alarm, one place to replay.
+        self.dead_letters = sqs.Queue(
+            self,
+            DEAD_LETTERS_ID,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=DEAD_LETTER_RETENTION,
+            removal_policy=RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY,
+        )
+        acknowledge(
+            self.dead_letters,
+            "AwsSolutions-SQS3",
+            "This queue IS the dead-letter queue of the workflow's rule and schedule "
+            "targets; a DLQ of a DLQ would only move the problem.",
+        )
         event_triggers = [t for t in triggers if isinstance(t, EventTrigger)]
         if event_triggers:
             target = self._target(len(event_triggers))
@@ -127,7 +155,12 @@ class WorkflowTriggers(Construct):
             # One IStateMachine for the alias: the SfnStateMachine target makes one
             # events role per machine, allowed states:StartExecution on the alias only.
             live = sfn.StateMachine.from_state_machine_arn(self, c.TRIGGER_ALIAS_ID, self.alias_arn)
-            return targets.SfnStateMachine(live, retry_attempts=c.TRIGGER_RETRY_ATTEMPTS)
+            return targets.SfnStateMachine(
+                live,
+                retry_attempts=c.TRIGGER_RETRY_ATTEMPTS,
+                max_event_age=TRIGGER_MAX_EVENT_AGE,
+                dead_letter_queue=self.dead_letters,
+            )
         route = self.event_route
         self.events_role = iam.Role(
             self,
@@ -147,6 +180,8 @@ class WorkflowTriggers(Construct):
             stage=route.stage,
             event_role=self.events_role.without_policy_updates(),
             retry_attempts=c.TRIGGER_RETRY_ATTEMPTS,
+            max_event_age=TRIGGER_MAX_EVENT_AGE,
+            dead_letter_queue=self.dead_letters,
         )
 
     def _rule(self, t: EventTrigger, target: events.IRuleTarget, suffix: str | None) -> events.Rule:
@@ -192,7 +227,12 @@ class WorkflowTriggers(Construct):
                 role_arn=role.role_arn,
                 input=json.dumps(s.payload, separators=(",", ":")),
                 retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
-                    maximum_retry_attempts=c.TRIGGER_RETRY_ATTEMPTS
+                    maximum_retry_attempts=c.TRIGGER_RETRY_ATTEMPTS,
+                    maximum_event_age_in_seconds=int(TRIGGER_MAX_EVENT_AGE.to_seconds()),
+                ),
+                # Scheduler sends there with the schedule's role (granted below).
+                dead_letter_config=scheduler.CfnSchedule.DeadLetterConfigProperty(
+                    arn=self.dead_letters.queue_arn
                 ),
             ),
         )
@@ -211,6 +251,12 @@ class WorkflowTriggers(Construct):
             self.scheduler_role.add_to_policy(
                 iam.PolicyStatement(
                     actions=list(c.TRIGGER_START_ACTIONS), resources=[self.alias_arn]
+                )
+            )
+            self.scheduler_role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=list(TRIGGER_DEAD_LETTER_ACTIONS),
+                    resources=[self.dead_letters.queue_arn],
                 )
             )
         return self.scheduler_role

@@ -6,7 +6,7 @@
 * Scheduler: the schedule's expression, time zone, target and input read back unchanged.
 * API Gateway: every resource, method and integration of the template is created in moto;
   every route of the Lambda API's OpenAPI document must then resolve (most specific
-  resource first, as API Gateway routes) to the API function with AWS_IAM, and only the
+  resource first, as API Gateway routes) to the API function's live alias with AWS_IAM, and only the
   hook routes reach Step Functions directly.
 """
 
@@ -29,7 +29,7 @@ from stepdag.core.loader import load_workflow
 from stepdag.core.triggers import EventTrigger, ScheduleTrigger
 from stepdag.runtime.sqlite import SqliteStore
 from tests.infra.conftest import Synthesized, synthesize
-from tests.support.cfn import Resolver, only
+from tests.support.cfn import Resolver, create_queue, only
 from tests.unit.api import workflows
 from tests.unit.core.test_triggers import EVENT
 
@@ -76,7 +76,20 @@ def _resolver(synth: Synthesized) -> Resolver:
     for fn_id in synth.of_type("AWS::Lambda::Function"):
         fn_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{fn_id}"
         resolve.attrs[(fn_id, "Arn")] = fn_arn
+    for alias_id, alias in synth.of_type("AWS::Lambda::Alias").items():
+        fn_id = alias["Properties"]["FunctionName"]["Ref"]
+        resolve.refs[alias_id] = (
+            f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{fn_id}:{alias['Properties']['Name']}"
+        )
     return resolve
+
+
+def _create_queues(synth: Synthesized, resolve: Resolver) -> dict[str, str]:
+    """The template's SQS queues (the dead-letter queues) in moto: {logical id: ARN}."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    return {
+        q: create_queue(sqs, synth.resources, resolve, q) for q in synth.of_type("AWS::SQS::Queue")
+    }
 
 
 def _put(events: Any, event: dict[str, Any]) -> None:
@@ -96,6 +109,7 @@ def test_synthesized_rule_matches_what_stepdag_trigger_matches(
 ) -> None:
     rule_id, props = only(synth.resources, "AWS::Events::Rule", "WorkflowEtlTriggers")
     resolve = _resolver(synth)
+    queues = _create_queues(synth, resolve)
     events = boto3.client("events", region_name=REGION)
     sqs = boto3.client("sqs", region_name=REGION)
     events.put_rule(Name=rule_id, EventPattern=json.dumps(props["EventPattern"]), State="ENABLED")
@@ -106,6 +120,10 @@ def test_synthesized_rule_matches_what_stepdag_trigger_matches(
     assert target["InputTransformer"] == props["Targets"][0]["InputTransformer"]
     assert target["InputTransformer"]["InputPathsMap"]["id"] == "$.id"
     assert target["RoleArn"] == resolve(props["Targets"][0]["RoleArn"])
+    # Deliveries that fail every retry land in the workflow's dead-letter queue.
+    dlq = only(synth.resources, "AWS::SQS::Queue", "WorkflowEtlTriggers")[0]
+    assert target["DeadLetterConfig"] == {"Arn": queues[dlq]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == c.TRIGGER_RETRY_ATTEMPTS
     assert json.loads(events.describe_rule(Name=rule_id)["EventPattern"]) == TRIGGER.pattern
 
     # moto delivers to no Step Functions target and implements no TestEventPattern, so a
@@ -146,7 +164,9 @@ def test_synthesized_rule_matches_what_stepdag_trigger_matches(
 
 def test_synthesized_schedule_reads_back_from_scheduler(synth: Synthesized, aws: None) -> None:
     schedule_id, props = only(synth.resources, "AWS::Scheduler::Schedule", "WorkflowEtlTriggers")
-    target = _resolver(synth)(props["Target"])
+    resolve = _resolver(synth)
+    queues = _create_queues(synth, resolve)
+    target = resolve(props["Target"])
     client = boto3.client("scheduler", region_name=REGION)
     client.create_schedule(
         Name=schedule_id[:64],
@@ -166,6 +186,8 @@ def test_synthesized_schedule_reads_back_from_scheduler(synth: Synthesized, aws:
     assert got["Target"]["RoleArn"].endswith(f":role/{props['Target']['RoleArn']['Fn::GetAtt'][0]}")
     assert json.loads(got["Target"]["Input"]) == SCHEDULE.payload == {"source": "nightly"}
     assert got["Target"]["RetryPolicy"]["MaximumRetryAttempts"] == c.TRIGGER_RETRY_ATTEMPTS
+    dlq = only(synth.resources, "AWS::SQS::Queue", "WorkflowEtlTriggers")[0]
+    assert got["Target"]["DeadLetterConfig"] == {"Arn": queues[dlq]}
 
 
 # ------------------------------------------------------------------ API Gateway
@@ -272,7 +294,8 @@ def test_every_lambda_route_reaches_the_api_function_with_iam(
         for k, v in synth.of_type("AWS::Lambda::Function").items()
         if v["Properties"]["Handler"] == c.API_HANDLER
     ]
-    fn_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{fn_id}"
+    # The live alias (gradual deploys move it), never $LATEST.
+    fn_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{fn_id}:{c.STATE_MACHINE_ALIAS}"
     routes = _lambda_routes(tmp_path)
     assert len(routes) >= 13  # 11 documented routes, the document and Swagger UI
     for verb, path in routes:

@@ -1,4 +1,4 @@
-"""The REST API (``stepdag:api=true``): auth, throttling, compression, logs, least privilege."""
+"""The REST API (in the default synth): auth, throttling, compression, logs, least privilege."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ USER_POOL = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_Abc12
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
-    yield synthesize(tmp_path_factory.mktemp("stepdag-api"), {c.CTX_API_ENABLED: "true"})
+    yield synthesize(tmp_path_factory.mktemp("stepdag-api"))
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -48,10 +48,16 @@ def _api_statements(synth: Synthesized) -> list[dict[str, Any]]:
     return out
 
 
-def test_api_is_opt_in(tmp_path: Path) -> None:
-    plain = synthesize(tmp_path)
+def test_api_is_in_the_default_synth_and_can_be_left_out(
+    synth: Synthesized, tmp_path: Path
+) -> None:
+    assert synth.stack.api is not None
+    assert len(synth.of_type("AWS::ApiGateway::RestApi")) == 1
+    assert c.OUTPUT_API_URL in synth.template.to_json()["Outputs"]
+    plain = synthesize(tmp_path, {c.CTX_API_ENABLED: "false"})
     assert plain.stack.api is None
     assert not plain.of_type("AWS::ApiGateway::RestApi")
+    assert not plain.of_type("AWS::ApiGateway::Account")
 
 
 def test_every_method_requires_iam(synth: Synthesized) -> None:
@@ -129,7 +135,11 @@ def test_api_function_is_least_privilege(synth: Synthesized) -> None:
         a.startswith("states:")
         for a in actions - set(c.API_START_ACTIONS) - set(c.API_EXECUTION_ACTIONS)
     )
-    assert {a for a in actions if a.startswith("dynamodb:")} == set(c.TABLE_DATA_ACTIONS)
+    assert {a for a in actions if a.startswith("dynamodb:")} == {
+        *c.TABLE_DATA_ACTIONS,
+        *c.TABLE_UPDATE_ACTIONS,
+        *c.TABLE_INDEX_ACTIONS,
+    }
     for st in statements:
         if "*" in _as_list(st["Resource"]):
             assert all(a.startswith("xray:") for a in _as_list(st["Action"]))

@@ -50,6 +50,11 @@ def resolver(synth: Synthesized) -> Resolver:
         resolve.refs[logical] = f"bucket-{logical.lower()}"
     for logical in synth.of_type("AWS::SNS::Topic"):
         resolve.refs[logical] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{logical}"
+    # The REST API is in the default synth: its URL output refers to the API and its stage.
+    for logical in synth.of_type("AWS::ApiGateway::RestApi"):
+        resolve.refs[logical] = logical.lower()[:10]
+    for logical, stage in synth.of_type("AWS::ApiGateway::Stage").items():
+        resolve.refs[logical] = stage["Properties"]["StageName"]
     return resolve
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import constants as c
+from infra.constructs import alarms as kinds
 from infra.lint import lint_template
 from infra.workflows import load_workflows
 from tests.infra.conftest import Synthesized
@@ -139,7 +140,7 @@ def test_node_runner_runtime_architecture_tracing_env(synth: Synthesized) -> Non
         for r in synth.of_type("AWS::IAM::Role").values()
         if "lambda.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])
     ]
-    assert len(lambda_roles) == 2  # the node runner's and the status recorder's
+    assert len(lambda_roles) == 3  # the node runner's, the status recorder's, the API's
     assert all("ManagedPolicyArns" not in r["Properties"] for r in lambda_roles)
 
 
@@ -165,7 +166,9 @@ def test_iam_has_no_wildcard_actions_and_star_only_where_aws_requires(synth: Syn
             assert not bad, f"Resource '*' for {bad}"
 
 
-def test_node_runner_data_access_is_scoped_to_table_indexes_and_bucket(synth: Synthesized) -> None:
+def test_data_access_is_scoped_to_table_indexes_and_bucket_and_never_deletes(
+    synth: Synthesized,
+) -> None:
     table_id = next(iter(synth.of_type("AWS::DynamoDB::Table")))
     statements = _statements(synth)
     dynamo = [
@@ -177,9 +180,12 @@ def test_node_runner_data_access_is_scoped_to_table_indexes_and_bucket(synth: Sy
         assert f"/index/{name}" in resources
     assert "/index/*" not in resources
     actions = {a for st in dynamo for a in _as_list(st["Action"])}
-    assert actions == set(c.TABLE_DATA_ACTIONS)  # no Scan, no table administration
+    # No Scan, no table administration, no deletes (each role's exact set: test_iam_roles).
+    assert actions == {*c.TABLE_DATA_ACTIONS, *c.TABLE_UPDATE_ACTIONS, *c.TABLE_INDEX_ACTIONS}
     s3_actions = {a for st in statements for a in _as_list(st["Action"]) if a.startswith("s3:")}
     assert s3_actions == set(c.BUCKET_OBJECT_ACTIONS) | set(c.BUCKET_ACTIONS)
+    data = actions | s3_actions
+    assert not {a for a in data if "Delete" in a or a.endswith("BatchWriteItem") or "Abort" in a}
 
 
 # --- state machines ------------------------------------------------------------------------
@@ -235,7 +241,7 @@ def test_each_workflow_has_a_retained_version_and_a_live_alias(synth: Synthesize
 # --- observability -------------------------------------------------------------------------
 
 
-def test_alarms_cover_runs_nodes_and_throttles(synth: Synthesized) -> None:
+def test_alarms_cover_runs_nodes_functions_api_table_and_queues(synth: Synthesized) -> None:
     alarms = {
         a["Properties"]["AlarmName"]: a["Properties"]
         for a in synth.of_type("AWS::CloudWatch::Alarm").values()
@@ -247,9 +253,23 @@ def test_alarms_cover_runs_nodes_and_throttles(synth: Synthesized) -> None:
         expected.add(c.alarm_name(stack, c.ALARM_EXECUTION_DURATION_P95, name))
         for node in spec.nodes:
             expected.add(c.alarm_name(stack, c.ALARM_NODE_ERROR_RATE, name, node))
-    for key in synth.stack.node_runners.functions:
-        expected.add(c.alarm_name(stack, c.ALARM_LAMBDA_THROTTLES, key.removesuffix("FunctionArn")))
+    functions = [k.removesuffix("FunctionArn") for k in synth.stack.node_runners.functions]
+    for name in [*functions, kinds.API_FUNCTION_NAME, kinds.STATUS_FUNCTION_NAME]:
+        for kind in (
+            c.ALARM_LAMBDA_THROTTLES,
+            kinds.ALARM_LAMBDA_ERRORS,
+            kinds.ALARM_LAMBDA_DURATION,
+        ):
+            expected.add(c.alarm_name(stack, kind, name))
     expected.add(c.alarm_name(stack, c.ALARM_STATUS_EVENTS))
+    for kind in (
+        kinds.ALARM_API_SERVER_ERRORS,
+        kinds.ALARM_API_LATENCY_P99,
+        kinds.ALARM_TABLE_THROTTLES,
+        kinds.ALARM_TABLE_SYSTEM_ERRORS,
+    ):
+        expected.add(c.alarm_name(stack, kind))
+    expected.add(c.alarm_name(stack, kinds.ALARM_DEAD_LETTERS, "WorkflowEtlTriggers"))
     assert set(alarms) == expected
     topic = next(iter(synth.of_type("AWS::SNS::Topic")))
     for props in alarms.values():

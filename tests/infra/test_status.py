@@ -80,7 +80,10 @@ def test_rule_matches_status_changes_of_this_stacks_executions_only(synth: Synth
 def test_target_retries_and_dead_letters_into_an_encrypted_queue(synth: Synthesized) -> None:
     (target,) = _rule(synth)["Targets"]
     fn_id, fn = _function(synth)
-    assert target["Arn"] == {"Fn::GetAtt": [fn_id, "Arn"]}
+    (alias_id,) = [k for k in synth.of_type("AWS::Lambda::Alias") if k.startswith(c.STATUS_ID)]
+    alias = synth.resources[alias_id]["Properties"]
+    assert alias["FunctionName"] == {"Ref": fn_id} and alias["Name"] == c.STATE_MACHINE_ALIAS
+    assert target["Arn"] == {"Ref": alias_id}  # the live alias, never $LATEST
     assert target["RetryPolicy"]["MaximumRetryAttempts"] == c.STATUS_TARGET_RETRY_ATTEMPTS
     (queue_id,) = [k for k in synth.of_type("AWS::SQS::Queue") if k.startswith(c.STATUS_ID)]
     assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
@@ -89,15 +92,20 @@ def test_target_retries_and_dead_letters_into_an_encrypted_queue(synth: Synthesi
     assert queue["MessageRetentionPeriod"] == c.STATUS_DLQ_RETENTION_DAYS * 86_400
     # Failed invocations (after Lambda's own retries) go to the same queue.
     assert fn["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": [queue_id, "Arn"]}}
-    (config,) = synth.of_type("AWS::Lambda::EventInvokeConfig").values()
-    assert config["Properties"]["MaximumRetryAttempts"] == c.STATUS_FUNCTION_RETRY_ATTEMPTS
+    # Async-invoke settings are per qualifier: the alias's, and $LATEST's.
+    configs = [c_["Properties"] for c_ in synth.of_type("AWS::Lambda::EventInvokeConfig").values()]
+    assert len(configs) == 2
+    assert {"$LATEST"} == {q for q in (cf["Qualifier"] for cf in configs) if isinstance(q, str)}
+    assert f"{alias_id}" in json.dumps([cf["Qualifier"] for cf in configs])
+    for config in configs:
+        assert config["MaximumRetryAttempts"] == c.STATUS_FUNCTION_RETRY_ATTEMPTS
     # EventBridge may send to the queue (for this rule only) and invoke the function.
     policy = json.dumps([p["Properties"] for p in synth.of_type("AWS::SQS::QueuePolicy").values()])
     assert "events.amazonaws.com" in policy and "aws:SourceArn" in policy
     (permission,) = [
         p["Properties"]
         for p in synth.of_type("AWS::Lambda::Permission").values()
-        if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [fn_id, "Arn"]}
+        if p["Properties"]["FunctionName"] == {"Ref": alias_id}
     ]
     assert permission["Principal"] == "events.amazonaws.com"
 
@@ -135,7 +143,10 @@ def test_function_is_least_privilege(synth: Synthesized) -> None:
     resources = json.dumps(describe["Resource"])
     assert resources.count(":execution:") == len(WORKFLOWS) and "stateMachine" not in resources
     assert _names_in(describe["Resource"]) == _state_machine_name_refs(synth)
-    assert {a for a in actions if a.startswith("dynamodb:")} == set(c.TABLE_DATA_ACTIONS)
+    assert {a for a in actions if a.startswith("dynamodb:")} == {
+        *c.TABLE_DATA_ACTIONS,
+        *c.TABLE_UPDATE_ACTIONS,
+    }
     assert {a for a in actions if a.startswith("sqs:")} == {"sqs:SendMessage"}  # its DLQ
     assert not any(a.startswith(("lambda:", "events:", "iam:")) for a in actions)
     for st in statements:

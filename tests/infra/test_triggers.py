@@ -1,6 +1,7 @@
 """Triggers in the stack: EventBridge rules and Scheduler schedules.
 
-Without the REST API a rule targets the live alias; with it (IAM auth) the rule targets
+Without the REST API (``stepdag:api=false``) a rule targets the live alias; with it (the
+default, IAM auth) the rule targets
 ``POST /v1/hooks/<workflow>/events`` with the keyed envelope, so the event id names the run.
 """
 
@@ -14,7 +15,11 @@ import pytest
 
 from infra import constants as c
 from infra.constructs.hooks import EVENT_REQUEST_TEMPLATE, EVENTS_PATH
-from infra.constructs.triggers import keyed_input_transformer
+from infra.constructs.triggers import (
+    TRIGGER_DEAD_LETTER_ACTIONS,
+    TRIGGER_MAX_EVENT_AGE,
+    keyed_input_transformer,
+)
 from stepdag.core.loader import load_workflow
 from stepdag.core.triggers import EventTrigger, ScheduleTrigger, input_transformer
 from tests.infra.conftest import Synthesized, synthesize
@@ -26,7 +31,7 @@ SCHEDULES = [t for t in ETL.triggers if isinstance(t, ScheduleTrigger)]
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
-    yield synthesize(tmp_path_factory.mktemp("stepdag-triggers"))
+    yield synthesize(tmp_path_factory.mktemp("stepdag-triggers"), {c.CTX_API_ENABLED: "false"})
 
 
 def _alias_arn_of(synth: Synthesized, workflow_prefix: str) -> dict[str, Any]:
@@ -63,7 +68,7 @@ def test_one_rule_per_event_trigger_with_the_pattern_and_transformer(synth: Synt
     assert target["Arn"] == _alias_arn_of(synth, "WorkflowEtl")  # the live alias
     assert isinstance(trigger.input, dict)
     assert target["InputTransformer"] == input_transformer(trigger.input)
-    assert target["RetryPolicy"] == {"MaximumRetryAttempts": c.TRIGGER_RETRY_ATTEMPTS}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == c.TRIGGER_RETRY_ATTEMPTS
     role_id = target["RoleArn"]["Fn::GetAtt"][0]
     role = synth.resources[role_id]["Properties"]
     principals = [s["Principal"]["Service"] for s in role["AssumeRolePolicyDocument"]["Statement"]]
@@ -104,7 +109,12 @@ def test_one_schedule_per_schedule_trigger_with_timezone_and_input(synth: Synthe
             "Action": "states:StartExecution",
             "Effect": "Allow",
             "Resource": _alias_arn_of(synth, "WorkflowEtl"),
-        }
+        },
+        {
+            "Action": "sqs:SendMessage",
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [_dead_letters(synth), "Arn"]},
+        },
     ]
 
 
@@ -114,7 +124,77 @@ def test_trigger_roles_start_executions_only_and_no_managed_policies(synth: Synt
     for role_id in trigger_roles:
         assert "ManagedPolicyArns" not in synth.resources[role_id]["Properties"]
         actions = {s["Action"] for s in _policy_for(synth, role_id)}
-        assert actions == set(c.TRIGGER_START_ACTIONS)
+        if "Scheduler" in role_id:  # Scheduler dead-letters with the schedule's role
+            assert actions == {*c.TRIGGER_START_ACTIONS, *TRIGGER_DEAD_LETTER_ACTIONS}
+        else:  # EventBridge dead-letters by the queue's policy
+            assert actions == set(c.TRIGGER_START_ACTIONS)
+
+
+def _dead_letters(synth: Synthesized) -> str:
+    (queue,) = [k for k in synth.of_type("AWS::SQS::Queue") if c.TRIGGERS_ID_SUFFIX in k]
+    return queue
+
+
+def _assert_dead_letters(synth: Synthesized) -> None:
+    """Every rule target and schedule target retries, then dead-letters into the
+    workflow's encrypted queue, which EventBridge (that rule only) and the schedule's role
+    may send to, and which an alarm watches."""
+    queue = _dead_letters(synth)
+    props = synth.resources[queue]["Properties"]
+    assert props["SqsManagedSseEnabled"] is True
+    assert props["MessageRetentionPeriod"] == 14 * 24 * 3600
+    queue_arn = {"Fn::GetAtt": [queue, "Arn"]}
+    retry = {
+        "MaximumRetryAttempts": c.TRIGGER_RETRY_ATTEMPTS,
+        "MaximumEventAgeInSeconds": int(TRIGGER_MAX_EVENT_AGE.to_seconds()),
+    }
+    rules = {
+        k: v for k, v in synth.of_type("AWS::Events::Rule").items() if c.TRIGGERS_ID_SUFFIX in k
+    }
+    assert rules
+    for rule_id, rule in rules.items():
+        for target in rule["Properties"]["Targets"]:
+            assert target["DeadLetterConfig"] == {"Arn": queue_arn}
+            assert target["RetryPolicy"] == retry
+        (policy,) = [
+            p["Properties"]
+            for p in synth.of_type("AWS::SQS::QueuePolicy").values()
+            if p["Properties"]["Queues"] == [{"Ref": queue}]
+        ]
+        allow = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+        assert allow == [
+            {
+                "Action": "sqs:SendMessage",
+                "Condition": {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}}},
+                "Effect": "Allow",
+                "Principal": {"Service": c.EVENTS_PRINCIPAL},
+                "Resource": queue_arn,
+                "Sid": allow[0]["Sid"],
+            }
+        ]
+    schedules = synth.of_type("AWS::Scheduler::Schedule")
+    assert schedules
+    for schedule in schedules.values():
+        target = schedule["Properties"]["Target"]
+        assert target["DeadLetterConfig"] == {"Arn": queue_arn}
+        assert target["RetryPolicy"] == retry
+        role_id = target["RoleArn"]["Fn::GetAtt"][0]
+        send = [s for s in _policy_for(synth, role_id) if s["Action"] == "sqs:SendMessage"]
+        assert send == [{"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": queue_arn}]
+    depth = [
+        a["Properties"]
+        for a in synth.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+        and a["Properties"]["Dimensions"]
+        == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+    ]
+    assert [(a["Threshold"], a["ComparisonOperator"]) for a in depth] == [
+        (0, "GreaterThanThreshold")
+    ]
+
+
+def test_without_the_api_rule_and_schedule_targets_dead_letter(synth: Synthesized) -> None:
+    _assert_dead_letters(synth)
 
 
 def test_workflows_without_triggers_get_no_trigger_resources(synth: Synthesized) -> None:
@@ -125,12 +205,12 @@ def test_workflows_without_triggers_get_no_trigger_resources(synth: Synthesized)
     )
 
 
-# ------------------------------------------------------------------ with the REST API
+# ---------------------------------------------------- with the REST API (the default)
 
 
 @pytest.fixture(scope="module")
 def synth_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
-    yield synthesize(tmp_path_factory.mktemp("stepdag-triggers-api"), {c.CTX_API_ENABLED: "true"})
+    yield synthesize(tmp_path_factory.mktemp("stepdag-triggers-api"))
 
 
 def _events_route_arn(synth: Synthesized, workflow: str) -> dict[str, Any]:
@@ -167,7 +247,7 @@ def test_with_the_api_the_rule_targets_the_events_route_with_the_keyed_envelope(
     assert props["EventPattern"] == dict(trigger.pattern)  # the pattern is unchanged
     (target,) = props["Targets"]
     assert target["Arn"] == _events_route_arn(synth_api, "etl")
-    assert target["RetryPolicy"] == {"MaximumRetryAttempts": c.TRIGGER_RETRY_ATTEMPTS}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == c.TRIGGER_RETRY_ATTEMPTS
     assert not target.get("HttpParameters")  # no path parameters, headers or query
     assert isinstance(trigger.input, dict)
     params = input_transformer(trigger.input)
@@ -214,6 +294,10 @@ def test_with_the_api_the_events_role_may_only_invoke_that_route(synth_api: Synt
         for k, r in synth_api.of_type("AWS::IAM::Role").items()
         if c.TRIGGERS_ID_SUFFIX in k
     )
+
+
+def test_with_the_api_rule_and_schedule_targets_dead_letter(synth_api: Synthesized) -> None:
+    _assert_dead_letters(synth_api)
 
 
 def test_with_the_api_schedules_still_target_the_alias(synth_api: Synthesized) -> None:

@@ -17,6 +17,7 @@ from stepdag import constants as contract
 from stepdag.core.compile import compile_dag
 from stepdag.core.loader import load_workflow
 from tests.infra.conftest import Synthesized, synthesize
+from tests.infra.test_alarms import alarms_without_runbook
 from tests.infra.test_outputs import node_runner_log_groups, resolved
 
 SIZED = textwrap.dedent(
@@ -70,6 +71,7 @@ def test_one_function_per_distinct_lambda_size(variant: Synthesized) -> None:
     functions = sorted(
         (f["Properties"]["MemorySize"], f["Properties"]["Timeout"])
         for f in variant.of_type("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == c.NODE_RUNNER_HANDLER
     )
     assert functions == [(512, 900), (2048, 120)]
     (machine,) = variant.of_type("AWS::StepFunctions::StateMachine").values()
@@ -81,7 +83,7 @@ def test_one_function_per_distinct_lambda_size(variant: Synthesized) -> None:
         for a in variant.of_type("AWS::CloudWatch::Alarm").values()
         if a["Properties"]["AlarmName"].endswith(c.ALARM_LAMBDA_THROTTLES)
     ]
-    assert len(throttles) == 2
+    assert len(throttles) == 3  # both node runners and the API (EXPRESS: no status recorder)
 
 
 def test_express_error_logging_and_canary_rollout(variant: Synthesized) -> None:
@@ -115,6 +117,10 @@ def test_retain_data_false_lets_the_data_go(variant: Synthesized) -> None:
     variant.template.has_resource_properties(
         "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"}
     )
+
+
+def test_variant_alarms_each_link_a_runbook_section(variant: Synthesized) -> None:
+    assert alarms_without_runbook(variant) == {}
 
 
 def test_variant_passes_cdk_nag_and_cfn_lint(variant: Synthesized) -> None:

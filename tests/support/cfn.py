@@ -82,3 +82,21 @@ def definition(props: Mapping[str, Any], substitutions: Mapping[str, str]) -> st
         text = text.replace("${" + key + "}", substitutions[key])
     json.loads(text)  # still a JSON document
     return text
+
+
+def create_queue(
+    sqs: Any, resources: Mapping[str, dict[str, Any]], resolve: Resolver, queue_id: str
+) -> str:
+    """The template's SQS queue (a dead-letter queue) with its attributes; its ARN.
+
+    ``Ref`` resolves to the queue URL, ``Fn::GetAtt`` ``Arn``/``QueueName`` as CloudFormation
+    would (the queue is named after its logical id)."""
+    props = resources[queue_id].get("Properties", {})
+    attributes = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in props.items()}
+    url: str = sqs.create_queue(QueueName=queue_id[:80], Attributes=attributes)["QueueUrl"]
+    got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    arn: str = got["QueueArn"]
+    resolve.refs[queue_id] = url
+    resolve.attrs[(queue_id, "Arn")] = arn
+    resolve.attrs[(queue_id, "QueueName")] = queue_id[:80]
+    return arn

@@ -35,7 +35,7 @@ VENV_ENV = "STEPDAG_LOCALSTACK_VENV"
 LAUNCHER = Path(__file__).with_name("launch.py")
 STARTUP_TIMEOUT_S = 90.0  # ~2-10 s here; a cold CI runner compiles bytecode first
 CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
-SERVICES = "apigateway,events,iam,stepfunctions,sts"
+SERVICES = "apigateway,events,iam,sqs,stepfunctions,sts"  # sqs: the rules' dead letters
 STOP_GRACE_S = 3.0  # then SIGKILL: nothing of a test run is worth persisting
 
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from tests.support.cfn import Resolver, definition, only
+from tests.support.cfn import Resolver, create_queue, definition, only
 
 
 @dataclass
@@ -115,6 +115,10 @@ def deploy_rules(
             role_id = role_of(target["RoleArn"])
             if (role_id, "Arn") not in resolve.attrs:
                 create_role(ls, resources, resolve, role_id)
+            if "DeadLetterConfig" in target:  # {"Arn": {"Fn::GetAtt": [QueueId, "Arn"]}}
+                queue_id = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+                if (queue_id, "Arn") not in resolve.attrs:
+                    create_queue(ls.client("sqs"), resources, resolve, queue_id)
             targets.append(resolve(target))
         failed = events.put_targets(Rule=rule_id, Targets=targets)["FailedEntryCount"]
         assert failed == 0

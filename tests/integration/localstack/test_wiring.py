@@ -123,6 +123,11 @@ def test_matching_event_starts_one_run_named_after_the_event_id(
     assert re.fullmatch(
         r"arn:aws:execute-api:[^:]+:\d{12}:[a-z0-9]+/prod/POST/v1/hooks/etl/events", target["Arn"]
     ), target["Arn"]
+    # An undeliverable event goes to the workflow's dead-letter queue, created from the template.
+    assert re.fullmatch(
+        r"arn:aws:sqs:[^:]+:\d{12}:WorkflowEtlTriggersDeadLetters\w+",
+        target["DeadLetterConfig"]["Arn"],
+    ), target["DeadLetterConfig"]
     before = deployed.names()
     other_source = {**EVENT, "source": "billing.service"}
     other_type = {**EVENT, "detail-type": "OrdersDeleted"}
