@@ -109,8 +109,9 @@ def test_uuid_is_v4_and_seeded() -> None:
 
 
 def test_math_random_bounds_and_seed() -> None:
+    # The end is exclusive (AWS: "start number (inclusive) and end number (exclusive)").
     values = {ev("States.MathRandom(1, 3)", seed=s) for s in range(50)}
-    assert values == {1, 2, 3}
+    assert values == {1, 2}
     assert ev("States.MathRandom(1, 1000, 42)") == ev("States.MathRandom(1, 1000, 42)", seed=99)
 
 
@@ -118,7 +119,7 @@ def test_array_range_limit() -> None:
     assert len(ev("States.ArrayRange(1, 1000, 1)")) == 1000
     err = fails("States.ArrayRange(1, 1001, 1)")
     assert err.error == "States.Runtime"
-    assert "1000" in (err.cause or "")
+    assert err.cause == "Invalid arguments in States.ArrayRange"
 
 
 @pytest.mark.parametrize(
@@ -130,9 +131,19 @@ def test_array_range_limit() -> None:
         "States.ArrayLength($.name)",
         "States.ArrayPartition($.arr, 0)",
         "States.ArrayRange(1, 5, 0)",
-        "States.ArrayRange(5, 1, -1)",
         "States.ArrayRange(1, 'x', 1)",
-        "States.MathAdd(1.5, 1)",
+        "States.MathAdd(2147483647, 1)",
+        "States.MathAdd(3000000000, 0)",
+        "States.MathAdd(true, 1)",
+        "States.MathAdd(null, 1)",
+        "States.MathRandom(1, 1)",
+        "States.MathRandom(1.4, 1.6)",
+        "States.MathRandom(1, 10, null)",
+        "States.ArrayPartition($.arr, 0.6)",
+        "States.ArrayPartition($.arr, -1)",
+        "States.ArrayPartition($.arr, '2')",
+        "States.ArrayRange(1, 10, 0.49)",
+        "States.ArrayRange(1001, 1, -1)",
         "States.MathAdd('1', 1)",
         "States.MathRandom(5, 1)",
         "States.StringToJson('{bad')",
@@ -148,7 +159,42 @@ def test_array_range_limit() -> None:
     ],
 )
 def test_runtime_failures_are_intrinsic_failure(expr: str) -> None:
-    assert fails(expr).error == "States.Runtime"
+    err = fails(expr)
+    assert err.error == "States.Runtime"
+    name = expr.split("(", 1)[0]
+    assert err.cause == f"Invalid arguments in {name}"
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        # MathAdd rounds to the nearest integer (Java Math.round: halves go up).
+        ("States.MathAdd(1.6, 2.7)", 5),
+        ("States.MathAdd(0.1, 0.2)", 0),
+        ("States.MathAdd(1.5, 1)", 3),
+        ("States.MathAdd(-1.5, 0)", -1),
+        ("States.MathAdd(2147483646, 1)", 2147483647),
+        ("States.MathAdd(-2147483647, -1)", -2147483648),
+        # ArrayRange/ArrayPartition truncate, and ranges count down with a negative step.
+        ("States.ArrayRange(1.4, 5.6, 2.2)", [1, 3, 5]),
+        ("States.ArrayRange(1.6, 1.4, 1)", [1]),
+        ("States.ArrayRange(5.4, -0.6, -2.4)", [5, 3, 1]),
+        ("States.ArrayRange(5, 1, -2)", [5, 3, 1]),
+        ("States.ArrayRange(3, 3, -1)", [3]),
+        ("States.ArrayRange(5, 1, 1)", []),
+        ("States.ArrayRange(1, 5, -1)", []),
+        ("States.ArrayPartition(States.Array(1, 2, 3, 4, 5), 2.6)", [[1, 2], [3, 4], [5]]),
+        ("States.ArrayPartition(States.Array(1, 2, 3), 2147483647)", [[1, 2, 3]]),
+        ("States.MathRandom(1.6, 2.4)", 1),
+    ],
+)
+def test_numeric_arguments_as_step_functions_treats_them(expr: str, expected: Any) -> None:
+    assert ev(expr) == expected
+
+
+def test_array_range_counts_down_to_the_1000_item_limit() -> None:
+    values = ev("States.ArrayRange(1000, 1, -1)")
+    assert (len(values), values[0], values[-1]) == (1000, 1000, 1)
 
 
 def test_string_input_length_limit() -> None:
