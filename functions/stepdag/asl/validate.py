@@ -224,7 +224,9 @@ class _Validator:
         elif target not in scope:
             self.add(where, f"transition to undefined state '{target}'")
 
-    def _path(self, value: Any, where: str, *, reference: bool, nullable: bool) -> None:
+    def _path(
+        self, value: Any, where: str, *, reference: bool, nullable: bool, context: bool = False
+    ) -> None:
         if value is None and nullable:
             return
         if not isinstance(value, str):
@@ -235,7 +237,8 @@ class _Validator:
         except PathSyntaxError as exc:
             self.add(where, str(exc))
             return
-        if reference and not path.is_reference:
+        # ItemsPath may select from the context object ($$.Execution.Input...).
+        if reference and not (path.definite if context and path.context else path.is_reference):
             self.add(where, f"'{value}' is not a valid reference path")
 
     def _io(self, typ: str, spec: dict[str, Any], where: str) -> None:
@@ -338,7 +341,10 @@ class _Validator:
         if "ItemSelector" in spec and "Parameters" in spec:
             self.add(where, "cannot have both 'ItemSelector' and 'Parameters'")
         if "ItemsPath" in spec:
-            self._path(spec["ItemsPath"], f"{where}.ItemsPath", reference=True, nullable=False)
+            items_path = spec["ItemsPath"]
+            self._path(
+                items_path, f"{where}.ItemsPath", reference=True, nullable=False, context=True
+            )
         for key in ("ItemReader", "ItemBatcher", "ResultWriter"):
             if key in spec:
                 self.add(f"{where}.{key}", "distributed Map features are not supported")

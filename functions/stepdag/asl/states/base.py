@@ -152,12 +152,13 @@ class State(ABC):
 
     # -- input/output processing -------------------------------------------------------
 
-    def effective_input(self, data: Any) -> Any:
+    def effective_input(self, data: Any, frame: Frame | None = None) -> Any:
         if self.input_null:
             return {}
         if self.input_path is None:
             return data
-        return _select(self.input_path, data)
+        context = self._context_for(self.input_path, frame)
+        return _select(self.input_path, data, context, "InputPath")
 
     def apply_parameters(self, frame: Frame, data: Any, context: dict[str, Any]) -> Any:
         if self.parameters is None:
@@ -180,7 +181,8 @@ class State(ABC):
         if self.output_null:
             output = {}
         elif self.output_path is not None:
-            output = _select(self.output_path, output)
+            context = self._context_for(self.output_path, frame)
+            output = _select(self.output_path, output, context, "OutputPath")
         text = to_json(output)
         if payload_size_exceeded(text):
             raise StatesError(
@@ -190,6 +192,13 @@ class State(ABC):
             )
         self.exit(frame, output, text)
         return output
+
+    def _context_for(self, path: JsonPath, frame: Frame | None) -> Any:
+        """The context object when ``path`` reads it (``$$``), else None (AWS allows
+        ``$$`` in InputPath, OutputPath and ItemsPath as well as in payload templates)."""
+        if not path.context or frame is None:
+            return None
+        return frame.context(self.name, frame.execution.clock.now_iso())
 
     # -- retry / catch ---------------------------------------------------------------------
 
@@ -258,10 +267,18 @@ class State(ABC):
     def run(self, frame: Frame, data: Any) -> tuple[Any, str | None]: ...
 
 
-def _select(path: JsonPath, data: Any) -> Any:
+def _select(path: JsonPath, data: Any, context: Any = None, field: str = "InputPath") -> Any:
+    from_context = path.context and context is not None
     try:
-        return path.find(data)
+        return path.find(context if from_context else data)
     except NoMatch as exc:
+        if from_context:
+            # Step Functions words a miss in the context object like a payload miss.
+            raise StatesError(
+                RUNTIME,
+                f"The JSONPath '{path.source}' specified for the field '{field}' could not be "
+                f"found in the input '{to_json(context)}'",
+            ) from exc
         raise StatesError(
             RUNTIME,
             f"Invalid path '{path.source}' : No results for path: "

@@ -22,7 +22,7 @@ class PassState(State):
     def run(self, frame: Frame, data: Any) -> tuple[Any, str | None]:
         entered_id = self.enter(frame, data)
         try:
-            effective = self.effective_input(data)
+            effective = self.effective_input(data, frame)
             if self.has_fixed_result:
                 result = self.fixed_result
             elif self.parameters is not None:
@@ -50,7 +50,7 @@ class ChoiceState(State):
     def run(self, frame: Frame, data: Any) -> tuple[Any, str | None]:
         entered_id = self.enter(frame, data)
         try:
-            effective = self.effective_input(data)
+            effective = self.effective_input(data, frame)
             ctx = frame.context(self.name, _entered_time(frame))
             target = self.default
             for predicate, next_name in self.rules:
@@ -109,7 +109,7 @@ class WaitState(State):
     def run(self, frame: Frame, data: Any) -> tuple[Any, str | None]:
         entered_id = self.enter(frame, data)
         try:
-            effective = self.effective_input(data)
+            effective = self.effective_input(data, frame)
             sleep_or_cancel(frame, self._duration(frame, effective))
             return self.finish(frame, effective, effective, self.next), self.next
         except StatesError as err:
@@ -131,7 +131,7 @@ class SucceedState(State):
     def run(self, frame: Frame, data: Any) -> tuple[Any, str | None]:
         entered_id = self.enter(frame, data)
         try:
-            effective = self.effective_input(data)
+            effective = self.effective_input(data, frame)
             return self.finish(frame, effective, effective, None), None
         except StatesError as err:
             raise runtime_prefix(err, self.name, entered_id) from err

@@ -41,7 +41,7 @@ class ParallelState(_Composite):
         self.branches = [Machine(b) for b in raw["Branches"]]
 
     def attempt(self, frame: Frame, data: Any, context: dict[str, Any]) -> Any:
-        effective = self.apply_parameters(frame, self.effective_input(data), context)
+        effective = self.apply_parameters(frame, self.effective_input(data, frame), context)
         frame.event("ParallelStateStarted")
 
         def work(i: int, child: Frame) -> Any:
@@ -136,9 +136,9 @@ class MapState(_Composite):
         return concurrency, count, pct
 
     def attempt(self, frame: Frame, data: Any, context: dict[str, Any]) -> Any:
-        effective = self.effective_input(data)
+        effective = self.effective_input(data, frame)
         try:
-            items = self.items_path.find(effective)
+            items = self.items_path.find(context if self.items_path.context else effective)
         except NoMatch as exc:
             raise StatesError(
                 RUNTIME,

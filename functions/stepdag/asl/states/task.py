@@ -55,7 +55,7 @@ class TaskState(State):
 
     def run(self, frame: Frame, data: Any) -> tuple[Any, str | None]:
         def attempt(ctx: dict[str, Any]) -> Any:
-            effective = self.effective_input(data)
+            effective = self.effective_input(data, frame)
             token: tuple[str, TokenWait] | None = None
             if self.callback:
                 # Created first: Parameters usually pass $$.Task.Token along.
