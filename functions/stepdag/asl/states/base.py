@@ -279,11 +279,21 @@ def _select(path: JsonPath, data: Any, context: Any = None, field: str = "InputP
                 f"The JSONPath '{path.source}' specified for the field '{field}' could not be "
                 f"found in the input '{to_json(context)}'",
             ) from exc
-        raise StatesError(
-            RUNTIME,
-            f"Invalid path '{path.source}' : No results for path: "
-            f"{describe_no_results(path.source)}",
-        ) from exc
+        raise no_results(path) from exc
+
+
+def no_results(path: JsonPath) -> StatesError:
+    """A state-level path (InputPath, ItemsPath, *Path settings) that selected nothing,
+    in the words of the JSONPath library Step Functions uses (Jayway)."""
+    return StatesError(
+        RUNTIME,
+        f"Invalid path '{path.source}' : No results for path: {describe_no_results(path.source)}",
+    )
+
+
+def shown(value: Any) -> str:
+    """A value quoted in a cause: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else to_json(value)
 
 
 def place_result(path: JsonPath | None, raw_input: Any, result: Any) -> Any:
@@ -314,7 +324,9 @@ __all__ = [
     "Retrier",
     "State",
     "error_matches",
+    "no_results",
     "payload_size_exceeded",
     "place_result",
     "runtime_prefix",
+    "shown",
 ]

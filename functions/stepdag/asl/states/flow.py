@@ -8,7 +8,7 @@ from stepdag.asl import choice, intrinsics, payload
 from stepdag.asl.errors import NO_CHOICE_MATCHED, RUNTIME, StatesError, to_json
 from stepdag.asl.paths import JsonPath, NoMatch, compile_path
 from stepdag.asl.runtime import Frame, sleep_or_cancel
-from stepdag.asl.states.base import State, runtime_prefix
+from stepdag.asl.states.base import State, runtime_prefix, shown
 
 
 class PassState(State):
@@ -84,8 +84,7 @@ class WaitState(State):
             return ts.timestamp() - now
         if self.seconds_path is not None:
             value = _sample(self.seconds_path, effective, "SecondsPath")
-            shown = value if isinstance(value, str) else to_json(value)
-            desc = f"{self.seconds_path.source} == {shown}"
+            desc = f"{self.seconds_path.source} == {shown(value)}"
             if isinstance(value, bool) or not isinstance(value, int):
                 raise StatesError(
                     RUNTIME, f"The SecondsPath parameter cannot be parsed as a long value: {desc}"

@@ -6,10 +6,10 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from stepdag.asl import payload
-from stepdag.asl.errors import EXCEED_TOLERATED_FAILURE_THRESHOLD, RUNTIME, StatesError, to_json
+from stepdag.asl.errors import EXCEED_TOLERATED_FAILURE_THRESHOLD, RUNTIME, StatesError
 from stepdag.asl.paths import JsonPath, NoMatch, compile_path
 from stepdag.asl.runtime import Frame, failure_output
-from stepdag.asl.states.base import State
+from stepdag.asl.states.base import State, no_results, shown
 from stepdag.asl.states.concurrent import (
     DISTRIBUTED_MAP_CONCURRENCY,
     INLINE_MAP_CONCURRENCY,
@@ -100,7 +100,7 @@ class MapState(_Composite):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise StatesError(
                     RUNTIME,
-                    f'The MaxConcurrencyPath field refers to value "{to_json(value)}" which is '
+                    f'The MaxConcurrencyPath field refers to value "{shown(value)}" which is '
                     f"not a valid integer: {self.max_concurrency_path.source}",
                 )
             if value < 0:
@@ -115,7 +115,7 @@ class MapState(_Composite):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise StatesError(
                     RUNTIME,
-                    f'The ToleratedFailureCountPath field refers to value "{to_json(value)}" '
+                    f'The ToleratedFailureCountPath field refers to value "{shown(value)}" '
                     f"which is not a valid integer: {self.tolerated_count_path.source}",
                 )
             if value < 0:
@@ -127,7 +127,7 @@ class MapState(_Composite):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise StatesError(
                     RUNTIME,
-                    f'The ToleratedFailurePercentagePath field refers to value "{to_json(value)}"'
+                    f'The ToleratedFailurePercentagePath field refers to value "{shown(value)}"'
                     f" which is not a valid float: {self.tolerated_pct_path.source}",
                 )
             if not 0 <= value <= 100:
@@ -140,11 +140,7 @@ class MapState(_Composite):
         try:
             items = self.items_path.find(context if self.items_path.context else effective)
         except NoMatch as exc:
-            raise StatesError(
-                RUNTIME,
-                f"Invalid path '{self.items_path.source}' : No results for path: "
-                f"$['{self.items_path.source[2:]}']",
-            ) from exc
+            raise no_results(self.items_path) from exc
         if not isinstance(items, list):
             raise StatesError(
                 RUNTIME, f"Map state input must be an array but was: {_json_type(items)}"
@@ -224,10 +220,7 @@ def _sample(path: JsonPath, data: Any) -> Any:
     try:
         return path.find(data)
     except NoMatch as exc:
-        raise StatesError(
-            RUNTIME,
-            f"Invalid path '{path.source}' : No results for path: $['{path.source[2:]}']",
-        ) from exc
+        raise no_results(path) from exc
 
 
 def _json_type(value: Any) -> str:

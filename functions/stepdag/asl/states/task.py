@@ -18,7 +18,7 @@ from stepdag.asl.errors import (
 )
 from stepdag.asl.paths import JsonPath, NoMatch, compile_path
 from stepdag.asl.runtime import Frame, TaskContext, TokenWait
-from stepdag.asl.states.base import State, payload_size_exceeded
+from stepdag.asl.states.base import State, no_results, payload_size_exceeded, shown
 
 _CALLBACK_SUFFIX = ".waitForTaskToken"
 
@@ -297,14 +297,11 @@ def _positive_int(path: JsonPath, data: Any, field: str) -> int:
     try:
         value = path.find(data)
     except NoMatch as exc:
-        raise StatesError(
-            RUNTIME,
-            f"Invalid path '{path.source}' : No results for path: $['{path.source[2:]}']",
-        ) from exc
+        raise no_results(path) from exc
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise StatesError(
             RUNTIME,
-            f'The {field} field refers to value "{to_json(value)}" which is not a valid '
+            f'The {field} field refers to value "{shown(value)}" which is not a valid '
             f"positive integer: {path.source}",
         )
     return value
