@@ -27,6 +27,7 @@ from stepdag.asl.history import (
     HistoryRecorder,
 )
 from stepdag.asl.machine import Machine
+from stepdag.asl.quotas import definition_size_problem, name_problem
 from stepdag.asl.runtime import Execution, Frame, TaskHandler
 from stepdag.asl.states.base import payload_size_exceeded
 from stepdag.asl.validate import validate_definition
@@ -97,6 +98,10 @@ class ExecutionHandle:
         context_overrides: dict[str, Any] | None,
         seed: int | None,
     ) -> None:
+        if name is not None:
+            problem = name_problem("execution", name)
+            if problem is not None:
+                raise ValueError(problem)
         self.clock: Clock = clock or RealClock()
         self.name = name or str(uuid.uuid4())
         self.execution_arn = (
@@ -257,6 +262,13 @@ class ExecutionHandle:
         self._done.set()
 
 
+def _json_text(definition: Any) -> str | None:
+    try:
+        return to_json(definition)
+    except (TypeError, ValueError):
+        return None  # not JSON at all: validate_definition says why
+
+
 class StateMachine:
     """A validated ASL definition that can be executed locally."""
 
@@ -282,6 +294,10 @@ class StateMachine:
             raise ValueError(
                 f"machine_type must be {STANDARD!r} or {EXPRESS!r}, got {machine_type!r}"
             )
+        text = definition if isinstance(definition, str) else _json_text(definition)
+        too_big = definition_size_problem(text) if text is not None else None
+        if too_big is not None:
+            raise AslDefinitionError([too_big])
         if isinstance(definition, str):
             try:
                 definition = json.loads(definition)

@@ -12,8 +12,7 @@ from typing import Any, Final
 from stepdag.asl import choice, payload
 from stepdag.asl.errors import ALL, KNOWN_STATES_ERRORS
 from stepdag.asl.paths import PathSyntaxError, compile_path
-
-MAX_NAME_LENGTH: Final = 80
+from stepdag.asl.quotas import MAX_NAME_LENGTH
 
 _COMMON: Final = frozenset({"Type", "Comment"})
 _IO: Final = frozenset({"InputPath", "OutputPath"})

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from stepdag.asl import StateMachine, VirtualClock
+from stepdag.asl import AslDefinitionError, StateMachine, VirtualClock
 from stepdag.asl.history import HISTORY_LIMIT_CAUSE, MAX_HISTORY_EVENTS
 
 from ._util import single
@@ -151,3 +152,43 @@ def test_standard_wait_beyond_five_minutes_succeeds() -> None:
 def test_unknown_machine_type_is_rejected() -> None:
     with pytest.raises(ValueError, match="machine_type must be 'STANDARD' or 'EXPRESS'"):
         StateMachine(single({"Type": "Succeed"}), machine_type="express")
+
+
+def test_definition_over_one_mib_is_rejected() -> None:
+    definition = single({"Type": "Pass", "Result": "x" * (1024 * 1024)})
+    with pytest.raises(AslDefinitionError, match="exceeds the maximum state machine definition"):
+        StateMachine(definition)
+    with pytest.raises(AslDefinitionError, match="exceeds the maximum state machine definition"):
+        StateMachine(json.dumps(definition))
+
+
+def test_definition_just_under_one_mib_is_accepted() -> None:
+    small = {"Comment": "", **single({"Type": "Succeed"})}
+    room = 1024 * 1024 - len(json.dumps(small, separators=(",", ":")))
+    definition = {**small, "Comment": "x" * room}
+    assert StateMachine(definition).execute({}, clock=VirtualClock()).status == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("", "must be 1 to 80 characters"),
+        ("x" * 81, "must be 1 to 80 characters"),
+        ("has space", "' '"),
+        ("a/b", "'/'"),
+        ("a:b", "':'"),
+        ("star*", "'*'"),
+        ("tab\tname", "'\\\\t'"),
+        ("ctl\x7f", "'\\\\x7f'"),
+    ],
+)
+def test_invalid_execution_names_are_rejected(name: str, why: str) -> None:
+    sm = StateMachine(single({"Type": "Succeed"}))
+    with pytest.raises(ValueError, match=f"Invalid execution name .*{why}"):
+        sm.execute({}, name=name, clock=VirtualClock())
+
+
+@pytest.mark.parametrize("name", ["run-1", "a.b_c", "x" * 80, "日本語"])
+def test_valid_execution_names_are_accepted(name: str) -> None:
+    result = StateMachine(single({"Type": "Succeed"})).execute({}, name=name, clock=VirtualClock())
+    assert (result.status, result.name) == ("SUCCEEDED", name)
