@@ -228,12 +228,6 @@ def _eval_arg(arg: Arg, env: Env) -> Any:
 # ---------------------------------------------------------------- the functions
 
 
-def _is_int(v: Any) -> bool:
-    if isinstance(v, bool):
-        return False
-    return isinstance(v, int) or (isinstance(v, float) and v.is_integer())
-
-
 def _to_format_str(value: Any) -> str:
     # Step Functions renders non-string values Java-style: {a=1, b=[x, y]}.
     if isinstance(value, str):
@@ -267,6 +261,10 @@ def _format(args: list[Any], raw: str | None) -> str:
             used += 1
             i += 2
             continue
+        if ch in "{}":
+            # An unescaped brace that is not part of "{}" ("Hello {", "}", "{{}}") is a
+            # malformed template on AWS, not literal text.
+            raise _invalid("States.Format")
         out.append(ch)
         i += 1
     if used != len(values):
@@ -334,12 +332,6 @@ def _rounded(name: str, v: Any) -> int:
     return value
 
 
-def _need_int(name: str, v: Any) -> int:
-    if not _is_int(v):
-        raise _invalid(name)
-    return int(v)
-
-
 def _array_partition(args: list[Any], env: Env) -> Any:
     arr = _need_array("States.ArrayPartition", args[0])
     size = _truncated("States.ArrayPartition", args[1])
@@ -378,7 +370,11 @@ def _array_range(args: list[Any], env: Env) -> Any:
 
 def _array_get_item(args: list[Any], env: Env) -> Any:
     arr = _need_array("States.ArrayGetItem", args[0])
-    idx = _need_int("States.ArrayGetItem", args[1])
+    # Observed on AWS: a fractional index is truncated (1.2 -> 1), and any index into
+    # an empty array yields null, while an index past the end of a non-empty one fails.
+    idx = _truncated("States.ArrayGetItem", args[1])
+    if not arr:
+        return None
     if not 0 <= idx < len(arr):
         raise _invalid("States.ArrayGetItem")
     return arr[idx]

@@ -144,6 +144,9 @@ def test_array_range_limit() -> None:
         "States.ArrayPartition($.arr, '2')",
         "States.ArrayRange(1, 10, 0.49)",
         "States.ArrayRange(1001, 1, -1)",
+        "States.Format('Hello {', 'x')",
+        "States.Format('}')",
+        "States.Format('Hello {{}}', 'x')",
         "States.MathAdd('1', 1)",
         "States.MathRandom(5, 1)",
         "States.StringToJson('{bad')",
@@ -186,6 +189,8 @@ def test_runtime_failures_are_intrinsic_failure(expr: str) -> None:
         ("States.ArrayPartition(States.Array(1, 2, 3, 4, 5), 2.6)", [[1, 2], [3, 4], [5]]),
         ("States.ArrayPartition(States.Array(1, 2, 3), 2147483647)", [[1, 2, 3]]),
         ("States.MathRandom(1.6, 2.4)", 1),
+        ("States.ArrayGetItem(States.Array(10, 20, 30), 1.2)", 20),
+        ("States.ArrayGetItem(States.Array(), 999)", None),
     ],
 )
 def test_numeric_arguments_as_step_functions_treats_them(expr: str, expected: Any) -> None:
