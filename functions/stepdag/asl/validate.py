@@ -224,7 +224,7 @@ class _Validator:
             self.add(where, f"transition to undefined state '{target}'")
 
     def _path(
-        self, value: Any, where: str, *, reference: bool, nullable: bool, context: bool = False
+        self, value: Any, where: str, *, reference: bool, nullable: bool, context: bool = True
     ) -> None:
         if value is None and nullable:
             return
@@ -236,7 +236,8 @@ class _Validator:
         except PathSyntaxError as exc:
             self.add(where, str(exc))
             return
-        # ItemsPath may select from the context object ($$.Execution.Input...).
+        # Reference paths that only read (ItemsPath, SecondsPath, ...Path settings) may
+        # select from the context object ($$.Execution.Input...); ResultPath writes.
         if reference and not (path.definite if context and path.context else path.is_reference):
             self.add(where, f"'{value}' is not a valid reference path")
 
@@ -245,7 +246,13 @@ class _Validator:
             if key in spec:
                 self._path(spec[key], f"{where}.{key}", reference=False, nullable=True)
         if "ResultPath" in spec:
-            self._path(spec["ResultPath"], f"{where}.ResultPath", reference=True, nullable=True)
+            self._path(
+                spec["ResultPath"],
+                f"{where}.ResultPath",
+                reference=True,
+                nullable=True,
+                context=False,
+            )
         for key in ("Parameters", "ResultSelector", "ItemSelector"):
             if key in spec:
                 self._template(spec[key], f"{where}.{key}", must_be_object=key != "Parameters")
@@ -340,10 +347,7 @@ class _Validator:
         if "ItemSelector" in spec and "Parameters" in spec:
             self.add(where, "cannot have both 'ItemSelector' and 'Parameters'")
         if "ItemsPath" in spec:
-            items_path = spec["ItemsPath"]
-            self._path(
-                items_path, f"{where}.ItemsPath", reference=True, nullable=False, context=True
-            )
+            self._path(spec["ItemsPath"], f"{where}.ItemsPath", reference=True, nullable=False)
         for key in ("ItemReader", "ItemBatcher", "ResultWriter"):
             if key in spec:
                 self.add(f"{where}.{key}", "distributed Map features are not supported")
@@ -445,7 +449,13 @@ class _Validator:
             else:
                 self._target(c["Next"], f"{cw}.Next", scope)
             if "ResultPath" in c:
-                self._path(c["ResultPath"], f"{cw}.ResultPath", reference=True, nullable=True)
+                self._path(
+                    c["ResultPath"],
+                    f"{cw}.ResultPath",
+                    reference=True,
+                    nullable=True,
+                    context=False,
+                )
 
 
 def _targets(spec: dict[str, Any]) -> Iterable[str]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepdag.asl import StateMachine, VirtualClock
+import pytest
+
+from stepdag.asl import AslDefinitionError, StateMachine, VirtualClock
 
 from ._util import run, single
 
@@ -66,3 +68,23 @@ def test_a_data_path_that_matches_nothing_keeps_the_jsonpath_library_wording() -
         "An error occurred while executing the state 'P' (entered at the event id #2). "
         "Invalid path '$.a.b' : No results for path: $['a']['b']"
     )
+
+
+def test_wait_seconds_path_and_task_timeout_path_may_read_the_context_object() -> None:
+    wait = single({"Type": "Wait", "SecondsPath": "$$.Execution.Input.d"})
+    clock = VirtualClock()
+    assert StateMachine(wait).execute({"d": 7}, clock=clock).status == "SUCCEEDED"
+    assert clock.now() == 7
+
+    def slow(resource: str, params: Any, ctx: Any) -> Any:
+        ctx.clock.sleep(100)
+        return 1
+
+    task = single({"Type": "Task", "Resource": "r", "TimeoutSecondsPath": "$$.Execution.Input.t"})
+    result = run(task, {"t": 3}, slow)
+    assert (result.status, result.error) == ("FAILED", "States.Timeout")
+
+
+def test_result_path_may_not_write_into_the_context_object() -> None:
+    with pytest.raises(AslDefinitionError, match="not a valid reference path"):
+        StateMachine(single({"Type": "Pass", "ResultPath": "$$.Execution.Input"}))

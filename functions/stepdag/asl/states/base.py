@@ -200,6 +200,11 @@ class State(ABC):
             return None
         return frame.context(self.name, frame.execution.clock.now_iso())
 
+    def path_source(self, path: JsonPath, data: Any, frame: Frame) -> Any:
+        """What a read-only path (SecondsPath, MaxConcurrencyPath, ...) selects from."""
+        context = self._context_for(path, frame)
+        return data if context is None else context
+
     # -- retry / catch ---------------------------------------------------------------------
 
     def recover(

@@ -83,7 +83,11 @@ class WaitState(State):
             assert ts is not None  # validated at load
             return ts.timestamp() - now
         if self.seconds_path is not None:
-            value = _sample(self.seconds_path, effective, "SecondsPath")
+            value = _sample(
+                self.seconds_path,
+                self.path_source(self.seconds_path, effective, frame),
+                "SecondsPath",
+            )
             desc = f"{self.seconds_path.source} == {shown(value)}"
             if isinstance(value, bool) or not isinstance(value, int):
                 raise StatesError(
@@ -95,7 +99,11 @@ class WaitState(State):
                 )
             return float(value)
         assert self.timestamp_path is not None
-        value = _sample(self.timestamp_path, effective, "TimestampPath")
+        value = _sample(
+            self.timestamp_path,
+            self.path_source(self.timestamp_path, effective, frame),
+            "TimestampPath",
+        )
         ts = choice.parse_timestamp(value)
         if ts is None:
             raise StatesError(

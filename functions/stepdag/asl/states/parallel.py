@@ -93,10 +93,13 @@ class MapState(_Composite):
         self.tolerated_pct: float = raw.get("ToleratedFailurePercentage", 0)
         self.tolerated_pct_path = _opt(raw, "ToleratedFailurePercentagePath")
 
-    def _settings(self, effective: Any) -> tuple[int, int, float]:
+    def _settings(self, frame: Frame, effective: Any) -> tuple[int, int, float]:
         concurrency = self.max_concurrency
         if self.max_concurrency_path is not None:
-            value = _sample(self.max_concurrency_path, effective)
+            value = _sample(
+                self.max_concurrency_path,
+                self.path_source(self.max_concurrency_path, effective, frame),
+            )
             if isinstance(value, bool) or not isinstance(value, int):
                 raise StatesError(
                     RUNTIME,
@@ -111,7 +114,10 @@ class MapState(_Composite):
             concurrency = value
         count = self.tolerated_count
         if self.tolerated_count_path is not None:
-            value = _sample(self.tolerated_count_path, effective)
+            value = _sample(
+                self.tolerated_count_path,
+                self.path_source(self.tolerated_count_path, effective, frame),
+            )
             if isinstance(value, bool) or not isinstance(value, int):
                 raise StatesError(
                     RUNTIME,
@@ -123,7 +129,9 @@ class MapState(_Composite):
             count = value
         pct = self.tolerated_pct
         if self.tolerated_pct_path is not None:
-            value = _sample(self.tolerated_pct_path, effective)
+            value = _sample(
+                self.tolerated_pct_path, self.path_source(self.tolerated_pct_path, effective, frame)
+            )
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise StatesError(
                     RUNTIME,
@@ -145,7 +153,7 @@ class MapState(_Composite):
             raise StatesError(
                 RUNTIME, f"Map state input must be an array but was: {_json_type(items)}"
             )
-        concurrency, tolerated_count, tolerated_pct = self._settings(effective)
+        concurrency, tolerated_count, tolerated_pct = self._settings(frame, effective)
         total = len(items)
         frame.event("MapStateStarted", {"length": total})
         tolerant = self.distributed or tolerated_count > 0 or tolerated_pct > 0

@@ -63,7 +63,7 @@ class TaskState(State):
                 ctx["Task"] = {"Token": token[0]}
             try:
                 params = self.apply_parameters(frame, effective, ctx)
-                timeout, heartbeat = self._timeouts(effective)
+                timeout, heartbeat = self._timeouts(frame, effective)
                 return self._invoke(frame, params, ctx, token, timeout=timeout, heartbeat=heartbeat)
             finally:
                 if token is not None:
@@ -71,13 +71,21 @@ class TaskState(State):
 
         return self.run_attempts(frame, data, attempt)
 
-    def _timeouts(self, effective: Any) -> tuple[float | None, float | None]:
+    def _timeouts(self, frame: Frame, effective: Any) -> tuple[float | None, float | None]:
         timeout = self.timeout_seconds
         heartbeat = self.heartbeat_seconds
         if self.timeout_path is not None:
-            timeout = _positive_int(self.timeout_path, effective, "TimeoutSecondsPath")
+            timeout = _positive_int(
+                self.timeout_path,
+                self.path_source(self.timeout_path, effective, frame),
+                "TimeoutSecondsPath",
+            )
         if self.heartbeat_path is not None:
-            heartbeat = _positive_int(self.heartbeat_path, effective, "HeartbeatSecondsPath")
+            heartbeat = _positive_int(
+                self.heartbeat_path,
+                self.path_source(self.heartbeat_path, effective, frame),
+                "HeartbeatSecondsPath",
+            )
         return timeout, heartbeat
 
     def _invoke(
