@@ -241,18 +241,16 @@ class _Validator:
         if reference and not (path.definite if context and path.context else path.is_reference):
             self.add(where, f"'{value}' is not a valid reference path")
 
+    def _result_path(self, value: Any, where: str) -> None:
+        """A ResultPath writes, so it may not name the context object."""
+        self._path(value, where, reference=True, nullable=True, context=False)
+
     def _io(self, typ: str, spec: dict[str, Any], where: str) -> None:
         for key in ("InputPath", "OutputPath"):
             if key in spec:
                 self._path(spec[key], f"{where}.{key}", reference=False, nullable=True)
         if "ResultPath" in spec:
-            self._path(
-                spec["ResultPath"],
-                f"{where}.ResultPath",
-                reference=True,
-                nullable=True,
-                context=False,
-            )
+            self._result_path(spec["ResultPath"], f"{where}.ResultPath")
         for key in ("Parameters", "ResultSelector", "ItemSelector"):
             if key in spec:
                 self._template(spec[key], f"{where}.{key}", must_be_object=key != "Parameters")
@@ -449,13 +447,7 @@ class _Validator:
             else:
                 self._target(c["Next"], f"{cw}.Next", scope)
             if "ResultPath" in c:
-                self._path(
-                    c["ResultPath"],
-                    f"{cw}.ResultPath",
-                    reference=True,
-                    nullable=True,
-                    context=False,
-                )
+                self._result_path(c["ResultPath"], f"{cw}.ResultPath")
 
 
 def _targets(spec: dict[str, Any]) -> Iterable[str]:
