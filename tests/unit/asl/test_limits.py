@@ -192,3 +192,26 @@ def test_invalid_execution_names_are_rejected(name: str, why: str) -> None:
 def test_valid_execution_names_are_accepted(name: str) -> None:
     result = StateMachine(single({"Type": "Succeed"})).execute({}, name=name, clock=VirtualClock())
     assert (result.status, result.name) == ("SUCCEEDED", name)
+
+
+def test_an_unchanged_payload_is_held_once_by_the_whole_history() -> None:
+    """A 250 KB payload looping until the quota must not cost 25,000 copies of itself."""
+    keep = {
+        "StartAt": "Spin",
+        "States": {
+            "Spin": {"Type": "Pass", "Next": "Again"},
+            "Again": LOOP["States"]["Again"],
+            "Done": {"Type": "Succeed"},
+        },
+    }
+    blob = {"spin": True, "blob": "x" * 250_000}
+    result = StateMachine(keep).execute(blob, clock=VirtualClock())
+    assert result.cause == HISTORY_LIMIT_CAUSE
+    texts = {
+        id(text)
+        for event in result.history
+        for key in ("input", "output")
+        if isinstance(text := event.details.get(key), str) and len(text) > 1000
+    }
+    # ExecutionStarted's text and the one every state event shares.
+    assert len(texts) == 2

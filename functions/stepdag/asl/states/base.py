@@ -137,7 +137,11 @@ class State(ABC):
         frame.check()
         return frame.event(
             f"{self.type_name}StateEntered",
-            {"name": self.name, "input": to_json(data), "inputDetails": {"truncated": False}},
+            {
+                "name": self.name,
+                "input": frame.json_text(data),
+                "inputDetails": {"truncated": False},
+            },
         )
 
     def exit(self, frame: Frame, output: Any, text: str | None = None) -> None:
@@ -145,7 +149,7 @@ class State(ABC):
             f"{self.type_name}StateExited",
             {
                 "name": self.name,
-                "output": to_json(output) if text is None else text,
+                "output": frame.json_text(output) if text is None else text,
                 "outputDetails": {"truncated": False},
             },
         )
@@ -183,7 +187,7 @@ class State(ABC):
         elif self.output_path is not None:
             context = self._context_for(self.output_path, frame)
             output = _select(self.output_path, output, context, "OutputPath")
-        text = to_json(output)
+        text = frame.json_text(output)
         if payload_size_exceeded(text):
             raise StatesError(
                 DATA_LIMIT_EXCEEDED,
