@@ -425,10 +425,11 @@ _HASHES: Final = {
 
 def _hash(args: list[Any], env: Env) -> Any:
     data, algorithm = args
-    _need_str("States.Hash", data)
-    if algorithm not in _HASHES:
+    # Observed on AWS: a number or an object is hashed as its JSON text, not rejected.
+    text = _need_str("States.Hash", data if isinstance(data, str) else to_json(data))
+    if not isinstance(algorithm, str) or algorithm not in _HASHES:
         raise _invalid("States.Hash")
-    return hashlib.new(_HASHES[algorithm], data.encode("utf-8")).hexdigest()
+    return hashlib.new(_HASHES[algorithm], text.encode("utf-8")).hexdigest()
 
 
 def _json_merge(args: list[Any], env: Env) -> Any:

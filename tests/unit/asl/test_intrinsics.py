@@ -94,6 +94,11 @@ def test_hash(algo: str) -> None:
     )
 
 
+def test_hash_of_a_number_or_object_hashes_its_json_text() -> None:
+    assert ev("States.Hash(123, 'MD5')") == hashlib.md5(b"123").hexdigest()
+    assert ev("States.Hash($.obj, 'SHA-1')") == hashlib.sha1(b'{"a":1}').hexdigest()
+
+
 def test_base64_roundtrip_unicode() -> None:
     encoded = ev("States.Base64Encode('héllo')")
     assert base64.b64decode(encoded).decode() == "héllo"
@@ -153,7 +158,8 @@ def test_array_range_limit() -> None:
         "States.StringToJson($.n)",
         "States.Base64Decode('***')",
         "States.Hash('x', 'SHA-999')",
-        "States.Hash($.obj, 'MD5')",
+        "States.Hash('x', 'sha-256')",
+        "States.Hash('x', 123)",
         "States.JsonMerge($.obj, $.obj, true)",
         "States.JsonMerge($.arr, $.obj, false)",
         "States.Format('{} {}', 1)",
