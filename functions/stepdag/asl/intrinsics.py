@@ -406,12 +406,23 @@ def _base64_encode(args: list[Any], env: Env) -> Any:
     return base64.b64encode(s.encode("utf-8")).decode("ascii")
 
 
+_NOT_BASE64: Final = re.compile(r"[^A-Za-z0-9+/=]")
+
+
 def _base64_decode(args: list[Any], env: Env) -> Any:
+    # AWS decodes with a MIME decoder ("MIME Base64 decoding scheme"), and was observed
+    # to accept surrounding spaces, characters outside the alphabet and missing padding:
+    # such characters are skipped, '=' ends the data, and bytes that are not UTF-8
+    # become U+FFFD. Only a dangling single character (no whole byte) fails.
     s = _need_str("States.Base64Decode", args[0])
+    data = _NOT_BASE64.sub("", s).split("=", 1)[0]
+    if len(data) % 4 == 1:
+        raise _invalid("States.Base64Decode")
     try:
-        return base64.b64decode(s.encode("ascii"), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeError, ValueError) as exc:
+        raw = base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
         raise _invalid("States.Base64Decode") from exc
+    return raw.decode("utf-8", errors="replace")
 
 
 _HASHES: Final = {

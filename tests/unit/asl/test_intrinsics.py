@@ -99,6 +99,25 @@ def test_hash_of_a_number_or_object_hashes_its_json_text() -> None:
     assert ev("States.Hash($.obj, 'SHA-1')") == hashlib.sha1(b'{"a":1}').hexdigest()
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (" YWJjZA== ", "abcd"),  # surrounding spaces skipped
+        ("YWJj\nZA==", "abcd"),  # line breaks skipped (MIME)
+        ("!!YWJjZA==", "abcd"),  # characters outside the alphabet skipped
+        ("YWJjZA", "abcd"),  # missing padding
+        ("YWJjZA==ignored", "abcd"),  # '=' ends the data
+        ("", ""),
+    ],
+)
+def test_base64_decode_is_lenient_like_a_mime_decoder(text: str, expected: str) -> None:
+    assert ev("States.Base64Decode($.s)", {"s": text}) == expected
+
+
+def test_base64_decode_of_bytes_that_are_not_utf8_replaces_them() -> None:
+    assert ev("States.Base64Decode('/w==')", {}) == "\ufffd"
+
+
 def test_base64_roundtrip_unicode() -> None:
     encoded = ev("States.Base64Encode('héllo')")
     assert base64.b64decode(encoded).decode() == "héllo"
@@ -156,7 +175,8 @@ def test_array_range_limit() -> None:
         "States.MathRandom(5, 1)",
         "States.StringToJson('{bad')",
         "States.StringToJson($.n)",
-        "States.Base64Decode('***')",
+        "States.Base64Decode('A')",
+        "States.Base64Decode($.n)",
         "States.Hash('x', 'SHA-999')",
         "States.Hash('x', 'sha-256')",
         "States.Hash('x', 123)",
