@@ -342,7 +342,14 @@ def _array_partition(args: list[Any], env: Env) -> Any:
 
 def _array_contains(args: list[Any], env: Env) -> Any:
     arr = _need_array("States.ArrayContains", args[0])
-    return any(_json_equal(item, args[1]) for item in arr)
+    # Observed on AWS: values are compared by their text, so true matches "true", 42
+    # matches "42", and {"a":1,"b":2} does not match {"b":2,"a":1}.
+    target = _as_text(args[1])
+    return any(_as_text(item) == target for item in arr)
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else to_json(value)
 
 
 def _json_equal(a: Any, b: Any) -> bool:
