@@ -11,8 +11,22 @@ from datetime import datetime
 from typing import Any, Final
 
 from stepdag.asl.clock import Clock
+from stepdag.asl.errors import RUNTIME, ExecutionAborted
 
 _log = logging.getLogger(__name__)
+
+# AWS: "a hard quota of 25,000 entries in the execution event history. When an
+# execution reaches 24,999 events ... If the event number 25,000 isn't
+# ExecutionSucceeded, the ExecutionFailed event is logged" (bp-history-limit).
+MAX_HISTORY_EVENTS: Final = 25_000
+HISTORY_LIMIT_CAUSE: Final = (
+    f"The execution reached the maximum number of history events ({MAX_HISTORY_EVENTS})."
+)
+
+
+class HistoryLimitExceeded(ExecutionAborted):
+    """Unwinds the thread whose event hit the history quota (the execution has failed)."""
+
 
 # Which ``*EventDetails`` key each event type carries, as in the AWS API.
 _DETAILS_KEY: Final[dict[str, str]] = {
@@ -72,14 +86,30 @@ class HistoryEvent:
 
 
 class HistoryRecorder:
-    """Assigns ids in a single total order and streams events to ``on_event``."""
+    """Assigns ids in a single total order and streams events to ``on_event``.
 
-    def __init__(self, clock: Clock, on_event: Callable[[HistoryEvent], None] | None) -> None:
+    With ``max_events`` (Standard executions) the event that would take the last id
+    becomes the quota's ``ExecutionFailed`` unless it is ``ExecutionSucceeded``; then
+    ``on_limit`` is called (outside the lock, to fail the execution) and the thread
+    that emitted it unwinds with :class:`HistoryLimitExceeded`.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        on_event: Callable[[HistoryEvent], None] | None,
+        *,
+        max_events: int | None = None,
+        on_limit: Callable[[], None] | None = None,
+    ) -> None:
         self._clock = clock
         self._on_event = on_event
         self._lock = threading.Lock()
         self.events: list[HistoryEvent] = []
         self._closed = False
+        self._max_events = max_events
+        self._on_limit = on_limit
+        self.limit_exceeded = False
         self.listener_error: BaseException | None = None
 
     def add(
@@ -91,14 +121,25 @@ class HistoryRecorder:
         final: bool = False,
     ) -> int:
         """Record an event; after the ``final`` (execution-closing) one, events are dropped."""
+        unwind = False
         with self._lock:
             if self._closed:
                 # A straggler thread of a finished execution (e.g. a branch unwinding
                 # after a stop): the history is already complete.
                 return previous
+            event_id = len(self.events) + 1
+            if (
+                self._max_events is not None
+                and event_id >= self._max_events
+                and not (final and event_type == "ExecutionSucceeded")
+            ):
+                self.limit_exceeded = True
+                unwind = not final
+                event_type, final = "ExecutionFailed", True
+                details = {"error": RUNTIME, "cause": HISTORY_LIMIT_CAUSE}
             self._closed = final
             event = HistoryEvent(
-                id=len(self.events) + 1,
+                id=event_id,
                 previous_event_id=previous,
                 timestamp=self._clock.now_datetime(),
                 type=event_type,
@@ -115,7 +156,18 @@ class HistoryRecorder:
                     _log.exception("on_event listener failed for event %s", event.id)
                     if self.listener_error is None:
                         self.listener_error = sys.exc_info()[1]
-            return event.id
+        if unwind:
+            if self._on_limit is not None:
+                self._on_limit()
+            raise HistoryLimitExceeded()
+        return event.id
 
 
-__all__ = ["HistoryEvent", "HistoryRecorder", "details_key"]
+__all__ = [
+    "HISTORY_LIMIT_CAUSE",
+    "MAX_HISTORY_EVENTS",
+    "HistoryEvent",
+    "HistoryLimitExceeded",
+    "HistoryRecorder",
+    "details_key",
+]

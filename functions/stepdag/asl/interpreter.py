@@ -20,8 +20,14 @@ from stepdag.asl.errors import (
     StatesError,
     to_json,
 )
-from stepdag.asl.history import HistoryEvent, HistoryRecorder
+from stepdag.asl.history import (
+    HISTORY_LIMIT_CAUSE,
+    MAX_HISTORY_EVENTS,
+    HistoryEvent,
+    HistoryRecorder,
+)
 from stepdag.asl.machine import Machine
+from stepdag.asl.quotas import definition_size_problem, name_problem
 from stepdag.asl.runtime import Execution, Frame, TaskHandler
 from stepdag.asl.states.base import payload_size_exceeded
 from stepdag.asl.validate import validate_definition
@@ -34,6 +40,12 @@ SUCCEEDED: Final = "SUCCEEDED"
 FAILED: Final = "FAILED"
 TIMED_OUT: Final = "TIMED_OUT"
 ABORTED: Final = "ABORTED"
+
+STANDARD: Final = "STANDARD"
+EXPRESS: Final = "EXPRESS"
+# AWS quotas: Express executions run at most five minutes and keep no 25,000-event
+# history cap (they have no execution history on AWS at all).
+EXPRESS_MAX_DURATION_SECONDS: Final = 300
 
 
 class StartOptions(TypedDict, total=False):
@@ -94,8 +106,13 @@ class ExecutionHandle:
     """A running execution: wait for it, stop it, or answer its callback tasks."""
 
     def __init__(self, machine: StateMachine, input: Any, **options: Unpack[StartOptions]) -> None:
+        name = options.get("name")
+        if name is not None:
+            problem = name_problem("execution", name)
+            if problem is not None:
+                raise ValueError(problem)
         self.clock: Clock = options.get("clock") or RealClock()
-        self.name = options.get("name") or str(uuid.uuid4())
+        self.name = name or str(uuid.uuid4())
         self.execution_arn = (
             options.get("execution_id")
             or f"arn:aws:states:{machine.region}:{machine.account_id}:execution:"
@@ -105,7 +122,12 @@ class ExecutionHandle:
         self._input = input
         # Serialized up front so a non-JSON input is the caller's error, not the run's.
         self._input_text = to_json(input)
-        self._recorder = HistoryRecorder(self.clock, options.get("on_event"))
+        self._recorder = HistoryRecorder(
+            self.clock,
+            options.get("on_event"),
+            max_events=MAX_HISTORY_EVENTS if machine.machine_type == STANDARD else None,
+            on_limit=lambda: self._terminate(FAILED, None, RUNTIME, HISTORY_LIMIT_CAUSE),
+        )
         self._done = threading.Event()
         self._result: ExecutionResult | None = None
         self._finish_lock = threading.Lock()
@@ -220,6 +242,9 @@ class ExecutionHandle:
                 return
             if not self._execution.terminate(status, error, cause):
                 return
+            if self._recorder.limit_exceeded:
+                # The history quota's ExecutionFailed is already the last event.
+                status, output, error, cause = FAILED, None, RUNTIME, HISTORY_LIMIT_CAUSE
             details: dict[str, Any]
             if status == SUCCEEDED:
                 details = {"output": to_json(output), "outputDetails": {"truncated": False}}
@@ -232,6 +257,8 @@ class ExecutionHandle:
                 ABORTED: "ExecutionAborted",
             }[status]
             self._recorder.add(event_type, self._root.previous_event_id, details, final=True)
+            if self._recorder.limit_exceeded:
+                status, output, error, cause = FAILED, None, RUNTIME, HISTORY_LIMIT_CAUSE
             self._result = ExecutionResult(
                 status=status,
                 output=output if status == SUCCEEDED else None,
@@ -246,6 +273,13 @@ class ExecutionHandle:
         self._done.set()
 
 
+def _json_text(definition: Any) -> str | None:
+    try:
+        return to_json(definition)
+    except (TypeError, ValueError):
+        return None  # not JSON at all: validate_definition says why
+
+
 class StateMachine:
     """A validated ASL definition that can be executed locally."""
 
@@ -258,12 +292,23 @@ class StateMachine:
         region: str = REGION,
         account_id: str = ACCOUNT,
         state_machine_name: str | None = None,
+        machine_type: str = STANDARD,
     ) -> None:
         """Validate and compile ``definition``.
 
         ``role_arn``/``region``/``account_id`` only shape the ARNs seen in the context
         object and history. ``state_machine_name`` is an alias of ``name``.
+        ``machine_type`` (``STANDARD`` or ``EXPRESS``) picks the quotas: Standard
+        executions fail at 25,000 history events, Express ones time out after 5 minutes.
         """
+        if machine_type not in (STANDARD, EXPRESS):
+            raise ValueError(
+                f"machine_type must be {STANDARD!r} or {EXPRESS!r}, got {machine_type!r}"
+            )
+        text = definition if isinstance(definition, str) else _json_text(definition)
+        too_big = definition_size_problem(text) if text is not None else None
+        if too_big is not None:
+            raise AslDefinitionError([too_big])
         if isinstance(definition, str):
             try:
                 definition = json.loads(definition)
@@ -279,7 +324,12 @@ class StateMachine:
         self.region = region
         self.account_id = account_id
         self.arn = f"arn:aws:states:{region}:{account_id}:stateMachine:{self.name}"
+        self.machine_type = machine_type
         self.timeout_seconds: int | None = definition.get("TimeoutSeconds")
+        if machine_type == EXPRESS:
+            self.timeout_seconds = min(
+                self.timeout_seconds or EXPRESS_MAX_DURATION_SECONDS, EXPRESS_MAX_DURATION_SECONDS
+            )
         self.machine = Machine(definition)
 
     def start(self, input: Any = None, **options: Unpack[StartOptions]) -> ExecutionHandle:

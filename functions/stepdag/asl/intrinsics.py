@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import random
 import re
 import uuid
@@ -23,6 +24,8 @@ from stepdag.asl.errors import RUNTIME, StatesError, to_json
 from stepdag.asl.paths import JsonPath, NoMatch, PathSyntaxError, compile_path
 
 MAX_ARRAY_RANGE: Final = 1000
+INT32_MIN: Final = -(2**31)
+INT32_MAX: Final = 2**31 - 1
 MAX_STRING_INPUT: Final = 10000
 
 
@@ -225,12 +228,6 @@ def _eval_arg(arg: Arg, env: Env) -> Any:
 # ---------------------------------------------------------------- the functions
 
 
-def _is_int(v: Any) -> bool:
-    if isinstance(v, bool):
-        return False
-    return isinstance(v, int) or (isinstance(v, float) and v.is_integer())
-
-
 def _to_format_str(value: Any) -> str:
     # Step Functions renders non-string values Java-style: {a=1, b=[x, y]}.
     if isinstance(value, str):
@@ -245,7 +242,7 @@ def _to_format_str(value: Any) -> str:
 def _format(args: list[Any], raw: str | None) -> str:
     template = args[0]
     if not isinstance(template, str):
-        raise _fail("The first argument of States.Format must be a string template")
+        raise _invalid("States.Format")
     values = args[1:]
     out: list[str] = []
     used = 0
@@ -259,34 +256,32 @@ def _format(args: list[Any], raw: str | None) -> str:
             continue
         if text.startswith("{}", i):
             if used >= len(values):
-                raise _fail(
-                    "Number of arguments in States.Format does not match the number of "
-                    "placeholders in the template"
-                )
+                raise _invalid("States.Format")
             out.append(_to_format_str(values[used]))
             used += 1
             i += 2
             continue
+        if ch in "{}":
+            # An unescaped brace that is not part of "{}" ("Hello {", "}", "{{}}") is a
+            # malformed template on AWS, not literal text.
+            raise _invalid("States.Format")
         out.append(ch)
         i += 1
     if used != len(values):
-        raise _fail(
-            "Number of arguments in States.Format does not match the number of placeholders "
-            "in the template"
-        )
+        raise _invalid("States.Format")
     return "".join(out)
 
 
 def _string_to_json(args: list[Any], env: Env) -> Any:
     (s,) = args
     if not isinstance(s, str):
-        raise _fail(f"States.StringToJson expects a string argument, got {to_json(s)}")
+        raise _invalid("States.StringToJson")
     if s.strip() == "":
         return None
     try:
         return json.loads(s)
     except json.JSONDecodeError as exc:
-        raise _fail(f"States.StringToJson could not parse '{s}' as JSON: {exc.msg}") from exc
+        raise _invalid("States.StringToJson") from exc
 
 
 def _json_to_string(args: list[Any], env: Env) -> Any:
@@ -299,27 +294,62 @@ def _array(args: list[Any], env: Env) -> Any:
 
 def _need_array(name: str, v: Any) -> list[Any]:
     if not isinstance(v, list):
-        raise _fail(f"{name} expects an array as its first argument, got {to_json(v)}")
+        raise _invalid(name)
     return v
 
 
-def _need_int(name: str, v: Any, what: str) -> int:
-    if not _is_int(v):
-        raise _fail(f"{name} expects an integer {what}, got {to_json(v)}")
-    return int(v)
+def _invalid(name: str) -> StatesError:
+    # What Step Functions reports for any argument an intrinsic rejects (wrong type,
+    # out of range); the state prefix ("An error occurred while executing ...") is
+    # added by the state.
+    return _fail(f"Invalid arguments in {name}")
+
+
+def _number(name: str, v: Any) -> float | int:
+    """A JSON number argument; strings that look like numbers are not numbers."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise _invalid(name)
+    return v
+
+
+def _truncated(name: str, v: Any) -> int:
+    # AWS documents "round it off to the nearest integer", but Step Functions really
+    # truncates for ArrayRange/ArrayPartition/MathRandom (a Java int cast):
+    # ArrayPartition(a, 2.6) chunks by 2, ArrayRange(1.6, 1.4, 1) is [1].
+    value = _number(name, v)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _invalid(name)
+    return int(value)
+
+
+def _rounded(name: str, v: Any) -> int:
+    # MathAdd rounds (1.6 + 2.7 == 5): Java's Math.round, halves towards +infinity.
+    value = _number(name, v)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _invalid(name)
+        return math.floor(value + 0.5)
+    return value
 
 
 def _array_partition(args: list[Any], env: Env) -> Any:
     arr = _need_array("States.ArrayPartition", args[0])
-    size = _need_int("States.ArrayPartition", args[1], "chunk size")
+    size = _truncated("States.ArrayPartition", args[1])
     if size <= 0:
-        raise _fail(f"States.ArrayPartition expects a positive chunk size, got {size}")
+        raise _invalid("States.ArrayPartition")
     return [arr[i : i + size] for i in range(0, len(arr), size)]
 
 
 def _array_contains(args: list[Any], env: Env) -> Any:
     arr = _need_array("States.ArrayContains", args[0])
-    return any(_json_equal(item, args[1]) for item in arr)
+    # Observed on AWS: values are compared by their text, so true matches "true", 42
+    # matches "42", and {"a":1,"b":2} does not match {"b":2,"a":1}.
+    target = _as_text(args[1])
+    return any(_as_text(item) == target for item in arr)
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else to_json(value)
 
 
 def _json_equal(a: Any, b: Any) -> bool:
@@ -334,25 +364,26 @@ def _json_equal(a: Any, b: Any) -> bool:
 
 
 def _array_range(args: list[Any], env: Env) -> Any:
-    start, end, step = (_need_int("States.ArrayRange", v, "argument") for v in args)
-    if step <= 0:
-        # Step Functions only counts upwards (LocalStack's snapshot-tested behaviour).
-        raise _fail(f"States.ArrayRange step must be a positive integer, got {step}")
-    stop = end + 1
-    n = max(0, (stop - start + step - 1) // step)
-    if n > MAX_ARRAY_RANGE:
-        raise _fail(
-            f"States.ArrayRange cannot produce more than {MAX_ARRAY_RANGE} items, "
-            f"the range would contain {n}"
-        )
-    return list(range(start, stop, step))
+    start, end, step = (_truncated("States.ArrayRange", v) for v in args)
+    if step == 0:
+        raise _invalid("States.ArrayRange")
+    # Both directions count: ArrayRange(5, 1, -2) is [5, 3, 1]; the end is inclusive.
+    stop = end + (1 if step > 0 else -1)
+    items = range(start, stop, step)
+    if len(items) > MAX_ARRAY_RANGE:
+        raise _invalid("States.ArrayRange")
+    return list(items)
 
 
 def _array_get_item(args: list[Any], env: Env) -> Any:
     arr = _need_array("States.ArrayGetItem", args[0])
-    idx = _need_int("States.ArrayGetItem", args[1], "index")
+    # Observed on AWS: a fractional index is truncated (1.2 -> 1), and any index into
+    # an empty array yields null, while an index past the end of a non-empty one fails.
+    idx = _truncated("States.ArrayGetItem", args[1])
+    if not arr:
+        return None
     if not 0 <= idx < len(arr):
-        raise _fail(f"States.ArrayGetItem index {idx} is out of bounds for length {len(arr)}")
+        raise _invalid("States.ArrayGetItem")
     return arr[idx]
 
 
@@ -371,9 +402,9 @@ def _array_unique(args: list[Any], env: Env) -> Any:
 
 def _need_str(name: str, v: Any) -> str:
     if not isinstance(v, str):
-        raise _fail(f"{name} expects a string argument, got {to_json(v)}")
+        raise _invalid(name)
     if len(v) > MAX_STRING_INPUT:
-        raise _fail(f"{name} input exceeds {MAX_STRING_INPUT} characters ({len(v)})")
+        raise _invalid(name)
     return v
 
 
@@ -382,12 +413,23 @@ def _base64_encode(args: list[Any], env: Env) -> Any:
     return base64.b64encode(s.encode("utf-8")).decode("ascii")
 
 
+_NOT_BASE64: Final = re.compile(r"[^A-Za-z0-9+/=]")
+
+
 def _base64_decode(args: list[Any], env: Env) -> Any:
+    # AWS decodes with a MIME decoder ("MIME Base64 decoding scheme"), and was observed
+    # to accept surrounding spaces, characters outside the alphabet and missing padding:
+    # such characters are skipped, '=' ends the data, and bytes that are not UTF-8
+    # become U+FFFD. Only a dangling single character (no whole byte) fails.
     s = _need_str("States.Base64Decode", args[0])
+    data = _NOT_BASE64.sub("", s).split("=", 1)[0]
+    if len(data) % 4 == 1:
+        raise _invalid("States.Base64Decode")
     try:
-        return base64.b64decode(s.encode("ascii"), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeError, ValueError) as exc:
-        raise _fail(f"States.Base64Decode could not decode '{s}': {exc}") from exc
+        raw = base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _invalid("States.Base64Decode") from exc
+    return raw.decode("utf-8", errors="replace")
 
 
 _HASHES: Final = {
@@ -401,51 +443,54 @@ _HASHES: Final = {
 
 def _hash(args: list[Any], env: Env) -> Any:
     data, algorithm = args
-    _need_str("States.Hash", data)
-    if algorithm not in _HASHES:
-        raise _fail(
-            f"States.Hash algorithm must be one of {', '.join(_HASHES)}, got {to_json(algorithm)}"
-        )
-    return hashlib.new(_HASHES[algorithm], data.encode("utf-8")).hexdigest()
+    # Observed on AWS: a number or an object is hashed as its JSON text, not rejected.
+    text = _need_str("States.Hash", data if isinstance(data, str) else to_json(data))
+    if not isinstance(algorithm, str) or algorithm not in _HASHES:
+        raise _invalid("States.Hash")
+    return hashlib.new(_HASHES[algorithm], text.encode("utf-8")).hexdigest()
 
 
 def _json_merge(args: list[Any], env: Env) -> Any:
     a, b, deep = args
     if not isinstance(a, dict) or not isinstance(b, dict):
-        raise _fail("States.JsonMerge expects two JSON objects")
+        raise _invalid("States.JsonMerge")
     if not isinstance(deep, bool):
-        raise _fail("States.JsonMerge expects a boolean as its third argument")
+        raise _invalid("States.JsonMerge")
     if deep:
         # Step Functions only supports shallow merges and rejects deep mode.
-        raise _fail(
-            "States.JsonMerge only supports shallow merging; the third argument must be false"
-        )
+        raise _invalid("States.JsonMerge")
     merged = dict(a)
     merged.update(b)
     return merged
 
 
 def _math_random(args: list[Any], env: Env) -> Any:
-    start = _need_int("States.MathRandom", args[0], "start")
-    end = _need_int("States.MathRandom", args[1], "end")
-    if start > end:
-        raise _fail(f"States.MathRandom start {start} is greater than end {end}")
+    start = _truncated("States.MathRandom", args[0])
+    end = _truncated("States.MathRandom", args[1])
+    # AWS: "between the specified start number (inclusive) and end number (exclusive)";
+    # an empty interval (start >= end) is rejected.
+    if start >= end:
+        raise _invalid("States.MathRandom")
     if len(args) == 3:
-        seed = _need_int("States.MathRandom", args[2], "seed")
-        return random.Random(seed).randint(start, end)
-    return env.rng.randint(start, end)
+        seed = _truncated("States.MathRandom", args[2])
+        return random.Random(seed).randrange(start, end)
+    return env.rng.randrange(start, end)
 
 
 def _math_add(args: list[Any], env: Env) -> Any:
-    a = _need_int("States.MathAdd", args[0], "value")
-    b = _need_int("States.MathAdd", args[1], "value")
-    return a + b
+    # AWS: "integer values in the range of -2147483648 and 2147483647"; a sum outside
+    # that range fails too (Java int arithmetic would otherwise wrap).
+    a, b = (_rounded("States.MathAdd", v) for v in args)
+    total = a + b
+    if not all(INT32_MIN <= v <= INT32_MAX for v in (a, b, total)):
+        raise _invalid("States.MathAdd")
+    return total
 
 
 def _string_split(args: list[Any], env: Env) -> Any:
     s, delims = args
     if not isinstance(s, str) or not isinstance(delims, str):
-        raise _fail("States.StringSplit expects two string arguments")
+        raise _invalid("States.StringSplit")
     if delims == "":
         return [s] if s else []
     pattern = "|".join(re.escape(c) for c in delims)

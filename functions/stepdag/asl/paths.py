@@ -231,6 +231,10 @@ class _Parser:
                     # property literally named "length()" (and so usually finds nothing).
                     self.pos += len("length()")
                     segs.append(Field("length()"))
+                elif self.peek() == "[":
+                    # Jayway (and AWS's docs: "$.abc.['def ghi']") accept a bracket
+                    # selector right after a dot.
+                    segs.append(self.parse_bracket())
                 else:
                     segs.append(self.parse_name())
             elif self.peek() == "[":

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from stepdag.asl.clock import Clock, ClockEvent
-from stepdag.asl.errors import ExecutionAborted, StatesError
+from stepdag.asl.errors import ExecutionAborted, StatesError, to_json
 from stepdag.asl.history import HistoryRecorder
 
 
@@ -174,6 +174,7 @@ class Frame:
         self._listeners: list[ClockEvent] = []
         self._children: list[Frame] = []
         self.cancelled = False
+        self._last_json: tuple[Any, str] | None = None
 
     def child(self, map_item: tuple[int, Any] | None = None, key: str = "") -> Frame:
         frame = Frame(self.execution, self.previous_event_id, self, map_item, f"{self.key}/{key}")
@@ -218,6 +219,18 @@ class Frame:
     def check(self) -> None:
         if self.cancelled:
             raise ExecutionAborted()
+
+    def json_text(self, value: Any) -> str:
+        """``to_json(value)``, reusing the text when ``value`` is the object this frame
+        serialized last: a state's output is usually the next state's input, so a
+        history of N transitions holds one copy of an unchanged payload, not 2N
+        (payloads are never mutated in place)."""
+        last = self._last_json
+        if last is not None and last[0] is value:
+            return last[1]
+        text = to_json(value)
+        self._last_json = (value, text)
+        return text
 
     def event(self, event_type: str, details: dict[str, Any] | None = None) -> int:
         event_id = self.execution.recorder.add(event_type, self.previous_event_id, details)

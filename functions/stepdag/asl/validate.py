@@ -12,8 +12,7 @@ from typing import Any, Final
 from stepdag.asl import choice, payload
 from stepdag.asl.errors import ALL, KNOWN_STATES_ERRORS
 from stepdag.asl.paths import PathSyntaxError, compile_path
-
-MAX_NAME_LENGTH: Final = 80
+from stepdag.asl.quotas import MAX_NAME_LENGTH
 
 _COMMON: Final = frozenset({"Type", "Comment"})
 _IO: Final = frozenset({"InputPath", "OutputPath"})
@@ -224,7 +223,9 @@ class _Validator:
         elif target not in scope:
             self.add(where, f"transition to undefined state '{target}'")
 
-    def _path(self, value: Any, where: str, *, reference: bool, nullable: bool) -> None:
+    def _path(
+        self, value: Any, where: str, *, reference: bool, nullable: bool, context: bool = True
+    ) -> None:
         if value is None and nullable:
             return
         if not isinstance(value, str):
@@ -235,15 +236,21 @@ class _Validator:
         except PathSyntaxError as exc:
             self.add(where, str(exc))
             return
-        if reference and not path.is_reference:
+        # Reference paths that only read (ItemsPath, SecondsPath, ...Path settings) may
+        # select from the context object ($$.Execution.Input...); ResultPath writes.
+        if reference and not (path.definite if context and path.context else path.is_reference):
             self.add(where, f"'{value}' is not a valid reference path")
+
+    def _result_path(self, value: Any, where: str) -> None:
+        """A ResultPath writes, so it may not name the context object."""
+        self._path(value, where, reference=True, nullable=True, context=False)
 
     def _io(self, typ: str, spec: dict[str, Any], where: str) -> None:
         for key in ("InputPath", "OutputPath"):
             if key in spec:
                 self._path(spec[key], f"{where}.{key}", reference=False, nullable=True)
         if "ResultPath" in spec:
-            self._path(spec["ResultPath"], f"{where}.ResultPath", reference=True, nullable=True)
+            self._result_path(spec["ResultPath"], f"{where}.ResultPath")
         for key in ("Parameters", "ResultSelector", "ItemSelector"):
             if key in spec:
                 self._template(spec[key], f"{where}.{key}", must_be_object=key != "Parameters")
@@ -440,7 +447,7 @@ class _Validator:
             else:
                 self._target(c["Next"], f"{cw}.Next", scope)
             if "ResultPath" in c:
-                self._path(c["ResultPath"], f"{cw}.ResultPath", reference=True, nullable=True)
+                self._result_path(c["ResultPath"], f"{cw}.ResultPath")
 
 
 def _targets(spec: dict[str, Any]) -> Iterable[str]:

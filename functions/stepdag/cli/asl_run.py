@@ -22,6 +22,12 @@ def asl_run(
         str | None,
         typer.Option(help="module:attr — a callable(resource, parameters) or a dict of them"),
     ] = None,
+    machine_type: Annotated[
+        str,
+        typer.Option(
+            "--type", help="STANDARD (fails at 25,000 history events) or EXPRESS (5-minute limit)"
+        ),
+    ] = "STANDARD",
 ) -> None:
     """Run an ASL file; print one JSON object {status, output, error, cause}.
 
@@ -36,7 +42,9 @@ def asl_run(
         raw = parse_json_arg(input, "--input") if input is not None else {}
         if not definition.is_file():
             raise InputValidationError(f"no such definition file {str(definition)!r}")
-        sm = StateMachine(definition.read_text(), name=definition.stem)
+        sm = StateMachine(
+            definition.read_text(), name=definition.stem, machine_type=machine_type.upper()
+        )
         handler = _load_handlers(handlers) if handlers else None
         result = sm.execute(raw, task_handler=handler, name="asl-run").to_contract()
     except Exception as exc:  # the contract holds even for invalid input

@@ -59,6 +59,12 @@ def fails(expr: str, data: Any = None) -> StatesError:
         ("States.ArrayContains($.arr, 3)", True),
         ("States.ArrayContains($.arr, 9)", False),
         ("States.ArrayContains(States.Array(true), 1)", False),
+        ("States.ArrayContains(States.Array('true', 'x'), true)", True),
+        ("States.ArrayContains(States.Array('42'), 42)", True),
+        ("States.ArrayContains(States.Array(0, 1), false)", False),
+        ("States.ArrayContains(States.Array(1, null), null)", True),
+        ("States.ArrayContains(States.Array(States.Array(0)), States.Array(0))", True),
+        ("States.ArrayContains(States.Array($.obj), States.StringToJson('{\"a\":1}'))", True),
         ("States.ArrayRange(1, 9, 2)", [1, 3, 5, 7, 9]),
         ("States.ArrayRange(1, 1, 1)", [1]),
         ("States.ArrayRange(1, 0, 1)", []),
@@ -94,6 +100,30 @@ def test_hash(algo: str) -> None:
     )
 
 
+def test_hash_of_a_number_or_object_hashes_its_json_text() -> None:
+    assert ev("States.Hash(123, 'MD5')") == hashlib.md5(b"123").hexdigest()
+    assert ev("States.Hash($.obj, 'SHA-1')") == hashlib.sha1(b'{"a":1}').hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (" YWJjZA== ", "abcd"),  # surrounding spaces skipped
+        ("YWJj\nZA==", "abcd"),  # line breaks skipped (MIME)
+        ("!!YWJjZA==", "abcd"),  # characters outside the alphabet skipped
+        ("YWJjZA", "abcd"),  # missing padding
+        ("YWJjZA==ignored", "abcd"),  # '=' ends the data
+        ("", ""),
+    ],
+)
+def test_base64_decode_is_lenient_like_a_mime_decoder(text: str, expected: str) -> None:
+    assert ev("States.Base64Decode($.s)", {"s": text}) == expected
+
+
+def test_base64_decode_of_bytes_that_are_not_utf8_replaces_them() -> None:
+    assert ev("States.Base64Decode('/w==')", {}) == "\ufffd"
+
+
 def test_base64_roundtrip_unicode() -> None:
     encoded = ev("States.Base64Encode('héllo')")
     assert base64.b64decode(encoded).decode() == "héllo"
@@ -109,8 +139,9 @@ def test_uuid_is_v4_and_seeded() -> None:
 
 
 def test_math_random_bounds_and_seed() -> None:
+    # The end is exclusive (AWS: "start number (inclusive) and end number (exclusive)").
     values = {ev("States.MathRandom(1, 3)", seed=s) for s in range(50)}
-    assert values == {1, 2, 3}
+    assert values == {1, 2}
     assert ev("States.MathRandom(1, 1000, 42)") == ev("States.MathRandom(1, 1000, 42)", seed=99)
 
 
@@ -118,7 +149,7 @@ def test_array_range_limit() -> None:
     assert len(ev("States.ArrayRange(1, 1000, 1)")) == 1000
     err = fails("States.ArrayRange(1, 1001, 1)")
     assert err.error == "States.Runtime"
-    assert "1000" in (err.cause or "")
+    assert err.cause == "Invalid arguments in States.ArrayRange"
 
 
 @pytest.mark.parametrize(
@@ -130,16 +161,31 @@ def test_array_range_limit() -> None:
         "States.ArrayLength($.name)",
         "States.ArrayPartition($.arr, 0)",
         "States.ArrayRange(1, 5, 0)",
-        "States.ArrayRange(5, 1, -1)",
         "States.ArrayRange(1, 'x', 1)",
-        "States.MathAdd(1.5, 1)",
+        "States.MathAdd(2147483647, 1)",
+        "States.MathAdd(3000000000, 0)",
+        "States.MathAdd(true, 1)",
+        "States.MathAdd(null, 1)",
+        "States.MathRandom(1, 1)",
+        "States.MathRandom(1.4, 1.6)",
+        "States.MathRandom(1, 10, null)",
+        "States.ArrayPartition($.arr, 0.6)",
+        "States.ArrayPartition($.arr, -1)",
+        "States.ArrayPartition($.arr, '2')",
+        "States.ArrayRange(1, 10, 0.49)",
+        "States.ArrayRange(1001, 1, -1)",
+        "States.Format('Hello {', 'x')",
+        "States.Format('}')",
+        "States.Format('Hello {{}}', 'x')",
         "States.MathAdd('1', 1)",
         "States.MathRandom(5, 1)",
         "States.StringToJson('{bad')",
         "States.StringToJson($.n)",
-        "States.Base64Decode('***')",
+        "States.Base64Decode('A')",
+        "States.Base64Decode($.n)",
         "States.Hash('x', 'SHA-999')",
-        "States.Hash($.obj, 'MD5')",
+        "States.Hash('x', 'sha-256')",
+        "States.Hash('x', 123)",
         "States.JsonMerge($.obj, $.obj, true)",
         "States.JsonMerge($.arr, $.obj, false)",
         "States.Format('{} {}', 1)",
@@ -148,7 +194,44 @@ def test_array_range_limit() -> None:
     ],
 )
 def test_runtime_failures_are_intrinsic_failure(expr: str) -> None:
-    assert fails(expr).error == "States.Runtime"
+    err = fails(expr)
+    assert err.error == "States.Runtime"
+    name = expr.split("(", 1)[0]
+    assert err.cause == f"Invalid arguments in {name}"
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        # MathAdd rounds to the nearest integer (Java Math.round: halves go up).
+        ("States.MathAdd(1.6, 2.7)", 5),
+        ("States.MathAdd(0.1, 0.2)", 0),
+        ("States.MathAdd(1.5, 1)", 3),
+        ("States.MathAdd(-1.5, 0)", -1),
+        ("States.MathAdd(2147483646, 1)", 2147483647),
+        ("States.MathAdd(-2147483647, -1)", -2147483648),
+        # ArrayRange/ArrayPartition truncate, and ranges count down with a negative step.
+        ("States.ArrayRange(1.4, 5.6, 2.2)", [1, 3, 5]),
+        ("States.ArrayRange(1.6, 1.4, 1)", [1]),
+        ("States.ArrayRange(5.4, -0.6, -2.4)", [5, 3, 1]),
+        ("States.ArrayRange(5, 1, -2)", [5, 3, 1]),
+        ("States.ArrayRange(3, 3, -1)", [3]),
+        ("States.ArrayRange(5, 1, 1)", []),
+        ("States.ArrayRange(1, 5, -1)", []),
+        ("States.ArrayPartition(States.Array(1, 2, 3, 4, 5), 2.6)", [[1, 2], [3, 4], [5]]),
+        ("States.ArrayPartition(States.Array(1, 2, 3), 2147483647)", [[1, 2, 3]]),
+        ("States.MathRandom(1.6, 2.4)", 1),
+        ("States.ArrayGetItem(States.Array(10, 20, 30), 1.2)", 20),
+        ("States.ArrayGetItem(States.Array(), 999)", None),
+    ],
+)
+def test_numeric_arguments_as_step_functions_treats_them(expr: str, expected: Any) -> None:
+    assert ev(expr) == expected
+
+
+def test_array_range_counts_down_to_the_1000_item_limit() -> None:
+    values = ev("States.ArrayRange(1000, 1, -1)")
+    assert (len(values), values[0], values[-1]) == (1000, 1000, 1)
 
 
 def test_string_input_length_limit() -> None:

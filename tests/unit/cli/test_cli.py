@@ -230,3 +230,36 @@ def test_rerun_goes_through_the_local_service(
     assert ghost.exit_code == 2 and "has no node 'ghost'" in ghost.output
     background = runner.invoke(app, ["rerun", "base", "--from", "load", "--no-wait"])
     assert background.exit_code == 2 and "--no-wait needs --remote" in background.output
+
+
+def test_asl_run_type_picks_the_quotas(runner: CliRunner, tmp_path: Path) -> None:
+    # 7,000 Pass iterations: 28,006 history events, over Standard's 25,000 cap.
+    m = tmp_path / "map.json"
+    m.write_text(
+        json.dumps(
+            {
+                "StartAt": "M",
+                "States": {
+                    "M": {
+                        "Type": "Map",
+                        "ItemProcessor": {
+                            "StartAt": "I",
+                            "States": {"I": {"Type": "Pass", "End": True}},
+                        },
+                        "ResultSelector": {"n.$": "States.ArrayLength($)"},
+                        "End": True,
+                    }
+                },
+            }
+        )
+    )
+    items = json.dumps(list(range(7000)))
+    res = runner.invoke(app, ["asl", "run", str(m), "--input", items])
+    assert res.exit_code == 1
+    assert json.loads(res.stdout)["cause"] == (
+        "The execution reached the maximum number of history events (25000)."
+    )
+    res = runner.invoke(app, ["asl", "run", str(m), "--input", items, "--type", "express"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["output"] == {"n": 7000}
+    res = runner.invoke(app, ["asl", "run", str(m), "--type", "bogus"])
+    assert res.exit_code == 2 and "machine_type must be" in json.loads(res.stdout)["cause"]

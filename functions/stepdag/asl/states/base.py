@@ -137,7 +137,11 @@ class State(ABC):
         frame.check()
         return frame.event(
             f"{self.type_name}StateEntered",
-            {"name": self.name, "input": to_json(data), "inputDetails": {"truncated": False}},
+            {
+                "name": self.name,
+                "input": frame.json_text(data),
+                "inputDetails": {"truncated": False},
+            },
         )
 
     def exit(self, frame: Frame, output: Any, text: str | None = None) -> None:
@@ -145,19 +149,20 @@ class State(ABC):
             f"{self.type_name}StateExited",
             {
                 "name": self.name,
-                "output": to_json(output) if text is None else text,
+                "output": frame.json_text(output) if text is None else text,
                 "outputDetails": {"truncated": False},
             },
         )
 
     # -- input/output processing -------------------------------------------------------
 
-    def effective_input(self, data: Any) -> Any:
+    def effective_input(self, data: Any, frame: Frame | None = None) -> Any:
         if self.input_null:
             return {}
         if self.input_path is None:
             return data
-        return _select(self.input_path, data)
+        context = self._context_for(self.input_path, frame)
+        return _select(self.input_path, data, context, "InputPath")
 
     def apply_parameters(self, frame: Frame, data: Any, context: dict[str, Any]) -> Any:
         if self.parameters is None:
@@ -180,8 +185,9 @@ class State(ABC):
         if self.output_null:
             output = {}
         elif self.output_path is not None:
-            output = _select(self.output_path, output)
-        text = to_json(output)
+            context = self._context_for(self.output_path, frame)
+            output = _select(self.output_path, output, context, "OutputPath")
+        text = frame.json_text(output)
         if payload_size_exceeded(text):
             raise StatesError(
                 DATA_LIMIT_EXCEEDED,
@@ -190,6 +196,18 @@ class State(ABC):
             )
         self.exit(frame, output, text)
         return output
+
+    def _context_for(self, path: JsonPath, frame: Frame | None) -> Any:
+        """The context object when ``path`` reads it (``$$``), else None (AWS allows
+        ``$$`` in InputPath, OutputPath and ItemsPath as well as in payload templates)."""
+        if not path.context or frame is None:
+            return None
+        return frame.context(self.name, frame.execution.clock.now_iso())
+
+    def path_source(self, path: JsonPath, data: Any, frame: Frame) -> Any:
+        """What a read-only path (SecondsPath, MaxConcurrencyPath, ...) selects from."""
+        context = self._context_for(path, frame)
+        return data if context is None else context
 
     # -- retry / catch ---------------------------------------------------------------------
 
@@ -258,15 +276,33 @@ class State(ABC):
     def run(self, frame: Frame, data: Any) -> tuple[Any, str | None]: ...
 
 
-def _select(path: JsonPath, data: Any) -> Any:
+def _select(path: JsonPath, data: Any, context: Any = None, field: str = "InputPath") -> Any:
+    from_context = path.context and context is not None
     try:
-        return path.find(data)
+        return path.find(context if from_context else data)
     except NoMatch as exc:
-        raise StatesError(
-            RUNTIME,
-            f"Invalid path '{path.source}' : No results for path: "
-            f"{describe_no_results(path.source)}",
-        ) from exc
+        if from_context:
+            # Step Functions words a miss in the context object like a payload miss.
+            raise StatesError(
+                RUNTIME,
+                f"The JSONPath '{path.source}' specified for the field '{field}' could not be "
+                f"found in the input '{to_json(context)}'",
+            ) from exc
+        raise no_results(path) from exc
+
+
+def no_results(path: JsonPath) -> StatesError:
+    """A state-level path (InputPath, ItemsPath, *Path settings) that selected nothing,
+    in the words of the JSONPath library Step Functions uses (Jayway)."""
+    return StatesError(
+        RUNTIME,
+        f"Invalid path '{path.source}' : No results for path: {describe_no_results(path.source)}",
+    )
+
+
+def shown(value: Any) -> str:
+    """A value quoted in a cause: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else to_json(value)
 
 
 def place_result(path: JsonPath | None, raw_input: Any, result: Any) -> Any:
@@ -297,7 +333,9 @@ __all__ = [
     "Retrier",
     "State",
     "error_matches",
+    "no_results",
     "payload_size_exceeded",
     "place_result",
     "runtime_prefix",
+    "shown",
 ]

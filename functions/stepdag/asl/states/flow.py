@@ -8,7 +8,7 @@ from stepdag.asl import choice, intrinsics, payload
 from stepdag.asl.errors import NO_CHOICE_MATCHED, RUNTIME, StatesError, to_json
 from stepdag.asl.paths import JsonPath, NoMatch, compile_path
 from stepdag.asl.runtime import Frame, sleep_or_cancel
-from stepdag.asl.states.base import State, runtime_prefix
+from stepdag.asl.states.base import State, runtime_prefix, shown
 
 
 class PassState(State):
@@ -22,7 +22,7 @@ class PassState(State):
     def run(self, frame: Frame, data: Any) -> tuple[Any, str | None]:
         entered_id = self.enter(frame, data)
         try:
-            effective = self.effective_input(data)
+            effective = self.effective_input(data, frame)
             if self.has_fixed_result:
                 result = self.fixed_result
             elif self.parameters is not None:
@@ -50,7 +50,7 @@ class ChoiceState(State):
     def run(self, frame: Frame, data: Any) -> tuple[Any, str | None]:
         entered_id = self.enter(frame, data)
         try:
-            effective = self.effective_input(data)
+            effective = self.effective_input(data, frame)
             ctx = frame.context(self.name, _entered_time(frame))
             target = self.default
             for predicate, next_name in self.rules:
@@ -83,9 +83,12 @@ class WaitState(State):
             assert ts is not None  # validated at load
             return ts.timestamp() - now
         if self.seconds_path is not None:
-            value = _sample(self.seconds_path, effective, "SecondsPath")
-            shown = value if isinstance(value, str) else to_json(value)
-            desc = f"{self.seconds_path.source} == {shown}"
+            value = _sample(
+                self.seconds_path,
+                self.path_source(self.seconds_path, effective, frame),
+                "SecondsPath",
+            )
+            desc = f"{self.seconds_path.source} == {shown(value)}"
             if isinstance(value, bool) or not isinstance(value, int):
                 raise StatesError(
                     RUNTIME, f"The SecondsPath parameter cannot be parsed as a long value: {desc}"
@@ -96,7 +99,11 @@ class WaitState(State):
                 )
             return float(value)
         assert self.timestamp_path is not None
-        value = _sample(self.timestamp_path, effective, "TimestampPath")
+        value = _sample(
+            self.timestamp_path,
+            self.path_source(self.timestamp_path, effective, frame),
+            "TimestampPath",
+        )
         ts = choice.parse_timestamp(value)
         if ts is None:
             raise StatesError(
@@ -109,7 +116,7 @@ class WaitState(State):
     def run(self, frame: Frame, data: Any) -> tuple[Any, str | None]:
         entered_id = self.enter(frame, data)
         try:
-            effective = self.effective_input(data)
+            effective = self.effective_input(data, frame)
             sleep_or_cancel(frame, self._duration(frame, effective))
             return self.finish(frame, effective, effective, self.next), self.next
         except StatesError as err:
@@ -131,7 +138,7 @@ class SucceedState(State):
     def run(self, frame: Frame, data: Any) -> tuple[Any, str | None]:
         entered_id = self.enter(frame, data)
         try:
-            effective = self.effective_input(data)
+            effective = self.effective_input(data, frame)
             return self.finish(frame, effective, effective, None), None
         except StatesError as err:
             raise runtime_prefix(err, self.name, entered_id) from err

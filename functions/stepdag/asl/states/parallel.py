@@ -6,10 +6,10 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from stepdag.asl import payload
-from stepdag.asl.errors import EXCEED_TOLERATED_FAILURE_THRESHOLD, RUNTIME, StatesError, to_json
+from stepdag.asl.errors import EXCEED_TOLERATED_FAILURE_THRESHOLD, RUNTIME, StatesError
 from stepdag.asl.paths import JsonPath, NoMatch, compile_path
 from stepdag.asl.runtime import Frame, failure_output
-from stepdag.asl.states.base import State
+from stepdag.asl.states.base import State, no_results, shown
 from stepdag.asl.states.concurrent import (
     DISTRIBUTED_MAP_CONCURRENCY,
     INLINE_MAP_CONCURRENCY,
@@ -41,7 +41,7 @@ class ParallelState(_Composite):
         self.branches = [Machine(b) for b in raw["Branches"]]
 
     def attempt(self, frame: Frame, data: Any, context: dict[str, Any]) -> Any:
-        effective = self.apply_parameters(frame, self.effective_input(data), context)
+        effective = self.apply_parameters(frame, self.effective_input(data, frame), context)
         frame.event("ParallelStateStarted")
 
         def work(i: int, child: Frame) -> Any:
@@ -93,14 +93,17 @@ class MapState(_Composite):
         self.tolerated_pct: float = raw.get("ToleratedFailurePercentage", 0)
         self.tolerated_pct_path = _opt(raw, "ToleratedFailurePercentagePath")
 
-    def _settings(self, effective: Any) -> tuple[int, int, float]:
+    def _settings(self, frame: Frame, effective: Any) -> tuple[int, int, float]:
         concurrency = self.max_concurrency
         if self.max_concurrency_path is not None:
-            value = _sample(self.max_concurrency_path, effective)
+            value = _sample(
+                self.max_concurrency_path,
+                self.path_source(self.max_concurrency_path, effective, frame),
+            )
             if isinstance(value, bool) or not isinstance(value, int):
                 raise StatesError(
                     RUNTIME,
-                    f'The MaxConcurrencyPath field refers to value "{to_json(value)}" which is '
+                    f'The MaxConcurrencyPath field refers to value "{shown(value)}" which is '
                     f"not a valid integer: {self.max_concurrency_path.source}",
                 )
             if value < 0:
@@ -111,11 +114,14 @@ class MapState(_Composite):
             concurrency = value
         count = self.tolerated_count
         if self.tolerated_count_path is not None:
-            value = _sample(self.tolerated_count_path, effective)
+            value = _sample(
+                self.tolerated_count_path,
+                self.path_source(self.tolerated_count_path, effective, frame),
+            )
             if isinstance(value, bool) or not isinstance(value, int):
                 raise StatesError(
                     RUNTIME,
-                    f'The ToleratedFailureCountPath field refers to value "{to_json(value)}" '
+                    f'The ToleratedFailureCountPath field refers to value "{shown(value)}" '
                     f"which is not a valid integer: {self.tolerated_count_path.source}",
                 )
             if value < 0:
@@ -123,11 +129,13 @@ class MapState(_Composite):
             count = value
         pct = self.tolerated_pct
         if self.tolerated_pct_path is not None:
-            value = _sample(self.tolerated_pct_path, effective)
+            value = _sample(
+                self.tolerated_pct_path, self.path_source(self.tolerated_pct_path, effective, frame)
+            )
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise StatesError(
                     RUNTIME,
-                    f'The ToleratedFailurePercentagePath field refers to value "{to_json(value)}"'
+                    f'The ToleratedFailurePercentagePath field refers to value "{shown(value)}"'
                     f" which is not a valid float: {self.tolerated_pct_path.source}",
                 )
             if not 0 <= value <= 100:
@@ -136,20 +144,16 @@ class MapState(_Composite):
         return concurrency, count, pct
 
     def attempt(self, frame: Frame, data: Any, context: dict[str, Any]) -> Any:
-        effective = self.effective_input(data)
+        effective = self.effective_input(data, frame)
         try:
-            items = self.items_path.find(effective)
+            items = self.items_path.find(context if self.items_path.context else effective)
         except NoMatch as exc:
-            raise StatesError(
-                RUNTIME,
-                f"Invalid path '{self.items_path.source}' : No results for path: "
-                f"$['{self.items_path.source[2:]}']",
-            ) from exc
+            raise no_results(self.items_path) from exc
         if not isinstance(items, list):
             raise StatesError(
                 RUNTIME, f"Map state input must be an array but was: {_json_type(items)}"
             )
-        concurrency, tolerated_count, tolerated_pct = self._settings(effective)
+        concurrency, tolerated_count, tolerated_pct = self._settings(frame, effective)
         total = len(items)
         frame.event("MapStateStarted", {"length": total})
         tolerant = self.distributed or tolerated_count > 0 or tolerated_pct > 0
@@ -224,10 +228,7 @@ def _sample(path: JsonPath, data: Any) -> Any:
     try:
         return path.find(data)
     except NoMatch as exc:
-        raise StatesError(
-            RUNTIME,
-            f"Invalid path '{path.source}' : No results for path: $['{path.source[2:]}']",
-        ) from exc
+        raise no_results(path) from exc
 
 
 def _json_type(value: Any) -> str:

@@ -18,7 +18,7 @@ from stepdag.asl.errors import (
 )
 from stepdag.asl.paths import JsonPath, NoMatch, compile_path
 from stepdag.asl.runtime import Frame, TaskContext, TokenWait
-from stepdag.asl.states.base import State, payload_size_exceeded
+from stepdag.asl.states.base import State, no_results, payload_size_exceeded, shown
 
 _CALLBACK_SUFFIX = ".waitForTaskToken"
 
@@ -55,7 +55,7 @@ class TaskState(State):
 
     def run(self, frame: Frame, data: Any) -> tuple[Any, str | None]:
         def attempt(ctx: dict[str, Any]) -> Any:
-            effective = self.effective_input(data)
+            effective = self.effective_input(data, frame)
             token: tuple[str, TokenWait] | None = None
             if self.callback:
                 # Created first: Parameters usually pass $$.Task.Token along.
@@ -63,7 +63,7 @@ class TaskState(State):
                 ctx["Task"] = {"Token": token[0]}
             try:
                 params = self.apply_parameters(frame, effective, ctx)
-                timeout, heartbeat = self._timeouts(effective)
+                timeout, heartbeat = self._timeouts(frame, effective)
                 return self._invoke(frame, params, ctx, token, timeout=timeout, heartbeat=heartbeat)
             finally:
                 if token is not None:
@@ -71,13 +71,21 @@ class TaskState(State):
 
         return self.run_attempts(frame, data, attempt)
 
-    def _timeouts(self, effective: Any) -> tuple[float | None, float | None]:
+    def _timeouts(self, frame: Frame, effective: Any) -> tuple[float | None, float | None]:
         timeout = self.timeout_seconds
         heartbeat = self.heartbeat_seconds
         if self.timeout_path is not None:
-            timeout = _positive_int(self.timeout_path, effective, "TimeoutSecondsPath")
+            timeout = _positive_int(
+                self.timeout_path,
+                self.path_source(self.timeout_path, effective, frame),
+                "TimeoutSecondsPath",
+            )
         if self.heartbeat_path is not None:
-            heartbeat = _positive_int(self.heartbeat_path, effective, "HeartbeatSecondsPath")
+            heartbeat = _positive_int(
+                self.heartbeat_path,
+                self.path_source(self.heartbeat_path, effective, frame),
+                "HeartbeatSecondsPath",
+            )
         return timeout, heartbeat
 
     def _invoke(
@@ -297,14 +305,11 @@ def _positive_int(path: JsonPath, data: Any, field: str) -> int:
     try:
         value = path.find(data)
     except NoMatch as exc:
-        raise StatesError(
-            RUNTIME,
-            f"Invalid path '{path.source}' : No results for path: $['{path.source[2:]}']",
-        ) from exc
+        raise no_results(path) from exc
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise StatesError(
             RUNTIME,
-            f'The {field} field refers to value "{to_json(value)}" which is not a valid '
+            f'The {field} field refers to value "{shown(value)}" which is not a valid '
             f"positive integer: {path.source}",
         )
     return value
