@@ -248,7 +248,9 @@ def _fail(message: str) -> ValueError:
 
 def _towards_zero(value: Any, fn: str, position: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(f'T0410: Argument {position} of function "{fn}" does not match function signature')
+        raise _fail(
+            f'T0410: Argument {position} of function "{fn}" does not match function signature'
+        )
     return int(value)
 
 

@@ -125,7 +125,7 @@ class JsonPath:
 
     @property
     def is_reference(self) -> bool:
-        return self.definite and not self.context and self.variable is None
+        return self.definite and not self.context
 
     def set(self, data: Any, value: Any) -> Any:
         """Return a copy of ``data`` with ``value`` placed at this reference path.

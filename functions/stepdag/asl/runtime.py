@@ -164,6 +164,7 @@ class Frame:
         parent: Frame | None = None,
         map_item: tuple[int, Any] | None = None,
         key: str = "",
+        *,
         scope: Scope | None = None,
     ) -> None:
         self.execution = execution
@@ -186,7 +187,7 @@ class Frame:
             self,
             map_item,
             f"{self.key}/{key}",
-            self.scope.child(),
+            scope=self.scope.child(),
         )
         with self._lock:
             self._children.append(frame)

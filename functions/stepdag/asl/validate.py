@@ -195,7 +195,9 @@ class _Validator:
         finally:
             self.language = outer
 
-    def _state_body(self, typ: str, spec: dict[str, Any], where: str, scope: dict[str, Any]) -> None:
+    def _state_body(
+        self, typ: str, spec: dict[str, Any], where: str, scope: dict[str, Any]
+    ) -> None:
         jsonata_state = self.language == vq.JSONATA
         if jsonata_state:
             allowed = vq.JSONATA_FIELDS[typ]
@@ -257,7 +259,7 @@ class _Validator:
                 self.add(where, "requires 'ItemProcessor' (or the legacy 'Iterator')")
             else:
                 self.machine(spec[key], f"{where}.{key}", top=False)
-            for key in ("ItemReader", "ItemBatcher", "ResultWriter"):
+            for key in ("ItemReader", "ResultWriter"):
                 if key in spec:
                     self.add(f"{where}.{key}", "distributed Map features are not supported")
 
@@ -299,6 +301,8 @@ class _Validator:
             return
         if reference and not path.is_reference:
             self.add(where, f"'{value}' is not a valid reference path")
+        elif path.variable is not None and where.endswith("ResultPath"):
+            self.add(where, f"'{value}': a ResultPath cannot refer to a variable")
 
     def _io(self, typ: str, spec: dict[str, Any], where: str) -> None:
         for key in ("InputPath", "OutputPath"):
@@ -376,6 +380,10 @@ class _Validator:
         for i, rule in enumerate(rules):
             rw = f"{where}.Choices[{i}]"
             choice.validate_rule(rule, rw, True, self.problems)
+            if isinstance(rule, dict) and "Assign" in rule:
+                self.problems.extend(
+                    vq.assign_problems(rule["Assign"], f"{rw}.Assign", vq.JSONPATH)
+                )
             if isinstance(rule, dict) and isinstance(rule.get("Next"), str):
                 self._target(rule["Next"], f"{rw}.Next", scope)
         if "Default" in spec:
@@ -401,7 +409,7 @@ class _Validator:
             self.add(where, "cannot have both 'ItemSelector' and 'Parameters'")
         if "ItemsPath" in spec:
             self._path(spec["ItemsPath"], f"{where}.ItemsPath", reference=True, nullable=False)
-        for key in ("ItemReader", "ItemBatcher", "ResultWriter"):
+        for key in ("ItemReader", "ResultWriter"):
             if key in spec:
                 self.add(f"{where}.{key}", "distributed Map features are not supported")
         self._exclusive_int(spec, where, "MaxConcurrency", 0, None)

@@ -24,8 +24,15 @@ JSONATA_FIELDS: Final[dict[str, frozenset[str]]] = {
     "Task": _COMMON
     | _TRANSITION
     | _ERRORS
-    | {"Resource", "Arguments", "Output", "Assign", "TimeoutSeconds", "HeartbeatSeconds",
-       "Credentials"},  # fmt: skip
+    | {
+        "Resource",
+        "Arguments",
+        "Output",
+        "Assign",
+        "TimeoutSeconds",
+        "HeartbeatSeconds",
+        "Credentials",
+    },
     "Choice": _COMMON | {"Choices", "Default", "Output", "Assign"},
     "Wait": _COMMON | _TRANSITION | {"Seconds", "Timestamp", "Output", "Assign"},
     "Succeed": _COMMON | {"Output"},
@@ -34,9 +41,21 @@ JSONATA_FIELDS: Final[dict[str, frozenset[str]]] = {
     "Map": _COMMON
     | _TRANSITION
     | _ERRORS
-    | {"ItemProcessor", "Iterator", "Items", "ItemSelector", "MaxConcurrency",
-       "ToleratedFailureCount", "ToleratedFailurePercentage", "Output", "Assign", "Label",
-       "ItemReader", "ItemBatcher", "ResultWriter"},  # fmt: skip
+    | {
+        "ItemProcessor",
+        "Iterator",
+        "Items",
+        "ItemSelector",
+        "MaxConcurrency",
+        "ToleratedFailureCount",
+        "ToleratedFailurePercentage",
+        "Output",
+        "Assign",
+        "Label",
+        "ItemReader",
+        "ItemBatcher",
+        "ResultWriter",
+    },
 }
 # Fields a JSONPath state gains with variables.
 ASSIGNABLE: Final = frozenset({"Pass", "Task", "Choice", "Wait", "Parallel", "Map"})
@@ -91,25 +110,31 @@ def jsonata_state_problems(typ: str, spec: dict[str, Any], where: str) -> list[s
         keys = [k for k in ("Seconds", "Timestamp") if k in spec]
         if len(keys) != 1:
             problems.append(f"{where}: must have exactly one of Seconds, Timestamp")
-        seconds = spec.get("Seconds")
-        if "Seconds" in spec and not jsonata.is_expression(seconds):
-            if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
-                problems.append(f"{where}.Seconds: must be a non-negative integer or JSONata")
+        if "Seconds" in spec and _bad_int(spec["Seconds"], 0):
+            problems.append(f"{where}.Seconds: must be a non-negative integer or JSONata")
         stamp = spec.get("Timestamp")
-        if "Timestamp" in spec and not jsonata.is_expression(stamp):
-            if choice.parse_timestamp(stamp) is None:
-                problems.append(f"{where}.Timestamp: '{stamp}' is not a valid RFC 3339 timestamp")
+        if (
+            "Timestamp" in spec
+            and not jsonata.is_expression(stamp)
+            and choice.parse_timestamp(stamp) is None
+        ):
+            problems.append(f"{where}.Timestamp: '{stamp}' is not a valid RFC 3339 timestamp")
     for key in ("TimeoutSeconds", "HeartbeatSeconds"):
-        value = spec.get(key)
-        if key in spec and not jsonata.is_expression(value):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                problems.append(f"{where}.{key}: must be a positive integer or JSONata")
+        if key in spec and _bad_int(spec[key], 1):
+            problems.append(f"{where}.{key}: must be a positive integer or JSONata")
     for key in ("Error", "Cause"):
         if key in spec and not isinstance(spec[key], str):
             problems.append(f"{where}.{key}: must be a string")
     if "Assign" in spec:
         problems.extend(assign_problems(spec["Assign"], f"{where}.Assign", JSONATA))
     return problems
+
+
+def _bad_int(value: Any, minimum: int) -> bool:
+    """Neither an expression nor an integer >= ``minimum``."""
+    if jsonata.is_expression(value):
+        return False
+    return isinstance(value, bool) or not isinstance(value, int) or value < minimum
 
 
 def _choice_rules(rules: Any, where: str) -> list[str]:
@@ -125,8 +150,7 @@ def _choice_rules(rules: Any, where: str) -> list[str]:
         for key in rule:
             if key not in allowed:
                 problems.append(
-                    f"{rw}.{key}: field is not supported in a JSONata choice rule "
-                    "(use Condition)"
+                    f"{rw}.{key}: field is not supported in a JSONata choice rule (use Condition)"
                 )
         if "Condition" not in rule:
             problems.append(f"{rw}: a JSONata choice rule requires 'Condition'")

@@ -206,15 +206,17 @@ class State(ABC):
         result: Any,
         next_name: str | None,
         context: dict[str, Any] | None = None,
+        *,
         rule: query.StateQuery | None = None,
+        assign_value: Any = query.NOTHING,
     ) -> Any:
         """(Assign) + ResultPath + OutputPath, or JSONata's Output; size check; exited
         event; returns the output. ``rule`` is a matched Choice rule's own Output/Assign."""
         assigned = None
-        if self.jsonata or self.query.assigns:
-            if context is None:
-                context = frame.context(self.name, frame.execution.clock.now_iso())
+        if (self.jsonata or self.query.assigns or rule is not None) and context is None:
+            context = frame.context(self.name, frame.execution.clock.now_iso())
         if self.jsonata:
+            assert context is not None
             q = self.query if rule is None else rule
             bound = query.bindings(
                 frame,
@@ -225,9 +227,12 @@ class State(ABC):
             assigned = query.evaluate_assign(q, frame, result, context, bound)
             output = result if q.output is None else jsonata.evaluate(q.output, bound)
         else:
-            if self.query.assigns:
+            q = self.query if rule is None else rule
+            if q.assigns:
                 assert context is not None
-                assigned = query.evaluate_assign(self.query, frame, result, context, None)
+                # JSONPath's Assign reads the raw result (before ResultSelector).
+                value = result if assign_value is query.NOTHING else assign_value
+                assigned = query.evaluate_assign(q, frame, value, context, None)
             output = self.apply_result_path(raw_input, result)
             if self.output_null:
                 output = {}
@@ -311,7 +316,9 @@ class State(ABC):
                     ctx = frame.context(self.name, entered_time, retry_count)
                     result = attempt(ctx)
                     selected = self.select_result(frame, result, ctx)
-                    return self.finish(frame, data, selected, self.next, ctx), self.next
+                    return self.finish(
+                        frame, data, selected, self.next, ctx, assign_value=result
+                    ), self.next
                 except StatesError as err:
                     raise runtime_prefix(err, self.name, entered_id) from err
             except StatesError as err:
@@ -355,7 +362,7 @@ def runtime_prefix(err: StatesError, state_name: str, entered_id: int) -> States
     """AWS prefixes runtime (and JSONata evaluation) errors with the state that raised them."""
     if err.error in _PREFIXED and not (err.cause or "").startswith("An error occurred while"):
         return StatesError(
-            RUNTIME,
+            err.error,
             f"An error occurred while executing the state '{state_name}' "
             f"(entered at the event id #{entered_id}). {err.cause}",
         )

@@ -47,9 +47,16 @@ class ChoiceState(State):
         super().__init__(name, raw)
         self.default: str | None = raw.get("Default")
         if self.jsonata:
-            self.conditions = [_Condition(raw, i, r, self.query) for i, r in enumerate(raw["Choices"])]
+            self.conditions = [
+                _Condition(raw, i, r, self.query) for i, r in enumerate(raw["Choices"])
+            ]
             return
         self.rules = [(choice.compile_rule(r), r["Next"]) for r in raw["Choices"]]
+        # JSONPath rules may Assign too; a rule without Assign uses the state's.
+        self.rule_queries = [
+            query.StateQuery(r, f"{name}.Choices[{i}].Assign") if "Assign" in r else None
+            for i, r in enumerate(raw["Choices"])
+        ]
 
     def run(self, frame: Frame, data: Any) -> tuple[Any, str | None]:
         entered_id = self.enter(frame, data)
@@ -62,13 +69,16 @@ class ChoiceState(State):
             effective = self.effective_input(data)
             ctx = frame.context(self.name, _entered_time(frame))
             target = self.default
-            for predicate, next_name in self.rules:
+            rule: query.StateQuery | None = None
+            for (predicate, next_name), rule_query in zip(
+                self.rules, self.rule_queries, strict=True
+            ):
                 if predicate(effective, ctx):
-                    target = next_name
+                    target, rule = next_name, rule_query
                     break
             if target is None:
                 raise StatesError(NO_CHOICE_MATCHED, "No Matches!")
-            return self.finish(frame, effective, effective, target, ctx), target
+            return self.finish(frame, effective, effective, target, ctx, rule=rule), target
         except StatesError as err:
             raise runtime_prefix(err, self.name, entered_id) from err
 
@@ -77,7 +87,7 @@ class ChoiceState(State):
         bound = query.bindings(frame, data, ctx)
         for condition in self.conditions:
             if condition.holds(bound):
-                return self.finish(frame, data, data, condition.next, ctx, condition.query), (
+                return self.finish(frame, data, data, condition.next, ctx, rule=condition.query), (
                     condition.next
                 )
         if self.default is None:
@@ -130,7 +140,9 @@ class WaitState(State):
 
     def _duration(self, frame: Frame, effective: Any) -> float:
         now = frame.execution.clock.now()
-        if self.jsonata and (jsonata.is_expression(self.seconds) or jsonata.is_expression(self.timestamp)):
+        if self.jsonata and (
+            jsonata.is_expression(self.seconds) or jsonata.is_expression(self.timestamp)
+        ):
             return self._jsonata_duration(frame, effective, now)
         if self.seconds is not None:
             return float(self.seconds)
@@ -171,7 +183,8 @@ class WaitState(State):
                 raise StatesError(
                     jsonata.QUERY_EVALUATION_ERROR,
                     f"The JSONata expression '{self.seconds[2:-2].strip()}' specified for the "
-                    f"field 'Seconds' must evaluate to a non-negative integer, got: {to_json(value)}",
+                    "field 'Seconds' must evaluate to a non-negative integer, got: "
+                    f"{to_json(value)}",
                 )
             return float(value)
         assert isinstance(self.timestamp, str)

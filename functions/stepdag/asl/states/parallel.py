@@ -11,13 +11,13 @@ from stepdag.asl.paths import JsonPath, NoMatch, compile_path
 from stepdag.asl.runtime import Frame, failure_output
 from stepdag.asl.states import query
 from stepdag.asl.states.base import State
-from stepdag.asl.variables import Scope
 from stepdag.asl.states.concurrent import (
     DISTRIBUTED_MAP_CONCURRENCY,
     INLINE_MAP_CONCURRENCY,
     Outcome,
     run_concurrently,
 )
+from stepdag.asl.variables import Scope
 
 if TYPE_CHECKING:
     from stepdag.asl.machine import Machine
@@ -93,6 +93,7 @@ class MapState(_Composite):
             if selector is None or self.jsonata
             else payload.compile_template(selector, name, problems)
         )
+        self.batcher: dict[str, Any] | None = raw.get("ItemBatcher")
         self.max_concurrency: int = raw.get("MaxConcurrency", 0)
         self.max_concurrency_path = _opt(raw, "MaxConcurrencyPath")
         self.tolerated_count: int = raw.get("ToleratedFailureCount", 0)
@@ -163,6 +164,37 @@ class MapState(_Composite):
                 f"$['{self.items_path.source[2:]}']",
             ) from exc
 
+    def _batches(
+        self, frame: Frame, items: list[Any], effective: Any, context: dict[str, Any]
+    ) -> list[Any]:
+        """ItemBatcher: ``{"BatchInput"?, "Items": [...]}`` per batch of items."""
+        assert self.batcher is not None
+        cfg = self.batcher
+        if self.jsonata:
+            bound = query.bindings(frame, effective, context)
+            cfg = jsonata.evaluate(jsonata.compile_template(cfg, "ItemBatcher"), bound)
+            size = cfg.get("MaxItemsPerBatch")
+        elif "MaxItemsPerBatchPath" in cfg:
+            size = _sample(compile_path(cfg["MaxItemsPerBatchPath"]), effective)
+        else:
+            size = cfg.get("MaxItemsPerBatch")
+        if size is None:
+            size = len(items) or 1
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise StatesError(
+                RUNTIME, f"MaxItemsPerBatch must be a positive integer, got: {to_json(size)}"
+            )
+        batch_input = cfg.get("BatchInput")
+        if batch_input is not None and not self.jsonata:
+            node = payload.compile_template(batch_input, self.name, [])
+            batch_input = payload.evaluate(node, effective, context, frame.execution.rng)
+        batches = []
+        for start in range(0, len(items), size):
+            batch: dict[str, Any] = {} if batch_input is None else {"BatchInput": batch_input}
+            batch["Items"] = items[start : start + size]
+            batches.append(batch)
+        return batches
+
     def _jsonata_numbers(
         self, frame: Frame, effective: Any, context: dict[str, Any]
     ) -> tuple[int, int, float]:
@@ -198,6 +230,8 @@ class MapState(_Composite):
             )
         else:
             concurrency, tolerated_count, tolerated_pct = self._settings(effective)
+        if self.batcher is not None:
+            items = self._batches(frame, items, effective, context)
         total = len(items)
         frame.event("MapStateStarted", {"length": total})
         tolerant = self.distributed or tolerated_count > 0 or tolerated_pct > 0
@@ -227,7 +261,11 @@ class MapState(_Composite):
                 child.scope = Scope()
             try:
                 if self.jsonata_selector is not None:
-                    ctx = {**context, "Map": {"Item": {"Index": i, "Value": item}}}
+                    # JSONata's context names where the items came from (the state input).
+                    ctx = {
+                        **context,
+                        "Map": {"Item": {"Index": i, "Value": item, "Source": "STATE_DATA"}},
+                    }
                     bound = query.bindings(frame, effective, ctx)
                     item_input = jsonata.evaluate(self.jsonata_selector, bound)
                 elif self.item_selector is not None:
