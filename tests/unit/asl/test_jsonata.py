@@ -48,6 +48,28 @@ def test_evaluation_error_cause_carries_the_jsonata_code() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "tail"),
+    [
+        ('$sum(["a"])', 'T0412: Argument 1 of function "sum" must be an array of "numbers"'),
+        ('$abs("x")', 'T0410: Argument 1 of function "abs" does not match function signature'),
+        ("$count(1, 2)", 'T0410: Argument 2 of function "count" does not match function signature'),
+        ('1 + "a"', 'T2002: The right side of the "+" operator must evaluate to a number'),
+        ("$nope()", "T1006: Attempted to invoke a non-function"),
+        (
+            "$single([1, 2])",
+            "D3138: The $single() function expected exactly 1 matching result.  Instead it "
+            "matched more.",
+        ),
+    ],
+)
+def test_error_messages_follow_the_jsonata_js_catalog(text: str, tail: str) -> None:
+    with pytest.raises(StatesError) as info:
+        evaluate("{% " + text + " %}")
+    assert info.value.cause is not None
+    assert info.value.cause.endswith("threw an error during evaluation. " + tail)
+
+
 def test_numbers_print_as_aws_does() -> None:
     assert evaluate("{% $sum([1.5, 0.5]) %}") == 2
     assert isinstance(evaluate("{% $sum([1.5, 0.5]) %}"), int)
