@@ -87,6 +87,7 @@ class _Validator:
         self.problems: list[str] = []
         self.names: dict[str, str] = {}  # state name → where first defined
         self.language = vq.JSONPATH  # of the machine being validated
+        self.outer_variables: frozenset[str] = frozenset()  # assigned by enclosing machines
 
     def add(self, where: str, msg: str) -> None:
         self.problems.append(f"{where}: {msg}")
@@ -135,8 +136,22 @@ class _Validator:
             self.add(f"{prefix}StartAt", "is required and must be a string")
         elif start not in states:
             self.add(f"{prefix}StartAt", f"state '{start}' does not exist")
+        # AWS: a nested (branch/iteration) state may not assign a variable that an outer
+        # scope assigns; the nested machines see this level's names as outer ones.
+        here = set()
+        for name, spec in states.items():
+            for variable, rel in vq.assigned_names(spec):
+                here.add(variable)
+                if variable in self.outer_variables:
+                    self.add(
+                        f"{prefix}States.{name}.{rel}",
+                        f"variable '{variable}' is already assigned in an outer scope",
+                    )
+        enclosing = self.outer_variables
+        self.outer_variables = enclosing | here
         for name, spec in states.items():
             self.state(name, spec, f"{prefix}States.{name}", states)
+        self.outer_variables = enclosing
         self.language = outer
         if isinstance(start, str) and start in states:
             self._reachability(start, states, prefix)

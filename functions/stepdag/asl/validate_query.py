@@ -9,6 +9,7 @@ parse when the definition is loaded (AWS rejects the definition otherwise).
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from stepdag.asl import choice, jsonata, payload, variables
@@ -68,13 +69,83 @@ _SCALAR_EXPRESSIONS: Final = (
 )  # fmt: skip
 
 
+_RESULT_STATES: Final = frozenset({"Task", "Parallel", "Map"})
+_TOP_LEVEL_ROOT: Final = re.compile(r"\$\$?(?:$|[.\[])")
+
+
+def expression_problems(
+    value: Any, where: str, field: str, *, result: bool = False, error: bool = False
+) -> list[str]:
+    """Every problem AWS reports at creation for a template's ``{% %}`` strings:
+    improperly opened/closed, not parsing, ``$``/``$$`` at the top, and ``$states.result``
+    / ``$states.errorOutput`` where the state has none."""
+    if isinstance(value, dict):
+        return [
+            p
+            for k, v in value.items()
+            for p in expression_problems(
+                v, f"{where}.{k}", f"{field}/{k}", result=result, error=error
+            )
+        ]
+    if isinstance(value, list):
+        return [
+            p
+            for i, v in enumerate(value)
+            for p in expression_problems(
+                v, f"{where}[{i}]", f"{field}[{i}]", result=result, error=error
+            )
+        ]
+    if not isinstance(value, str):
+        return []
+    stripped = value.strip()
+    if not jsonata.is_expression(value):
+        if stripped.startswith("{%") or stripped.endswith("%}"):
+            return [
+                f"{where}: improperly opened or closed JSONata expression (it must start "
+                "with '{%' and end with '%}', without surrounding spaces)"
+            ]
+        return []
+    text = value[2:-2].strip()
+    problems = jsonata.template_problems(value, where, field)
+    if _TOP_LEVEL_ROOT.match(text):
+        problems.append(f"{where}: '$' and '$$' cannot be used at the top level of an expression")
+    if not result and "$states.result" in text:
+        problems.append(f"{where}: $states.result is not available in this field")
+    if not error and "$states.errorOutput" in text:
+        problems.append(f"{where}: $states.errorOutput is only available in a Catch")
+    return problems
+
+
+def assigned_names(spec: Any) -> list[tuple[str, str]]:
+    """(variable, where relative to the state) for every Assign of one state."""
+    if not isinstance(spec, dict):
+        return []
+    blocks: list[tuple[str, Any]] = [("Assign", spec.get("Assign"))]
+    for group in ("Catch", "Choices"):
+        items = spec.get(group)
+        if isinstance(items, list):
+            blocks += [
+                (f"{group}[{i}].Assign", c.get("Assign"))
+                for i, c in enumerate(items)
+                if isinstance(c, dict)
+            ]
+    return [
+        (key[:-2] if key.endswith(".$") else key, f"{label}.{key}")
+        for label, block in blocks
+        if isinstance(block, dict)
+        for key in block
+    ]
+
+
 def language_problem(value: Any, where: str) -> str | None:
     if value not in (JSONATA, JSONPATH):
         return f"{where}: must be 'JSONPath' or 'JSONata'"
     return None
 
 
-def assign_problems(value: Any, where: str, language: str) -> list[str]:
+def assign_problems(
+    value: Any, where: str, language: str, *, result: bool = False, error: bool = False
+) -> list[str]:
     if not isinstance(value, dict):
         return [f"{where}: Assign must be a JSON object"]
     problems: list[str] = []
@@ -86,20 +157,25 @@ def assign_problems(value: Any, where: str, language: str) -> list[str]:
     if language == JSONPATH:
         payload.compile_template(value, where, problems)
     else:
-        problems.extend(jsonata.template_problems(value, where, "Assign"))
+        problems.extend(expression_problems(value, where, "Assign", result=result, error=error))
     return problems
 
 
 def jsonata_state_problems(typ: str, spec: dict[str, Any], where: str) -> list[str]:
     """Problems of a JSONata state beyond the field set (checked by the caller)."""
     problems: list[str] = []
-    for key in ("Arguments", "Output", "Items", "ItemSelector"):
+    has_result = typ in _RESULT_STATES
+    for key in (
+        "Arguments",
+        "Output",
+        "Items",
+        "ItemSelector",
+        "ItemBatcher",
+        *_SCALAR_EXPRESSIONS,
+    ):
         if key in spec:
-            problems.extend(jsonata.template_problems(spec[key], f"{where}.{key}", key))
-    for key in _SCALAR_EXPRESSIONS:
-        value = spec.get(key)
-        if jsonata.is_expression(value):
-            problems.extend(jsonata.template_problems(value, f"{where}.{key}", key))
+            ok = has_result and key == "Output"
+            problems.extend(expression_problems(spec[key], f"{where}.{key}", key, result=ok))
     if "Items" in spec and not (
         isinstance(spec["Items"], list) or jsonata.is_expression(spec["Items"])
     ):
@@ -126,7 +202,9 @@ def jsonata_state_problems(typ: str, spec: dict[str, Any], where: str) -> list[s
         if key in spec and not isinstance(spec[key], str):
             problems.append(f"{where}.{key}: must be a string")
     if "Assign" in spec:
-        problems.extend(assign_problems(spec["Assign"], f"{where}.Assign", JSONATA))
+        problems.extend(
+            assign_problems(spec["Assign"], f"{where}.Assign", JSONATA, result=has_result)
+        )
     return problems
 
 
@@ -156,15 +234,14 @@ def _choice_rules(rules: Any, where: str) -> list[str]:
             problems.append(f"{rw}: a JSONata choice rule requires 'Condition'")
         else:
             cond = rule["Condition"]
-            if jsonata.is_expression(cond):
-                problems.extend(jsonata.template_problems(cond, f"{rw}.Condition", "Condition"))
-            elif not isinstance(cond, bool):
+            if isinstance(cond, str):
+                problems.extend(expression_problems(cond, f"{rw}.Condition", "Condition"))
+            if not jsonata.is_expression(cond) and not isinstance(cond, bool):
                 problems.append(f"{rw}.Condition: must be a JSONata expression or a boolean")
         if not isinstance(rule.get("Next"), str):
             problems.append(f"{rw}: a top-level choice rule must have a string 'Next'")
-        for key in ("Output",):
-            if key in rule:
-                problems.extend(jsonata.template_problems(rule[key], f"{rw}.{key}", key))
+        if "Output" in rule:
+            problems.extend(expression_problems(rule["Output"], f"{rw}.Output", "Output"))
         if "Assign" in rule:
             problems.extend(assign_problems(rule["Assign"], f"{rw}.Assign", JSONATA))
     return problems
@@ -178,11 +255,13 @@ def catcher_problems(c: dict[str, Any], where: str, language: str) -> list[str]:
             if key in c:
                 problems.append(f"{where}.{key}: field is not supported in JSONata states")
         if "Output" in c:
-            problems.extend(jsonata.template_problems(c["Output"], f"{where}.Output", "Output"))
+            problems.extend(
+                expression_problems(c["Output"], f"{where}.Output", "Output", error=True)
+            )
     elif "Output" in c:
         problems.append(f"{where}.Output: field is only supported in JSONata states")
     if "Assign" in c:
-        problems.extend(assign_problems(c["Assign"], f"{where}.Assign", language))
+        problems.extend(assign_problems(c["Assign"], f"{where}.Assign", language, error=True))
     return problems
 
 

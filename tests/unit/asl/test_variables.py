@@ -102,7 +102,7 @@ def test_branches_read_outer_variables_and_their_assignments_stay_inside() -> No
                         "States": {
                             "B1": {
                                 "Type": "Pass",
-                                "Assign": {"outer": 99, "inner": 2},
+                                "Assign": {"inner": 2},
                                 "Next": "B2",
                             },
                             "B2": {"Type": "Pass", "Output": "{% [$outer, $inner] %}", "End": True},
@@ -127,7 +127,61 @@ def test_branches_read_outer_variables_and_their_assignments_stay_inside() -> No
         },
     }
     out = run(definition).output
-    assert out == {"branches": [[99, 2], 1], "outer": 1, "inner": False}
+    assert out == {"branches": [[1, 2], 1], "outer": 1, "inner": False}
+
+
+def test_an_inner_scope_may_not_assign_an_outer_variable() -> None:
+    inner = {"StartAt": "B", "States": {"B": {"Type": "Pass", "Assign": {"outer": 2}, "End": True}}}
+    definition = {
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Pass", "Assign": {"outer": 1}, "Next": "P"},
+            "P": {"Type": "Parallel", "Branches": [inner], "End": True},
+        },
+    }
+    with pytest.raises(AslDefinitionError) as info:
+        StateMachine(definition)
+    assert info.value.problems == [
+        "States.P.Branches[0].States.B.Assign.outer: variable 'outer' is already assigned in "
+        "an outer scope"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("output", "fragment"),
+    [
+        ("{% $states.input ", "improperly opened or closed"),
+        (" {% $states.input %}", "improperly opened or closed"),
+        ("{% $.a %}", "top level"),
+        ("{% $states.errorOutput %}", "only available in a Catch"),
+    ],
+)
+def test_expression_shapes_aws_rejects_at_creation(output: str, fragment: str) -> None:
+    definition = {
+        **JSONATA,
+        "StartAt": "P",
+        "States": {"P": {"Type": "Pass", "Output": output, "End": True}},
+    }
+    with pytest.raises(AslDefinitionError, match=fragment):
+        StateMachine(definition)
+
+
+def test_states_result_only_where_there_is_a_result() -> None:
+    bad = {
+        **JSONATA,
+        "StartAt": "P",
+        "States": {"P": {"Type": "Pass", "Output": "{% $states.result %}", "End": True}},
+    }
+    with pytest.raises(AslDefinitionError, match=r"states\.result is not available"):
+        StateMachine(bad)
+    task = {
+        "Type": "Task",
+        "Resource": "r",
+        "Arguments": {"a": "{% $states.result %}"},
+        "End": True,
+    }
+    with pytest.raises(AslDefinitionError, match=r"Arguments\.a: \$states\.result"):
+        StateMachine({**JSONATA, "StartAt": "T", "States": {"T": task}})
 
 
 def test_map_iterations_read_outer_variables_distributed_ones_do_not() -> None:
