@@ -136,17 +136,8 @@ class _Validator:
             self.add(f"{prefix}StartAt", "is required and must be a string")
         elif start not in states:
             self.add(f"{prefix}StartAt", f"state '{start}' does not exist")
-        # AWS: a nested (branch/iteration) state may not assign a variable that an outer
-        # scope assigns; the nested machines see this level's names as outer ones.
-        here = set()
-        for name, spec in states.items():
-            for variable, rel in vq.assigned_names(spec):
-                here.add(variable)
-                if variable in self.outer_variables:
-                    self.add(
-                        f"{prefix}States.{name}.{rel}",
-                        f"variable '{variable}' is already assigned in an outer scope",
-                    )
+        here, problems = vq.scope_problems(states, prefix, self.outer_variables)
+        self.problems.extend(problems)
         enclosing = self.outer_variables
         self.outer_variables = enclosing | here
         for name, spec in states.items():

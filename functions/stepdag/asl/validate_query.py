@@ -137,6 +137,24 @@ def assigned_names(spec: Any) -> list[tuple[str, str]]:
     ]
 
 
+def scope_problems(
+    states: dict[str, Any], prefix: str, outer: frozenset[str]
+) -> tuple[frozenset[str], list[str]]:
+    """The variables one machine level assigns, and its assignments of outer variables
+    (AWS: a nested branch/iteration state may not assign a variable an outer scope does)."""
+    here: set[str] = set()
+    problems: list[str] = []
+    for name, spec in states.items():
+        for variable, rel in assigned_names(spec):
+            here.add(variable)
+            if variable in outer:
+                problems.append(
+                    f"{prefix}States.{name}.{rel}: variable '{variable}' is already assigned "
+                    "in an outer scope"
+                )
+    return frozenset(here), problems
+
+
 def language_problem(value: Any, where: str) -> str | None:
     if value not in (JSONATA, JSONPATH):
         return f"{where}: must be 'JSONPath' or 'JSONata'"
