@@ -44,6 +44,9 @@ _HASH_ALGORITHMS: Final = {
 _HOST_PREFIX: Final = re.compile(r"^host function raised \w+: ")
 _PARSE_PREFIX: Final = "Parse error: "
 _CACHE_SIZE: Final = 4096
+_NAME: Final = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_STATES_PART: Final = re.compile(r"\$states\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+_BARE_STATES: Final = re.compile(r"\$states(?!\s*\.\s*[A-Za-z_])")
 
 
 def is_expression(value: Any) -> bool:
@@ -66,15 +69,29 @@ _env: contextvars.ContextVar[_Env | None] = contextvars.ContextVar("stepdag_json
 class Expression:
     """One ``{% ... %}`` string, compiled once (thread-safe to evaluate)."""
 
-    __slots__ = ("text",)
+    __slots__ = ("names", "states_parts", "text")
 
     def __init__(self, source: str) -> None:
         self.text = source[2:-2].strip()
         _compiled(self.text)  # syntax errors surface at load
+        # Only the variables an expression names are handed to the library: each binding
+        # is converted on every evaluation, and a Map's ItemSelector would otherwise
+        # convert the whole Map input once per item. JSONata cannot look a variable up
+        # by a computed name, so the text says which ones it can reach.
+        self.names = frozenset(_NAME.findall(self.text))
+        bare_states = _BARE_STATES.search(self.text) is not None
+        self.states_parts = None if bare_states else frozenset(_STATES_PART.findall(self.text))
+
+    def _bindings(self, bindings: dict[str, Any]) -> dict[str, Any]:
+        out = {name: bindings[name] for name in self.names if name in bindings}
+        states = out.get("states")
+        if isinstance(states, dict) and self.states_parts is not None:
+            out["states"] = {k: v for k, v in states.items() if k in self.states_parts}
+        return out
 
     def evaluate(self, field: str, bindings: dict[str, Any]) -> Any:
         try:
-            wrapped = _compiled(self.text).evaluate(None, bindings)
+            wrapped = _compiled(self.text).evaluate(None, self._bindings(bindings))
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # pyo3 panics derive from BaseException
@@ -114,7 +131,12 @@ def _compiled(text: str) -> Any:
 
 
 def _compile(text: str) -> Any:
-    import jsonatapy
+    try:
+        import jsonatapy
+    except ImportError as exc:  # a dependency of stepdag; missing only in a broken install
+        raise ImportError(
+            "JSONata states need the 'jsonatapy' package (pip install jsonatapy)"
+        ) from exc
 
     try:
         compiled = jsonatapy.compile('{"v": (' + text + "\n)}")

@@ -290,3 +290,11 @@ def test_importing_the_engine_does_not_import_the_jsonata_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_expressions_get_only_the_variables_they_name_but_all_of_states_when_bare() -> None:
+    expression = J.Expression("{% $a + $states.input.n %}")
+    bound = J.bindings({"a": 1, "big": list(range(10))}, input={"n": 2}, context={"x": 1})
+    assert expression._bindings(bound) == {"a": 1, "states": {"input": {"n": 2}}}
+    assert J.Expression("{% $keys($states) %}").evaluate("Output", bound) == ["input", "context"]
+    assert expression.evaluate("Output", bound) == 3
