@@ -44,6 +44,9 @@ _HASH_ALGORITHMS: Final = {
 _HOST_PREFIX: Final = re.compile(r"^host function raised \w+: ")
 _PARSE_PREFIX: Final = "Parse error: "
 _CACHE_SIZE: Final = 4096
+# AWS bounds an expression's evaluation; an endless (tail-)recursion must fail the state
+# (D1012, a States.QueryEvaluationError) rather than hang the execution.
+EVALUATION_TIMEOUT_MS: Final = 5000
 _NAME: Final = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _STATES_PART: Final = re.compile(r"\$states\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 _BARE_STATES: Final = re.compile(r"\$states(?!\s*\.\s*[A-Za-z_])")
@@ -91,7 +94,9 @@ class Expression:
 
     def evaluate(self, field: str, bindings: dict[str, Any]) -> Any:
         try:
-            wrapped = _compiled(self.text).evaluate(None, self._bindings(bindings))
+            wrapped = _compiled(self.text).evaluate(
+                None, self._bindings(bindings), timeout=EVALUATION_TIMEOUT_MS
+            )
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # pyo3 panics derive from BaseException

@@ -298,3 +298,11 @@ def test_expressions_get_only_the_variables_they_name_but_all_of_states_when_bar
     assert expression._bindings(bound) == {"a": 1, "states": {"input": {"n": 2}}}
     assert J.Expression("{% $keys($states) %}").evaluate("Output", bound) == ["input", "context"]
     assert expression.evaluate("Output", bound) == 3
+
+
+def test_an_endless_expression_fails_the_state_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(J, "EVALUATION_TIMEOUT_MS", 200)
+    with pytest.raises(StatesError, match="D1012"):
+        evaluate("{% ($f := function($n) { $f($n + 1) }; $f(0)) %}")
