@@ -32,6 +32,7 @@ from typing import Any, Final, TypeAlias
 
 from stepdag.asl.clock import Clock
 from stepdag.asl.errors import StatesError
+from stepdag.asl.jsonata_messages import js_message
 
 QUERY_EVALUATION_ERROR: Final = "States.QueryEvaluationError"
 _HASH_ALGORITHMS: Final = {
@@ -103,7 +104,7 @@ class Expression:
             message = _HOST_PREFIX.sub("", str(exc))
             if message.startswith(_PARSE_PREFIX):
                 message = message[len(_PARSE_PREFIX) :]
-            message = _js_message(message, self.text)
+            message = js_message(message, self.text)
             separator = ". " if re.match(r"[A-Z]\d{4}: ", message) else ": "
             raise StatesError(
                 QUERY_EVALUATION_ERROR,
@@ -155,44 +156,6 @@ def _compile(text: str) -> Any:
     for name, fn in _OVERRIDES.items():
         compiled.register_override(name, fn)
     return compiled
-
-
-_ARRAY_TYPES: Final = {
-    "Number": "numbers",
-    "String": "strings",
-    "Object": "objects",
-    "Array": "arrays",
-    "Boolean": "booleans",
-    "Function": "functions",
-}
-_CALLED: Final = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\s*\(")
-
-
-def _js_message(message: str, text: str) -> str:
-    """jsonatapy's wording of the common errors → jsonata-js's catalog, which AWS prints
-    (values JSON-quoted: ``T0412: Argument 1 of function "sum" must be an array of "numbers"``).
-    The function name is the expression's (first) called function: jsonatapy omits it."""
-    called = _CALLED.findall(text)
-    fn = json.dumps(called[0]) if called else '"function"'
-    if m := re.fullmatch(r"T0412: Argument (\d+) must be an array of (\w+)", message):
-        kind = json.dumps(_ARRAY_TYPES.get(m.group(2), m.group(2).lower()))
-        return f"T0412: Argument {m.group(1)} of function {fn} must be an array of {kind}"
-    if m := re.fullmatch(r"T0410: Argument (\d+) must be .*", message):
-        return f"T0410: Argument {m.group(1)} of function {fn} does not match function signature"
-    if m := re.fullmatch(r"T0410: Argument count mismatch: expected (\d+), got (\d+)", message):
-        # jsonata-js names the first argument that does not fit.
-        index = min(int(m.group(1)), int(m.group(2))) + 1
-        return f"T0410: Argument {index} of function {fn} does not match function signature"
-    if re.fullmatch(r"T0411: Context value does not match function signature.*", message):
-        return f"T0411: Context value is not a compatible type with argument 1 of function {fn}"
-    if m := re.fullmatch(r"(T200[12]): The (left|right) side of the (\S+) operator (.*)", message):
-        code, side, op, rest = m.groups()
-        return f"{code}: The {side} side of the {json.dumps(op)} operator {rest}"
-    if message.startswith("T1006: Attempted to invoke a non-function"):
-        return "T1006: Attempted to invoke a non-function"
-    if m := re.fullmatch(r"(D313[89]: .*?matched (?:more|0)\.).*", message):
-        return m.group(1)
-    return message
 
 
 def _to_json_value(value: Any) -> Any:

@@ -56,6 +56,13 @@ def test_evaluation_error_cause_carries_the_jsonata_code() -> None:
         ("$count(1, 2)", 'T0410: Argument 2 of function "count" does not match function signature'),
         ('1 + "a"', 'T2002: The right side of the "+" operator must evaluate to a number'),
         ("$nope()", "T1006: Attempted to invoke a non-function"),
+        ('$number("x1")', 'D3030: Unable to cast value to a number: "x1"'),
+        ('[1..""]', "T2004: The right side of the range operator (..) must evaluate to an integer"),
+        (
+            "[1, 2] < 3",
+            'T2010: The expressions either side of operator "<" must evaluate to numeric or '
+            "string values",
+        ),
         (
             "$single([1, 2])",
             "D3138: The $single() function expected exactly 1 matching result.  Instead it "
