@@ -9,12 +9,18 @@ For each shape, in one process:
 Timings are best-of-N wall times of warm runs; results are ratios (engine ÷ limit,
 moto ÷ engine). Goal: engine ≤ 3x the limit and ≥ 100x faster than moto.
 
+``jsonata`` (not in the summary; moto cannot run JSONata): the chain compiled with
+``query_language="JSONata"`` on the engine, and a 1,000-state Pass chain in the bare
+interpreter transforming its input with Parameters (JSONPath) vs Output (JSONata),
+each as a per-state cost and the JSONata ÷ JSONPath ratio.
+
 Run: python -m benchmarks.engine [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 from datetime import UTC, datetime
@@ -23,6 +29,7 @@ from typing import Any
 
 from benchmarks.common import best_of, write_result
 from stepdag import Workflow
+from stepdag.asl import StateMachine, VirtualClock
 from stepdag.core.compile import compile_dag
 from stepdag.runtime.engine import LocalEngine
 from stepdag.runtime.records import ExecutionRecord, NodeKey
@@ -149,6 +156,56 @@ def measure(
     }
 
 
+def pass_chain(n: int, language: str) -> dict[str, Any]:
+    """n Pass states each rebuilding ``{"i": i + 1, "tag": tag}`` from their input."""
+    states: dict[str, Any] = {}
+    for i in range(n):
+        if language == "JSONata":
+            state: dict[str, Any] = {
+                "Type": "Pass",
+                "Output": {"i": "{% $states.input.i + 1 %}", "tag": "{% $states.input.tag %}"},
+            }
+        else:
+            state = {
+                "Type": "Pass",
+                "Parameters": {"i.$": "States.MathAdd($.i, 1)", "tag.$": "$.tag"},
+            }
+        state.update({"Next": f"s{i + 1}"} if i + 1 < n else {"End": True})
+        states[f"s{i}"] = state
+    return {"QueryLanguage": language, "StartAt": "s0", "States": states}
+
+
+def measure_jsonata(
+    n: int, repeat: int, tmp: Path, chain_jsonpath: dict[str, Any]
+) -> dict[str, Any]:
+    dag = dataclasses.replace(chain(n).build(), query_language="JSONata")
+    engine = LocalEngine(SqliteStore(tmp / "chain-jsonata.db"))
+    engine.run(dag, {}, name="warm")
+    runs = iter(range(1000))
+    engine_s = best_of(lambda: _ok(engine.run(dag, {}, name=f"j-{next(runs)}")), repeat)
+    per_state: dict[str, float] = {}
+    for language in ("JSONPath", "JSONata"):
+        machine = StateMachine(pass_chain(n, language))
+        machine.execute({"i": 0, "tag": "t"}, clock=VirtualClock())  # warm (compile caches)
+
+        def once(machine: StateMachine = machine) -> None:
+            result = machine.execute({"i": 0, "tag": "t"}, clock=VirtualClock())
+            assert result.output == {"i": n, "tag": "t"}, result.to_contract()
+
+        per_state[language] = best_of(once, repeat) / n
+    return {
+        "chain_engine_per_node_ms": round(engine_s / n * 1000, 4),
+        "chain_vs_jsonpath_ratio": round(
+            engine_s / n * 1000 / chain_jsonpath["engine_per_node_ms"], 3
+        ),
+        "pass_state_jsonpath_us": round(per_state["JSONPath"] * 1e6, 1),
+        "pass_state_jsonata_us": round(per_state["JSONata"] * 1e6, 1),
+        "pass_state_jsonata_vs_jsonpath_ratio": round(
+            per_state["JSONata"] / per_state["JSONPath"], 3
+        ),
+    }
+
+
 def _ok(rec: Any) -> None:
     assert rec.status.value == "SUCCEEDED", (rec.error, rec.cause)
 
@@ -208,6 +265,7 @@ def main(quick: bool = False) -> dict[str, Any]:
             {},
         ),
     }
+    results_jsonata = measure_jsonata(n, repeat, tmp, results["chain"])
     summary = {
         "engine_vs_limit_ratio": max(r["engine_vs_limit_ratio"] for r in results.values()),
         "engine_vs_moto_speedup": min(r["engine_vs_moto_speedup"] for r in results.values()),
@@ -217,6 +275,7 @@ def main(quick: bool = False) -> dict[str, Any]:
         "goals": {"engine_vs_limit_ratio": "<= 3", "engine_vs_moto_speedup": ">= 100"},
         "summary": summary,
         **results,
+        "jsonata": results_jsonata,
     }
     write_result("engine", out)
     return out

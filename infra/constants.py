@@ -69,7 +69,9 @@ LAMBDA_WHEEL_PLATFORM: Final = "manylinux2014_aarch64"  # ARM_64 functions
 # Lambda runtime: aws-xray-sdk pulls botocore into the bundle, and a bundled botocore
 # shadowing the runtime's would pair it with a boto3 of another release; bundling the
 # pinned boto3 keeps the pair consistent and the versions reproducible.
-LAMBDA_EXCLUDED_REQUIREMENTS: Final[frozenset[str]] = frozenset({"typer", "rich"})
+# CLI-only, and the JSONata library of the local interpreter (Step Functions runs the
+# ASL on AWS; no Lambda imports stepdag.asl's JSONata support).
+LAMBDA_EXCLUDED_REQUIREMENTS: Final[frozenset[str]] = frozenset({"typer", "rich", "jsonatapy"})
 DEFAULT_FUNCTION_ID: Final = "NodeRunner"
 
 # Environment variables the stack sets: the deployment contract (stepdag.constants), read

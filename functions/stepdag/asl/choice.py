@@ -49,7 +49,7 @@ VALUE_OPS: Final = (*STRING_OPS, *NUMERIC_OPS, *TIMESTAMP_OPS, "BooleanEquals")
 ALL_COMPARISONS: Final = frozenset(
     {*VALUE_OPS, *(op + "Path" for op in VALUE_OPS), "StringMatches", *TYPE_TESTS}
 )
-_RULE_KEYS: Final = frozenset({"Variable", "Next", "Comment", "And", "Or", "Not"})
+_RULE_KEYS: Final = frozenset({"Variable", "Next", "Comment", "And", "Or", "Not", "Assign"})
 
 
 def parse_timestamp(value: Any) -> datetime | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from stepdag.asl import jsonata, variables
 from stepdag.asl.runtime import Frame
 from stepdag.asl.states.base import State
 from stepdag.asl.states.flow import ChoiceState, FailState, PassState, SucceedState, WaitState
@@ -25,22 +26,35 @@ STATE_TYPES: Final[dict[str, type[State]]] = {
 class Machine:
     """States plus ``StartAt``; assumes the definition was validated."""
 
-    def __init__(self, raw: dict[str, Any]) -> None:
+    def __init__(self, raw: dict[str, Any], query_language: str = "JSONPath") -> None:
         self.start_at: str = raw["StartAt"]
+        language = raw.get("QueryLanguage", query_language)
+        # A state without its own QueryLanguage inherits the machine's.
         self.states: dict[str, State] = {
-            name: STATE_TYPES[spec["Type"]](name, spec) for name, spec in raw["States"].items()
+            name: STATE_TYPES[spec["Type"]](
+                name, spec if "QueryLanguage" in spec else {**spec, "QueryLanguage": language}
+            )
+            for name, spec in raw["States"].items()
         }
 
     def run(self, frame: Frame, data: Any) -> Any:
         """Run from ``StartAt`` to a terminal state; errors propagate as StatesError."""
         state = self.states[self.start_at]
         states = self.states
-        while True:
-            output, next_name = state.run(frame, data)
-            if next_name is None:
-                return output
-            data = output
-            state = states[next_name]
+        # Evaluations in this thread read this frame's variables, rng and clock; a
+        # branch run inline in its parent's thread restores the parent's on return.
+        scope_token = variables.enter(frame.scope)
+        env_token = jsonata.evaluating(frame.execution.rng, frame.execution.clock)
+        try:
+            while True:
+                output, next_name = state.run(frame, data)
+                if next_name is None:
+                    return output
+                data = output
+                state = states[next_name]
+        finally:
+            jsonata.done_evaluating(env_token)
+            variables.leave(scope_token)
 
 
 __all__ = ["STATE_TYPES", "Machine"]

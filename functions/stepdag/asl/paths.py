@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
+from stepdag.asl import variables
 from stepdag.asl.errors import to_json
 
 
@@ -76,6 +77,7 @@ Segment: TypeAlias = Field | Index | Wildcard | Slice | Union | DeepScan | Filte
 
 _NAME_RE: Final = re.compile(r"[^.\[\]()\s]+|\*")
 _INT_RE: Final = re.compile(r"-?\d+")
+_VARIABLE_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +88,16 @@ class JsonPath:
     segments: tuple[Segment, ...]
     context: bool
     definite: bool
+    # ``$name...``: a workflow variable reference, evaluated against that variable's
+    # value in the current scope (see stepdag.asl.variables) instead of ``data``.
+    variable: str | None = None
 
     def find(self, data: Any) -> Any:
         """Evaluate; raises :class:`NoMatch` when a definite path selects nothing."""
+        if self.variable is not None:
+            data = variables.lookup(self.variable)
+            if variables.is_missing(data):
+                raise NoMatch(self.source, None)
         if not self.segments:
             return data
         if self.definite:
@@ -475,9 +484,12 @@ def compile_path(source: str) -> JsonPath:
     context = source.startswith("$$")
     parser = _Parser(source)
     parser.pos = 2 if context else 1
+    var = None if context else _VARIABLE_RE.match(source, 1)
+    if var is not None:
+        parser.pos = var.end()
     segs = tuple(parser.parse_segments())
     definite = all(isinstance(s, Field | Index) for s in segs)
-    return JsonPath(source, segs, context, definite)
+    return JsonPath(source, segs, context, definite, var.group() if var else None)
 
 
 def compile_reference_path(source: str) -> JsonPath:

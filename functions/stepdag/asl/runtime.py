@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from stepdag.asl.clock import Clock, ClockEvent
 from stepdag.asl.errors import ExecutionAborted, StatesError, to_json
 from stepdag.asl.history import HistoryRecorder
+from stepdag.asl.variables import Scope
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,12 @@ class Frame:
         parent: Frame | None = None,
         map_item: tuple[int, Any] | None = None,
         key: str = "",
+        *,
+        scope: Scope | None = None,
     ) -> None:
         self.execution = execution
+        # Workflow variables: a branch/iteration reads its parent's and assigns its own.
+        self.scope = scope if scope is not None else Scope()
         self.key = key  # position in the branch/iteration tree, e.g. "/0/3"
         self.previous_event_id = previous_event_id
         self.parent = parent
@@ -177,7 +182,14 @@ class Frame:
         self._last_json: tuple[Any, str] | None = None
 
     def child(self, map_item: tuple[int, Any] | None = None, key: str = "") -> Frame:
-        frame = Frame(self.execution, self.previous_event_id, self, map_item, f"{self.key}/{key}")
+        frame = Frame(
+            self.execution,
+            self.previous_event_id,
+            self,
+            map_item,
+            f"{self.key}/{key}",
+            scope=self.scope.child(),
+        )
         with self._lock:
             self._children.append(frame)
             cancelled = self.cancelled

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from stepdag.asl import choice, payload
+from stepdag.asl import validate_query as vq
 from stepdag.asl.errors import ALL, KNOWN_STATES_ERRORS
 from stepdag.asl.paths import PathSyntaxError, compile_path
 from stepdag.asl.quotas import MAX_NAME_LENGTH
@@ -68,7 +69,6 @@ _FIELDS: Final[dict[str, frozenset[str]]] = {
         "Label",
     },
 }
-_JSONATA_FIELDS: Final = frozenset({"Assign", "Arguments", "Output", "QueryLanguage", "Items"})
 _TOP_FIELDS: Final = frozenset({"StartAt", "States", "Comment", "Version", "TimeoutSeconds"})
 _NON_TERMINAL: Final = frozenset({"Pass", "Task", "Wait", "Parallel", "Map"})
 
@@ -85,6 +85,8 @@ class _Validator:
     def __init__(self) -> None:
         self.problems: list[str] = []
         self.names: dict[str, str] = {}  # state name → where first defined
+        self.language = vq.JSONPATH  # of the machine being validated
+        self.outer_variables: frozenset[str] = frozenset()  # assigned by enclosing machines
 
     def add(self, where: str, msg: str) -> None:
         self.problems.append(f"{where}: {msg}")
@@ -103,8 +105,11 @@ class _Validator:
         for key in raw:
             if key not in allowed:
                 self.add(f"{prefix}{key}", "unknown field")
+        outer = self.language
         if "QueryLanguage" in raw:
             self._query_language(raw["QueryLanguage"], f"{prefix}QueryLanguage")
+            if raw["QueryLanguage"] in (vq.JSONATA, vq.JSONPATH):
+                self.language = raw["QueryLanguage"]
         if (
             top
             and "TimeoutSeconds" in raw
@@ -130,19 +135,21 @@ class _Validator:
             self.add(f"{prefix}StartAt", "is required and must be a string")
         elif start not in states:
             self.add(f"{prefix}StartAt", f"state '{start}' does not exist")
+        here, problems = vq.scope_problems(states, prefix, self.outer_variables)
+        self.problems.extend(problems)
+        enclosing = self.outer_variables
+        self.outer_variables = enclosing | here
         for name, spec in states.items():
             self.state(name, spec, f"{prefix}States.{name}", states)
+        self.outer_variables = enclosing
+        self.language = outer
         if isinstance(start, str) and start in states:
             self._reachability(start, states, prefix)
 
     def _query_language(self, value: Any, where: str) -> None:
-        if value == "JSONata":
-            self.add(
-                where,
-                "QueryLanguage 'JSONata' is not supported by this interpreter (JSONPath only)",
-            )
-        elif value != "JSONPath":
-            self.add(where, "must be 'JSONPath' or 'JSONata'")
+        problem = vq.language_problem(value, where)
+        if problem is not None:
+            self.problems.append(problem)
 
     def _reachability(self, start: str, states: dict[str, Any], prefix: str) -> None:
         seen = {start}
@@ -177,26 +184,89 @@ class _Validator:
         if typ not in _FIELDS:
             self.add(f"{where}.Type", f"unknown or missing state type {typ!r}")
             return
+        language = spec.get("QueryLanguage", self.language)
+        if "QueryLanguage" in spec:
+            self._query_language(spec["QueryLanguage"], f"{where}.QueryLanguage")
+            if self.language == vq.JSONATA and language == vq.JSONPATH:
+                self.add(
+                    f"{where}.QueryLanguage",
+                    "a state cannot use JSONPath when the state machine's QueryLanguage is JSONata",
+                )
+        if language not in (vq.JSONATA, vq.JSONPATH):
+            language = self.language
+        outer, self.language = self.language, language
+        try:
+            self._state_body(typ, spec, where, scope)
+        finally:
+            self.language = outer
+
+    def _state_body(
+        self, typ: str, spec: dict[str, Any], where: str, scope: dict[str, Any]
+    ) -> None:
+        jsonata_state = self.language == vq.JSONATA
+        if jsonata_state:
+            allowed = vq.JSONATA_FIELDS[typ]
+        else:
+            allowed = _FIELDS[typ] | {"QueryLanguage"}
+            if typ in vq.ASSIGNABLE:
+                allowed = allowed | {"Assign"}
         for key in spec:
-            if key in _JSONATA_FIELDS:
-                if key == "QueryLanguage":
-                    self._query_language(spec[key], f"{where}.{key}")
-                else:
-                    self.add(
-                        f"{where}.{key}",
-                        f"'{key}' requires JSONata/variables, which are not supported",
-                    )
-            elif key not in _FIELDS[typ]:
+            if key in allowed:
+                continue
+            if jsonata_state and key in _FIELDS[typ]:
+                self.add(f"{where}.{key}", f"field is not supported in a JSONata {typ} state")
+            elif not jsonata_state and key in vq.JSONATA_FIELDS[typ]:
+                self.add(f"{where}.{key}", "field is only supported in JSONata states")
+            else:
                 self.add(f"{where}.{key}", f"field is not allowed in a {typ} state")
         if "Comment" in spec and not isinstance(spec["Comment"], str):
             self.add(f"{where}.Comment", "must be a string")
         self._transitions(typ, spec, where, scope)
-        self._io(typ, spec, where)
-        getattr(self, f"_{typ.lower()}")(spec, where, scope)
+        if jsonata_state:
+            self.problems.extend(vq.jsonata_state_problems(typ, spec, where))
+            self._jsonata_structure(typ, spec, where, scope)
+        else:
+            self._io(typ, spec, where)
+            getattr(self, f"_{typ.lower()}")(spec, where, scope)
+            if "Assign" in spec and typ in vq.ASSIGNABLE:
+                self.problems.extend(
+                    vq.assign_problems(spec["Assign"], f"{where}.Assign", vq.JSONPATH)
+                )
         if "Retry" in spec:
             self._retry(spec["Retry"], f"{where}.Retry")
         if "Catch" in spec:
             self._catch(spec["Catch"], f"{where}.Catch", scope)
+
+    def _jsonata_structure(
+        self, typ: str, spec: dict[str, Any], where: str, scope: dict[str, Any]
+    ) -> None:
+        """Targets and nested machines of a JSONata state (its expressions: validate_query)."""
+        if typ == "Choice":
+            rules = spec.get("Choices")
+            if not isinstance(rules, list) or not rules:
+                self.add(f"{where}.Choices", "must be a non-empty array")
+                rules = []
+            for i, rule in enumerate(rules):
+                if isinstance(rule, dict) and isinstance(rule.get("Next"), str):
+                    self._target(rule["Next"], f"{where}.Choices[{i}].Next", scope)
+            if "Default" in spec:
+                self._target(spec["Default"], f"{where}.Default", scope)
+        elif typ == "Task":
+            if not isinstance(spec.get("Resource"), str) or not spec["Resource"]:
+                self.add(f"{where}.Resource", "is required and must be a non-empty string")
+        elif typ == "Parallel":
+            self._parallel(spec, where, scope)
+        elif typ == "Map":
+            if "ItemProcessor" in spec and "Iterator" in spec:
+                self.add(where, "cannot have both 'ItemProcessor' and 'Iterator'")
+            key = "ItemProcessor" if "ItemProcessor" in spec else "Iterator"
+            if key not in spec:
+                self.add(where, "requires 'ItemProcessor' (or the legacy 'Iterator')")
+            else:
+                self.machine(spec[key], f"{where}.{key}", top=False)
+            for key in ("ItemReader", "ResultWriter"):
+                if key in spec:
+                    self.add(f"{where}.{key}", "distributed Map features are not supported")
 
     def _transitions(
         self, typ: str, spec: dict[str, Any], where: str, scope: dict[str, Any]
@@ -240,6 +310,8 @@ class _Validator:
         # select from the context object ($$.Execution.Input...); ResultPath writes.
         if reference and not (path.definite if context and path.context else path.is_reference):
             self.add(where, f"'{value}' is not a valid reference path")
+        elif path.variable is not None and where.endswith("ResultPath"):
+            self.add(where, f"'{value}': a ResultPath cannot refer to a variable")
 
     def _result_path(self, value: Any, where: str) -> None:
         """A ResultPath writes, so it may not name the context object."""
@@ -321,6 +393,10 @@ class _Validator:
         for i, rule in enumerate(rules):
             rw = f"{where}.Choices[{i}]"
             choice.validate_rule(rule, rw, True, self.problems)
+            if isinstance(rule, dict) and "Assign" in rule:
+                self.problems.extend(
+                    vq.assign_problems(rule["Assign"], f"{rw}.Assign", vq.JSONPATH)
+                )
             if isinstance(rule, dict) and isinstance(rule.get("Next"), str):
                 self._target(rule["Next"], f"{rw}.Next", scope)
         if "Default" in spec:
@@ -346,7 +422,7 @@ class _Validator:
             self.add(where, "cannot have both 'ItemSelector' and 'Parameters'")
         if "ItemsPath" in spec:
             self._path(spec["ItemsPath"], f"{where}.ItemsPath", reference=True, nullable=False)
-        for key in ("ItemReader", "ItemBatcher", "ResultWriter"):
+        for key in ("ItemReader", "ResultWriter"):
             if key in spec:
                 self.add(f"{where}.{key}", "distributed Map features are not supported")
         self._exclusive_int(spec, where, "MaxConcurrency", 0, None)
@@ -439,14 +515,15 @@ class _Validator:
                 self.add(cw, "must be an object")
                 continue
             for key in c:
-                if key not in {"ErrorEquals", "Next", "ResultPath", "Comment"}:
+                if key not in {"ErrorEquals", "Next", "ResultPath", "Comment", "Assign", "Output"}:
                     self.add(f"{cw}.{key}", "unknown field in catcher")
+            self.problems.extend(vq.catcher_problems(c, cw, self.language))
             self._error_equals(c.get("ErrorEquals"), f"{cw}.ErrorEquals", i == len(value) - 1)
             if "Next" not in c:
                 self.add(cw, "catcher requires 'Next'")
             else:
                 self._target(c["Next"], f"{cw}.Next", scope)
-            if "ResultPath" in c:
+            if "ResultPath" in c and self.language == vq.JSONPATH:
                 self._result_path(c["ResultPath"], f"{cw}.ResultPath")
 
 

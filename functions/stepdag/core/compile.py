@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from stepdag.core.compile_jsonata import to_jsonata
 from stepdag.core.errors import CompileError, StepdagInvalidInput, StepdagInvalidOutput
 from stepdag.core.graph import Leaf, Par, Seq, Tree, level_decompose, sp_decompose
 from stepdag.core.model import LAMBDA_TRANSIENT_ERRORS, Dag, LambdaConfig, Node, enum_value
@@ -80,7 +81,14 @@ def to_json(definition: Mapping[str, Any]) -> str:
     return json.dumps(definition, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def compile_dag(dag: Dag, targets: Targets | None = None, *, strategy: Strategy = "sp") -> Compiled:
+def compile_dag(
+    dag: Dag,
+    targets: Targets | None = None,
+    *,
+    strategy: Strategy = "sp",
+    query_language: str | None = None,
+) -> Compiled:
+    """``query_language`` (default: the workflow's) picks the ASL query language."""
     targets = targets or Targets()
     preds = dag.preds
     tree = sp_decompose(preds) if strategy == "sp" else level_decompose(preds)
@@ -94,6 +102,8 @@ def compile_dag(dag: Dag, targets: Targets | None = None, *, strategy: Strategy 
         "StartAt": start,
         "States": states,
     }
+    if (query_language or dag.query_language) == "JSONata":
+        definition = to_jsonata(definition)
     check_definition(definition)
     events = estimate_history_events(dag)
     warnings = []

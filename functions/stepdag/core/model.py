@@ -9,6 +9,7 @@ workflow module therefore has no side effects beyond creating a few small object
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import types
 import typing
@@ -25,6 +26,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: The parameter name that receives the execution input.
 PARAMS = "params"
+QUERY_LANGUAGES = ("JSONPath", "JSONata")
 
 #: Errors AWS recommends retrying for every Lambda task (transient service faults).
 LAMBDA_TRANSIENT_ERRORS: tuple[str, ...] = (
@@ -174,6 +176,8 @@ class Dag:
     workflow: str
     nodes: Mapping[str, Node]
     description: str = ""
+    # The query language of the compiled state machine: "JSONPath" or "JSONata".
+    query_language: str = "JSONPath"
 
     @cached_property
     def edges(self) -> tuple[tuple[str, str], ...]:
@@ -210,9 +214,17 @@ class Workflow:
     ... def extract(params: dict) -> list[int]: ...
     """
 
-    def __init__(self, name: str, *, description: str = "") -> None:
+    def __init__(
+        self, name: str, *, description: str = "", query_language: str = "JSONPath"
+    ) -> None:
+        if query_language not in QUERY_LANGUAGES:
+            raise ValueError(
+                f"Workflow {name!r}: query_language must be 'JSONPath' or 'JSONata', "
+                f"not {query_language!r}"
+            )
         self.name = name
         self.description = description
+        self.query_language = query_language
         self._specs: list[NodeSpec] = []
         self._dag: Dag | None = None
         self._triggers: list[Trigger] = []
@@ -336,6 +348,8 @@ class Workflow:
             self._dag = validate_specs(
                 self.name, self._specs, description=self.description, triggers=self._triggers
             )
+            if self.query_language != self._dag.query_language:
+                self._dag = dataclasses.replace(self._dag, query_language=self.query_language)
         return self._dag
 
     def __repr__(self) -> str:

@@ -62,9 +62,9 @@ def test_all_problems_reported_together() -> None:
             "positive",
         ),
         (
-            {"StartAt": "A", "States": {"A": {"Type": "Succeed"}}, "QueryLanguage": "JSONata"},
+            {"StartAt": "A", "States": {"A": {"Type": "Succeed"}}, "QueryLanguage": "Python"},
             "QueryLanguage",
-            "JSONata",
+            "must be 'JSONPath' or 'JSONata'",
         ),
         ({"StartAt": "A", "States": {"A": {"Type": "Pass"}}}, "States.A", "'Next' or 'End'"),
         (
@@ -297,9 +297,9 @@ def test_all_problems_reported_together() -> None:
             "not supported",
         ),
         (
-            {"StartAt": "A", "States": {"A": {"Type": "Pass", "Assign": {"x": 1}, "End": True}}},
-            "States.A.Assign",
-            "JSONata",
+            {"StartAt": "A", "States": {"A": {"Type": "Pass", "Assign": {"1x": 1}, "End": True}}},
+            "States.A.Assign.1x",
+            "not a valid variable name",
         ),
     ],
 )

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
-from stepdag.asl import payload
+from stepdag.asl import jsonata, payload
 from stepdag.asl.errors import (
     ALL,
     DATA_LIMIT_EXCEEDED,
@@ -26,8 +26,12 @@ from stepdag.asl.errors import (
 )
 from stepdag.asl.paths import JsonPath, NoMatch, compile_path, describe_no_results
 from stepdag.asl.runtime import Frame, failure_output, sleep_or_cancel
+from stepdag.asl.states import query
 
 MAX_PAYLOAD_BYTES: Final = 256 * 1024
+# States whose work produces ``$states.result`` in JSONata.
+_RESULT_STATES: Final = frozenset({"Task", "Parallel", "Map"})
+_PREFIXED: Final = frozenset({RUNTIME, jsonata.QUERY_EVALUATION_ERROR})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,7 @@ class Catcher:
     next: str
     result_path: JsonPath | None
     discard_result: bool
+    query: query.StateQuery | None = None
 
 
 def error_matches(names: tuple[str, ...], error: str | None) -> bool:
@@ -95,6 +100,8 @@ class State(ABC):
         self.name = name
         self.raw = raw
         self.next: str | None = raw.get("Next")
+        self.query = query.StateQuery(raw, f"{name}.Assign")
+        self.jsonata = self.query.jsonata
         self.input_path, self.input_null = _opt_path(raw, "InputPath")
         self.output_path, self.output_null = _opt_path(raw, "OutputPath")
         self.result_path, self.result_null = _opt_path(raw, "ResultPath")
@@ -127,8 +134,13 @@ class State(ABC):
                     else compile_path(c["ResultPath"])
                 ),
                 discard_result="ResultPath" in c and c["ResultPath"] is None,
+                query=query.StateQuery(
+                    {"QueryLanguage": raw.get("QueryLanguage"), **c},
+                    f"{name}.Catch[{i}].Assign",
+                    prefix=f"Catch[{i}]/",
+                ),
             )
-            for c in raw.get("Catch", [])
+            for i, c in enumerate(raw.get("Catch", []))
         )
 
     # -- events ---------------------------------------------------------------------
@@ -144,15 +156,24 @@ class State(ABC):
             },
         )
 
-    def exit(self, frame: Frame, output: Any, text: str | None = None) -> None:
-        frame.event(
-            f"{self.type_name}StateExited",
-            {
-                "name": self.name,
-                "output": frame.json_text(output) if text is None else text,
-                "outputDetails": {"truncated": False},
-            },
-        )
+    def exit(
+        self,
+        frame: Frame,
+        output: Any,
+        text: str | None = None,
+        assigned: dict[str, Any] | None = None,
+    ) -> None:
+        details: dict[str, Any] = {
+            "name": self.name,
+            "output": frame.json_text(output) if text is None else text,
+            "outputDetails": {"truncated": False},
+        }
+        if assigned is not None:
+            # AWS's StateExitedEventDetails: each variable's value as JSON text.
+            frame.scope.assign(self.name, assigned)
+            details["assignedVariables"] = {k: to_json(v) for k, v in assigned.items()}
+            details["assignedVariablesDetails"] = {"truncated": False}
+        frame.event(f"{self.type_name}StateExited", details)
 
     # -- input/output processing -------------------------------------------------------
 
@@ -165,6 +186,10 @@ class State(ABC):
         return _select(self.input_path, data, context, "InputPath")
 
     def apply_parameters(self, frame: Frame, data: Any, context: dict[str, Any]) -> Any:
+        if self.jsonata:
+            if self.query.arguments is None:
+                return data
+            return jsonata.evaluate(self.query.arguments, query.bindings(frame, data, context))
         if self.parameters is None:
             return data
         return payload.evaluate(self.parameters, data, context, frame.execution.rng)
@@ -179,14 +204,46 @@ class State(ABC):
             return raw_input
         return place_result(self.result_path, raw_input, result)
 
-    def finish(self, frame: Frame, raw_input: Any, result: Any, next_name: str | None) -> Any:
-        """ResultPath + OutputPath + size check + exited event; returns the output."""
-        output = self.apply_result_path(raw_input, result)
-        if self.output_null:
-            output = {}
-        elif self.output_path is not None:
-            context = self._context_for(self.output_path, frame)
-            output = _select(self.output_path, output, context, "OutputPath")
+    def finish(
+        self,
+        frame: Frame,
+        raw_input: Any,
+        result: Any,
+        next_name: str | None,
+        context: dict[str, Any] | None = None,
+        *,
+        rule: query.StateQuery | None = None,
+        assign_value: Any = query.NOTHING,
+    ) -> Any:
+        """(Assign) + ResultPath + OutputPath, or JSONata's Output; size check; exited
+        event; returns the output. ``rule`` is a matched Choice rule's own Output/Assign."""
+        assigned = None
+        if (self.jsonata or self.query.assigns or rule is not None) and context is None:
+            context = frame.context(self.name, frame.execution.clock.now_iso())
+        if self.jsonata:
+            assert context is not None
+            q = self.query if rule is None else rule
+            bound = query.bindings(
+                frame,
+                raw_input,
+                context,
+                result=result if self.type_name in _RESULT_STATES else query.NOTHING,
+            )
+            assigned = query.evaluate_assign(q, frame, result, context, bound)
+            output = result if q.output is None else jsonata.evaluate(q.output, bound)
+        else:
+            q = self.query if rule is None else rule
+            if q.assigns:
+                assert context is not None
+                # JSONPath's Assign reads the raw result (before ResultSelector).
+                value = result if assign_value is query.NOTHING else assign_value
+                assigned = query.evaluate_assign(q, frame, value, context, None)
+            output = self.apply_result_path(raw_input, result)
+            if self.output_null:
+                output = {}
+            elif self.output_path is not None:
+                path_context = self._context_for(self.output_path, frame)
+                output = _select(self.output_path, output, path_context, "OutputPath")
         text = frame.json_text(output)
         if payload_size_exceeded(text):
             raise StatesError(
@@ -194,7 +251,7 @@ class State(ABC):
                 f"The state/task '{self.name}' returned a result with a size exceeding the "
                 "maximum number of bytes service limit.",
             )
-        self.exit(frame, output, text)
+        self.exit(frame, output, text, assigned)
         return output
 
     def _context_for(self, path: JsonPath, frame: Frame | None) -> Any:
@@ -232,12 +289,30 @@ class State(ABC):
         for catcher in self.catchers:
             if error_matches(catcher.error_equals, err.error):
                 result = failure_output(err)
+                if catcher.query is not None and (catcher.query.jsonata or catcher.query.assigns):
+                    return "catch", self._catch_with_query(frame, catcher, raw_input, result)
                 if catcher.discard_result:
                     output = raw_input
                 else:
                     output = place_result(catcher.result_path, raw_input, result)
-                return "catch", (output, catcher.next)
+                return "catch", (output, catcher.next, None)
         raise err
+
+    def _catch_with_query(
+        self, frame: Frame, catcher: Catcher, raw_input: Any, result: dict[str, Any]
+    ) -> tuple[Any, str, dict[str, Any] | None]:
+        q = catcher.query
+        assert q is not None
+        context = frame.context(self.name, frame.execution.clock.now_iso())
+        if q.jsonata:
+            bound = query.bindings(frame, raw_input, context, error_output=result)
+            assigned = query.evaluate_assign(q, frame, result, context, bound)
+            output = result if q.output is None else jsonata.evaluate(q.output, bound)
+            return output, catcher.next, assigned
+        assigned = query.evaluate_assign(q, frame, result, context, None)
+        if catcher.discard_result:
+            return raw_input, catcher.next, assigned
+        return place_result(catcher.result_path, raw_input, result), catcher.next, assigned
 
     def backoff(self, frame: Frame, delay: float) -> None:
         sleep_or_cancel(frame, delay)
@@ -259,7 +334,9 @@ class State(ABC):
                     ctx = frame.context(self.name, entered_time, retry_count)
                     result = attempt(ctx)
                     selected = self.select_result(frame, result, ctx)
-                    return self.finish(frame, data, selected, self.next), self.next
+                    return self.finish(
+                        frame, data, selected, self.next, ctx, assign_value=result
+                    ), self.next
                 except StatesError as err:
                     raise runtime_prefix(err, self.name, entered_id) from err
             except StatesError as err:
@@ -268,8 +345,8 @@ class State(ABC):
                     self.backoff(frame, value)
                     retry_count += 1
                     continue
-                output, next_name = value
-                self.exit(frame, output)
+                output, next_name, assigned = value
+                self.exit(frame, output, None, assigned)
                 return output, next_name
 
     @abstractmethod
@@ -318,10 +395,10 @@ def place_result(path: JsonPath | None, raw_input: Any, result: Any) -> Any:
 
 
 def runtime_prefix(err: StatesError, state_name: str, entered_id: int) -> StatesError:
-    """AWS prefixes runtime errors with the state that raised them."""
-    if err.error == RUNTIME and not (err.cause or "").startswith("An error occurred while"):
+    """AWS prefixes runtime (and JSONata evaluation) errors with the state that raised them."""
+    if err.error in _PREFIXED and not (err.cause or "").startswith("An error occurred while"):
         return StatesError(
-            RUNTIME,
+            err.error,
             f"An error occurred while executing the state '{state_name}' "
             f"(entered at the event id #{entered_id}). {err.cause}",
         )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepdag.asl import choice, intrinsics, payload
+from stepdag.asl import choice, intrinsics, jsonata, payload
 from stepdag.asl.errors import NO_CHOICE_MATCHED, RUNTIME, StatesError, to_json
 from stepdag.asl.paths import JsonPath, NoMatch, compile_path
 from stepdag.asl.runtime import Frame, sleep_or_cancel
+from stepdag.asl.states import query
 from stepdag.asl.states.base import State, runtime_prefix, shown
 
 
@@ -44,24 +45,87 @@ class ChoiceState(State):
 
     def __init__(self, name: str, raw: dict[str, Any]) -> None:
         super().__init__(name, raw)
-        self.rules = [(choice.compile_rule(r), r["Next"]) for r in raw["Choices"]]
         self.default: str | None = raw.get("Default")
+        if self.jsonata:
+            self.conditions = [
+                _Condition(raw, i, r, self.query) for i, r in enumerate(raw["Choices"])
+            ]
+            return
+        self.rules = [(choice.compile_rule(r), r["Next"]) for r in raw["Choices"]]
+        # JSONPath rules may Assign too; a rule without Assign uses the state's.
+        self.rule_queries = [
+            query.StateQuery(r, f"{name}.Choices[{i}].Assign") if "Assign" in r else None
+            for i, r in enumerate(raw["Choices"])
+        ]
 
     def run(self, frame: Frame, data: Any) -> tuple[Any, str | None]:
         entered_id = self.enter(frame, data)
+        if self.jsonata:
+            try:
+                return self._run_jsonata(frame, data)
+            except StatesError as err:
+                raise runtime_prefix(err, self.name, entered_id) from err
         try:
             effective = self.effective_input(data, frame)
             ctx = frame.context(self.name, _entered_time(frame))
             target = self.default
-            for predicate, next_name in self.rules:
+            rule: query.StateQuery | None = None
+            for (predicate, next_name), rule_query in zip(
+                self.rules, self.rule_queries, strict=True
+            ):
                 if predicate(effective, ctx):
-                    target = next_name
+                    target, rule = next_name, rule_query
                     break
             if target is None:
                 raise StatesError(NO_CHOICE_MATCHED, "No Matches!")
-            return self.finish(frame, effective, effective, target), target
+            return self.finish(frame, effective, effective, target, ctx, rule=rule), target
         except StatesError as err:
             raise runtime_prefix(err, self.name, entered_id) from err
+
+    def _run_jsonata(self, frame: Frame, data: Any) -> tuple[Any, str | None]:
+        ctx = frame.context(self.name, _entered_time(frame))
+        bound = query.bindings(frame, data, ctx)
+        for condition in self.conditions:
+            if condition.holds(bound):
+                return self.finish(frame, data, data, condition.next, ctx, rule=condition.query), (
+                    condition.next
+                )
+        if self.default is None:
+            raise StatesError(NO_CHOICE_MATCHED, "No Matches!")
+        return self.finish(frame, data, data, self.default, ctx), self.default
+
+
+class _Condition:
+    """A JSONata Choice rule: ``Condition`` plus its own ``Output``/``Assign``."""
+
+    def __init__(
+        self, raw: dict[str, Any], index: int, rule: dict[str, Any], state: query.StateQuery
+    ) -> None:
+        self.next: str = rule["Next"]
+        self.field = f"Choices[{index}]/Condition"
+        value = rule["Condition"]
+        self.expression = jsonata.Expression(value) if jsonata.is_expression(value) else None
+        self.literal = value
+        self.query = query.StateQuery(
+            {**rule, "QueryLanguage": query.JSONATA}, "", prefix=f"Choices[{index}]/"
+        )
+        # A rule without its own Output/Assign uses the state's.
+        if self.query.output is None:
+            self.query.output = state.output
+        if self.query.assign is None:
+            self.query.assign = state.assign
+
+    def holds(self, bound: dict[str, Any]) -> bool:
+        if self.expression is None:
+            return bool(self.literal)
+        value = self.expression.evaluate(self.field, bound)
+        if not isinstance(value, bool):
+            raise StatesError(
+                jsonata.QUERY_EVALUATION_ERROR,
+                f"The JSONata expression '{self.expression.text}' specified for the field "
+                f"'{self.field}' returned a non-boolean value: {to_json(value)}",
+            )
+        return value
 
 
 class WaitState(State):
@@ -76,6 +140,10 @@ class WaitState(State):
 
     def _duration(self, frame: Frame, effective: Any) -> float:
         now = frame.execution.clock.now()
+        if self.jsonata and (
+            jsonata.is_expression(self.seconds) or jsonata.is_expression(self.timestamp)
+        ):
+            return self._jsonata_duration(frame, effective, now)
         if self.seconds is not None:
             return float(self.seconds)
         if self.timestamp is not None:
@@ -110,6 +178,30 @@ class WaitState(State):
                 RUNTIME,
                 "The TimestampPath parameter does not reference a valid ISO-8601 extended offset "
                 f"date-time format string: {self.timestamp_path.source} == {value}",
+            )
+        return ts.timestamp() - now
+
+    def _jsonata_duration(self, frame: Frame, data: Any, now: float) -> float:
+        bound = query.bindings(frame, data, frame.context(self.name, _entered_time(frame)))
+        if jsonata.is_expression(self.seconds):
+            assert isinstance(self.seconds, str)
+            value = jsonata.Expression(self.seconds).evaluate("Seconds", bound)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise StatesError(
+                    jsonata.QUERY_EVALUATION_ERROR,
+                    f"The JSONata expression '{self.seconds[2:-2].strip()}' specified for the "
+                    "field 'Seconds' must evaluate to a non-negative integer, got: "
+                    f"{to_json(value)}",
+                )
+            return float(value)
+        assert isinstance(self.timestamp, str)
+        value = jsonata.Expression(self.timestamp).evaluate("Timestamp", bound)
+        ts = choice.parse_timestamp(value)
+        if ts is None:
+            raise StatesError(
+                jsonata.QUERY_EVALUATION_ERROR,
+                f"The JSONata expression '{self.timestamp[2:-2].strip()}' specified for the "
+                f"field 'Timestamp' must evaluate to an ISO-8601 timestamp, got: {to_json(value)}",
             )
         return ts.timestamp() - now
 
@@ -160,6 +252,10 @@ class FailState(State):
         try:
             ctx = frame.context(self.name, _entered_time(frame))
             rng = frame.execution.rng
+            if self.jsonata:
+                bound = query.bindings(frame, data, ctx)
+                error = _jsonata_text(self.error, "Error", bound)
+                cause = _jsonata_text(self.cause, "Cause", bound)
             if self.error_path is not None:
                 error = _as_text(payload.evaluate(self.error_path, data, ctx, rng), "ErrorPath")
             if self.cause_path is not None:
@@ -177,6 +273,20 @@ def _dynamic(raw: dict[str, Any], key: str) -> payload.Node | None:
     if value.startswith("$"):
         return payload.PathRef(key, compile_path(value))
     return payload.Intrinsic(key, intrinsics.parse_intrinsic(value))
+
+
+def _jsonata_text(value: str | None, field: str, bound: dict[str, Any]) -> str | None:
+    if not jsonata.is_expression(value):
+        return value
+    assert value is not None
+    out = jsonata.Expression(value).evaluate(field, bound)
+    if not isinstance(out, str):
+        raise StatesError(
+            jsonata.QUERY_EVALUATION_ERROR,
+            f"The JSONata expression '{value[2:-2].strip()}' specified for the field '{field}' "
+            f"must evaluate to a string, got: {to_json(out)}",
+        )
+    return out
 
 
 def _as_text(value: Any, field: str) -> str:

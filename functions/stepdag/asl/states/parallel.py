@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from stepdag.asl import payload
-from stepdag.asl.errors import EXCEED_TOLERATED_FAILURE_THRESHOLD, RUNTIME, StatesError
+from stepdag.asl import jsonata, payload, variables
+from stepdag.asl.errors import EXCEED_TOLERATED_FAILURE_THRESHOLD, RUNTIME, StatesError, to_json
 from stepdag.asl.paths import JsonPath, NoMatch, compile_path
 from stepdag.asl.runtime import Frame, failure_output
+from stepdag.asl.states import query
 from stepdag.asl.states.base import State, no_results, shown
 from stepdag.asl.states.concurrent import (
     DISTRIBUTED_MAP_CONCURRENCY,
@@ -16,6 +17,7 @@ from stepdag.asl.states.concurrent import (
     Outcome,
     run_concurrently,
 )
+from stepdag.asl.variables import Scope
 
 if TYPE_CHECKING:
     from stepdag.asl.machine import Machine
@@ -38,7 +40,8 @@ class ParallelState(_Composite):
         super().__init__(name, raw)
         from stepdag.asl.machine import Machine
 
-        self.branches = [Machine(b) for b in raw["Branches"]]
+        language = raw.get("QueryLanguage", query.JSONPATH)
+        self.branches = [Machine(b, language) for b in raw["Branches"]]
 
     def attempt(self, frame: Frame, data: Any, context: dict[str, Any]) -> Any:
         effective = self.apply_parameters(frame, self.effective_input(data, frame), context)
@@ -75,7 +78,7 @@ class MapState(_Composite):
         from stepdag.asl.machine import Machine
 
         processor: dict[str, Any] = raw.get("ItemProcessor") or raw["Iterator"]
-        self.processor: Machine = Machine(processor)
+        self.processor: Machine = Machine(processor, raw.get("QueryLanguage", query.JSONPATH))
         # Distributed mode is run in-process too; what differs is its failure rule:
         # any failure beyond the threshold (default 0) is ExceedToleratedFailureThreshold.
         config = processor.get("ProcessorConfig") or {}
@@ -83,9 +86,14 @@ class MapState(_Composite):
         self.items_path = compile_path(raw.get("ItemsPath", "$"))
         selector = raw.get("ItemSelector", raw.get("Parameters"))
         problems: list[str] = []
+        self.items_node = query.node(raw, "Items") if self.jsonata else None
+        self.jsonata_selector = query.node(raw, "ItemSelector") if self.jsonata else None
         self.item_selector = (
-            None if selector is None else payload.compile_template(selector, name, problems)
+            None
+            if selector is None or self.jsonata
+            else payload.compile_template(selector, name, problems)
         )
+        self.batcher: dict[str, Any] | None = raw.get("ItemBatcher")
         self.max_concurrency: int = raw.get("MaxConcurrency", 0)
         self.max_concurrency_path = _opt(raw, "MaxConcurrencyPath")
         self.tolerated_count: int = raw.get("ToleratedFailureCount", 0)
@@ -143,17 +151,91 @@ class MapState(_Composite):
             pct = float(value)
         return concurrency, count, pct
 
-    def attempt(self, frame: Frame, data: Any, context: dict[str, Any]) -> Any:
-        effective = self.effective_input(data, frame)
+    def _items(self, frame: Frame, effective: Any, context: dict[str, Any]) -> Any:
+        if self.jsonata:
+            if self.items_node is None:
+                return effective
+            bound = query.bindings(frame, effective, context)
+            items = jsonata.evaluate(self.items_node, bound)
+            if not isinstance(items, list):
+                raise StatesError(
+                    jsonata.QUERY_EVALUATION_ERROR,
+                    f"The Items field must evaluate to a JSON array, got: {_json_type(items)}",
+                )
+            return items
         try:
-            items = self.items_path.find(context if self.items_path.context else effective)
+            return self.items_path.find(context if self.items_path.context else effective)
         except NoMatch as exc:
             raise no_results(self.items_path) from exc
+
+    def _batches(
+        self, frame: Frame, items: list[Any], effective: Any, context: dict[str, Any]
+    ) -> list[Any]:
+        """ItemBatcher: ``{"BatchInput"?, "Items": [...]}`` per batch of items."""
+        assert self.batcher is not None
+        cfg = self.batcher
+        if self.jsonata:
+            bound = query.bindings(frame, effective, context)
+            cfg = jsonata.evaluate(jsonata.compile_template(cfg, "ItemBatcher"), bound)
+            size = cfg.get("MaxItemsPerBatch")
+        elif "MaxItemsPerBatchPath" in cfg:
+            size = _sample(compile_path(cfg["MaxItemsPerBatchPath"]), effective)
+        else:
+            size = cfg.get("MaxItemsPerBatch")
+        if size is None:
+            size = len(items) or 1
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise StatesError(
+                RUNTIME, f"MaxItemsPerBatch must be a positive integer, got: {to_json(size)}"
+            )
+        batch_input = cfg.get("BatchInput")
+        if batch_input is not None and not self.jsonata:
+            node = payload.compile_template(batch_input, self.name, [])
+            batch_input = payload.evaluate(node, effective, context, frame.execution.rng)
+        batches = []
+        for start in range(0, len(items), size):
+            batch: dict[str, Any] = {} if batch_input is None else {"BatchInput": batch_input}
+            batch["Items"] = items[start : start + size]
+            batches.append(batch)
+        return batches
+
+    def _jsonata_numbers(
+        self, frame: Frame, effective: Any, context: dict[str, Any]
+    ) -> tuple[int, int, float]:
+        bound = query.bindings(frame, effective, context)
+        values: list[Any] = []
+        for key, default in (
+            ("MaxConcurrency", 0),
+            ("ToleratedFailureCount", 0),
+            ("ToleratedFailurePercentage", 0),
+        ):
+            value = self.raw.get(key, default)
+            if jsonata.is_expression(value):
+                value = jsonata.Expression(value).evaluate(key, bound)
+                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                    raise StatesError(
+                        jsonata.QUERY_EVALUATION_ERROR,
+                        f"The {key} field must evaluate to a non-negative number, "
+                        f"got: {to_json(value)}",
+                    )
+            values.append(value)
+        return int(values[0]), int(values[1]), float(values[2])
+
+    def attempt(self, frame: Frame, data: Any, context: dict[str, Any]) -> Any:
+        effective = self.effective_input(data, frame)
+        items = self._items(frame, effective, context)
         if not isinstance(items, list):
             raise StatesError(
                 RUNTIME, f"Map state input must be an array but was: {_json_type(items)}"
             )
-        concurrency, tolerated_count, tolerated_pct = self._settings(frame, effective)
+        if self.jsonata:
+            concurrency, tolerated_count, tolerated_pct = self._jsonata_numbers(
+                frame, effective, context
+            )
+        else:
+            concurrency, tolerated_count, tolerated_pct = self._settings(frame, effective)
+        if self.batcher is not None:
+            items = self._batches(frame, items, effective, context)
         total = len(items)
         frame.event("MapStateStarted", {"length": total})
         tolerant = self.distributed or tolerated_count > 0 or tolerated_pct > 0
@@ -167,11 +249,30 @@ class MapState(_Composite):
         rng = frame.execution.rng
 
         def work(i: int, child: Frame) -> Any:
+            # ItemSelector's ``$var`` paths read the Map state's own variables.
+            token = variables.enter(frame.scope)
+            try:
+                return iterate(i, child)
+            finally:
+                variables.leave(token)
+
+        def iterate(i: int, child: Frame) -> Any:
             item = items[i]
             details = {"name": self.name, "index": i}
             child.event("MapIterationStarted", details)
+            if self.distributed:
+                # Child executions on AWS: they do not see the parent's variables.
+                child.scope = Scope()
             try:
-                if self.item_selector is not None:
+                if self.jsonata_selector is not None:
+                    # JSONata's context names where the items came from (the state input).
+                    ctx = {
+                        **context,
+                        "Map": {"Item": {"Index": i, "Value": item, "Source": "STATE_DATA"}},
+                    }
+                    bound = query.bindings(frame, effective, ctx)
+                    item_input = jsonata.evaluate(self.jsonata_selector, bound)
+                elif self.item_selector is not None:
                     ctx = {**context, "Map": {"Item": {"Index": i, "Value": item}}}
                     item_input = payload.evaluate(self.item_selector, effective, ctx, rng)
                 else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from stepdag.asl import jsonata
 from stepdag.asl.clock import CancellableClock
 from stepdag.asl.errors import (
     DATA_LIMIT_EXCEEDED,
@@ -18,6 +19,7 @@ from stepdag.asl.errors import (
 )
 from stepdag.asl.paths import JsonPath, NoMatch, compile_path
 from stepdag.asl.runtime import Frame, TaskContext, TokenWait
+from stepdag.asl.states import query
 from stepdag.asl.states.base import State, no_results, payload_size_exceeded, shown
 
 _CALLBACK_SUFFIX = ".waitForTaskToken"
@@ -63,7 +65,7 @@ class TaskState(State):
                 ctx["Task"] = {"Token": token[0]}
             try:
                 params = self.apply_parameters(frame, effective, ctx)
-                timeout, heartbeat = self._timeouts(frame, effective)
+                timeout, heartbeat = self._timeouts(frame, effective, ctx)
                 return self._invoke(frame, params, ctx, token, timeout=timeout, heartbeat=heartbeat)
             finally:
                 if token is not None:
@@ -71,9 +73,15 @@ class TaskState(State):
 
         return self.run_attempts(frame, data, attempt)
 
-    def _timeouts(self, frame: Frame, effective: Any) -> tuple[float | None, float | None]:
+    def _timeouts(
+        self, frame: Frame, effective: Any, ctx: dict[str, Any]
+    ) -> tuple[float | None, float | None]:
         timeout = self.timeout_seconds
         heartbeat = self.heartbeat_seconds
+        if self.jsonata and (jsonata.is_expression(timeout) or jsonata.is_expression(heartbeat)):
+            bound = query.bindings(frame, effective, ctx)
+            timeout = _jsonata_seconds(timeout, "TimeoutSeconds", bound)
+            heartbeat = _jsonata_seconds(heartbeat, "HeartbeatSeconds", bound)
         if self.timeout_path is not None:
             timeout = _positive_int(
                 self.timeout_path,
@@ -295,6 +303,19 @@ def _call(
         raise
     except Exception as exc:
         return ("failure", None, type(exc).__name__, str(exc))
+
+
+def _jsonata_seconds(value: Any, field: str, bound: dict[str, Any]) -> float | None:
+    if not jsonata.is_expression(value):
+        return value  # type: ignore[no-any-return]
+    out = jsonata.Expression(value).evaluate(field, bound)
+    if isinstance(out, bool) or not isinstance(out, int) or out <= 0:
+        raise StatesError(
+            jsonata.QUERY_EVALUATION_ERROR,
+            f"The JSONata expression '{value[2:-2].strip()}' specified for the field '{field}' "
+            f"must evaluate to a positive integer, got: {to_json(out)}",
+        )
+    return float(out)
 
 
 def _opt(raw: dict[str, Any], key: str) -> JsonPath | None:
