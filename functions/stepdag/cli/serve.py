@@ -23,11 +23,13 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import typer
+from rich.markup import escape
 
 from stepdag import console
 from stepdag.cli import sse
-from stepdag.cli.app import out
+from stepdag.cli.app import err, out
 from stepdag.cli.target import home
+from stepdag.core.errors import WorkflowLoadError
 
 # What the console's config.json says when this server serves it: the API is the page's
 # own origin, and live updates may use server-sent events.
@@ -213,11 +215,19 @@ def serve(
     from stepdag.core.loader import discover
     from stepdag.runtime.engine import default_store
 
-    workflows = [lw.workflow for lw in discover(directory)] if directory.is_dir() else []
+    # A module that does not import is skipped (one line each), so one typo does not
+    # take the others down; a missing directory or a workflow name defined twice stops.
+    skipped: list[WorkflowLoadError] = []
+    workflows = [lw.workflow for lw in discover(directory, on_error=skipped.append)]
+    for exc in skipped:
+        err.print(f"[yellow]warning:[/] skipped {escape(str(exc))}", markup=True)
     service = LocalExecutionService(default_store(home()), workflows)
     server = make_server(build_app(service), host, port)
     url = f"http://{host}:{server.server_port}"
-    out.print(f"stepdag console on {url}/ · API docs on {url}/v1/docs ({len(workflows)} workflows)")
+    note = f", {len(skipped)} modules skipped" if skipped else ""
+    out.print(
+        f"stepdag console on {url}/ · API docs on {url}/v1/docs ({len(workflows)} workflows{note})"
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
