@@ -198,25 +198,31 @@ def _refused(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, stderr
 
 
-def test_serve_skips_a_broken_module_and_reports_it(
+def test_serve_skips_broken_modules_and_invalid_workflows_and_reports_them(
     project: Path, stop: list[subprocess.Popen[str]]
 ) -> None:
     _, expected = _broken(project, "name_error")
+    (project / "statemachines" / "invalid.py").write_text(
+        GOOD.replace('"good"', '"invalid"').replace("def a()", "def a(ghost: int)")
+    )
     proc = _serve(project)
     stop.append(proc)
     assert proc.stdout is not None and proc.stderr is not None
     banner = proc.stdout.readline()
-    if proc.poll() is not None:
-        pytest.fail(f"serve stopped: {proc.stderr.read()}")
-    assert "(1 workflows, 1 modules skipped)" in banner, banner
+    if not banner:  # it exited instead of serving
+        pytest.fail(f"serve stopped (exit {proc.wait(timeout=10)}): {proc.stderr.read()}")
+    assert "(1 workflows, 2 skipped)" in banner, banner
     url = banner.split(" on ", 1)[1].split("/ ", 1)[0]
     with urllib.request.urlopen(f"{url}/v1/workflows", timeout=10) as resp:
         names = [w["name"] for w in json.load(resp)["items"]]
     assert names == ["good"]
     proc.terminate()
     _, stderr = proc.communicate(timeout=10)
-    assert f"warning: skipped {expected}" in stderr.splitlines(), stderr
-    assert "Traceback" not in stderr
+    assert stderr.splitlines() == [
+        f"warning: skipped {expected}",
+        "warning: skipped statemachines/invalid.py:wf: workflow 'invalid' is invalid "
+        "(1 problem; `stepdag validate statemachines/invalid.py:wf` lists them)",
+    ], stderr
 
 
 def test_serve_refuses_a_directory_that_does_not_exist(
