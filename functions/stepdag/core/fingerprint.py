@@ -14,7 +14,8 @@ The fingerprint covers what decides the function's result besides its arguments:
 
 "The user's own code" is a module of the same top-level package as the node function
 (or, for a top-level module such as ``statemachines/etl.py`` loaded as ``etl``, a module
-in its directory), outside ``site-packages``/``dist-packages`` and stepdag itself.
+in its directory) that is not a library file (``core/sources.py``: stepdag, the standard
+library, ``site-packages``/``dist-packages``).
 
 Deterministic across processes: no ``id()``, no ``hash()``, sets and dicts sorted by
 their encodings (a ``frozenset`` constant iterates in hash-seed order otherwise). Computed
@@ -47,9 +48,9 @@ from pathlib import Path
 from typing import Any
 
 from stepdag.core.model import resolve_hints
+from stepdag.core.sources import is_library_file
 
 _MEMO: weakref.WeakKeyDictionary[Callable[..., Any], str] = weakref.WeakKeyDictionary()
-_STEPDAG = Path(__file__).resolve().parents[1]
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _MAX_DEPTH = 32
 # Generated or bookkeeping attributes of a class: not what its code does.
@@ -281,7 +282,7 @@ class _Encoder:
         if not isinstance(module_name, str):
             return False
         file = getattr(sys.modules.get(module_name), "__file__", None)
-        if file is not None and not _is_project_file(Path(file)):
+        if file is not None and is_library_file(file):
             return False
         if self._package and module_name.partition(".")[0] == self._package:
             return True
@@ -314,13 +315,6 @@ def _package_dir(package: str) -> Path | None:
         return Path(next(iter(paths))).resolve()
     file = getattr(top, "__file__", None)
     return Path(file).resolve().parent if file else None
-
-
-def _is_project_file(path: Path) -> bool:
-    path = path.resolve()
-    if path.is_relative_to(_STEPDAG):
-        return False
-    return not any(part in ("site-packages", "dist-packages") for part in path.parts)
 
 
 def _generated(attr: str, value: Any) -> bool:

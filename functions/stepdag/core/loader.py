@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-import sysconfig
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +17,7 @@ from types import ModuleType, TracebackType
 
 from stepdag.core.errors import StepdagError, WorkflowLoadError
 from stepdag.core.model import Workflow
-
-# Frames in these directories are not "where the user's mistake is": the import
-# machinery, stepdag itself, the standard library and installed packages.
-_STEPDAG = Path(__file__).resolve().parents[1]
-_LIBRARIES = tuple(
-    Path(p).resolve()
-    for p in {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-)
+from stepdag.core.sources import is_library_file
 
 
 @dataclass(frozen=True)
@@ -211,9 +203,8 @@ def _user_frame(tb: TracebackType | None, fallback: Path | None) -> tuple[Path, 
         if not filename.startswith("<"):  # "<frozen importlib._bootstrap>", "<string>"
             frames.append((Path(filename).resolve(), tb.tb_lineno))
         tb = tb.tb_next
-    ours = [f for f in frames if not f[0].is_relative_to(_STEPDAG)]
-    users = [f for f in ours if not any(f[0].is_relative_to(lib) for lib in _LIBRARIES)]
-    for candidates in (users, ours):
+    users = [f for f in frames if not is_library_file(f[0])]
+    for candidates in (users, frames):
         if candidates:
             return candidates[-1]
     return None if fallback is None else (fallback, 0)
