@@ -371,10 +371,10 @@ def is_workflow_ref(value: str) -> bool:
 
 def load_workflows(refs: Sequence[str]) -> list[Any]:
     """The given references, else every workflow under ``statemachines/`` (if any)."""
-    from stepdag.core.loader import discover, load_workflow
+    from stepdag.core.loader import discover, load_workflow, unique
 
     if refs:
-        return [load_workflow(ref).workflow for ref in refs]
+        return [lw.workflow for lw in unique(load_workflow(ref) for ref in refs)]
     if Path("statemachines").is_dir():
         return [lw.workflow for lw in discover("statemachines")]
     return []

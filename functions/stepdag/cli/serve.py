@@ -19,15 +19,20 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import typer
+from rich.markup import escape
 
 from stepdag import console
 from stepdag.cli import sse
-from stepdag.cli.app import out
+from stepdag.cli.app import err, out
 from stepdag.cli.target import home
+from stepdag.core.errors import StepdagError
+
+if TYPE_CHECKING:
+    from stepdag.core.model import Workflow
 
 # What the console's config.json says when this server serves it: the API is the page's
 # own origin, and live updates may use server-sent events.
@@ -210,20 +215,46 @@ def serve(
     # Imported here for start-up: the API and the engine load for this command only.
     from stepdag.api.app import build_app
     from stepdag.api.service import LocalExecutionService
-    from stepdag.core.loader import discover
     from stepdag.runtime.engine import default_store
 
-    workflows = [lw.workflow for lw in discover(directory)] if directory.is_dir() else []
+    workflows, skipped = servable(directory)
+    for reason in skipped:
+        err.print(f"[yellow]warning:[/] skipped {escape(reason)}", markup=True)
     service = LocalExecutionService(default_store(home()), workflows)
     server = make_server(build_app(service), host, port)
     url = f"http://{host}:{server.server_port}"
-    out.print(f"stepdag console on {url}/ · API docs on {url}/v1/docs ({len(workflows)} workflows)")
+    note = f", {len(skipped)} skipped" if skipped else ""
+    out.print(
+        f"stepdag console on {url}/ · API docs on {url}/v1/docs ({len(workflows)} workflows{note})"
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+
+
+def servable(directory: Path) -> tuple[list[Workflow], list[str]]:
+    """The workflows in ``directory`` that import and build, and one line for each
+    module or workflow skipped: one typo does not take the others down. A missing
+    directory or a workflow name defined twice raises (that is not one file's fault)."""
+    from stepdag.core.loader import discover
+
+    skipped: list[str] = []
+    workflows = []
+    for lw in discover(directory, on_error=lambda exc: skipped.append(str(exc))):
+        try:
+            lw.workflow.build()
+        except StepdagError as exc:
+            # One line: an invalid workflow's report lists its problems below its first.
+            first = str(exc).splitlines()[0].rstrip(":")
+            hint = f"`stepdag validate {lw.where}` lists them)"
+            reason = f"{first[:-1]}; {hint}" if first.endswith(")") else f"{first} ({hint}"
+            skipped.append(f"{lw.where}: {reason}")
+            continue
+        workflows.append(lw.workflow)
+    return workflows, skipped
 
 
 def console_export(

@@ -43,9 +43,9 @@ def compile_cmd(
 ) -> None:
     """Compile workflows to Amazon States Language beside their modules (<name>.asl.json)."""
     from stepdag.core.compile import compile_dag
-    from stepdag.core.loader import discover, load_workflow
+    from stepdag.core.loader import discover, load_workflow, unique
 
-    loaded = [load_workflow(w) for w in workflows] if workflows else discover(directory)
+    loaded = unique(load_workflow(w) for w in workflows) if workflows else discover(directory)
     if output is not None and len(loaded) != 1:
         raise typer.BadParameter("-o/--output takes exactly one workflow")
     stale = []
