@@ -31,10 +31,17 @@ class NodeStatus(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     SKIPPED = "SKIPPED"
+    # The attempt ran past its node's ``timeout``: its result, if it ever comes, is refused.
+    TIMED_OUT = "TIMED_OUT"
 
     @property
     def is_terminal(self) -> bool:
-        return self in (NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED)
+        return self in (
+            NodeStatus.SUCCEEDED,
+            NodeStatus.FAILED,
+            NodeStatus.SKIPPED,
+            NodeStatus.TIMED_OUT,
+        )
 
     @property
     def has_output(self) -> bool:

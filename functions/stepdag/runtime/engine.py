@@ -38,12 +38,13 @@ from stepdag.core.errors import Conflict, WorkflowLoadError
 from stepdag.core.model import Dag, Workflow
 from stepdag.core.status import NodeStatus, RunStatus
 from stepdag.runtime.executions import CANCEL_CAUSE, CANCEL_ERROR, Executions, Stopped
+from stepdag.runtime.fencing import abandon_in_flight, timeout_cause
 from stepdag.runtime.history import HistoryWriter
 from stepdag.runtime.logs import FileLogSink, LogCapture, LogSink
 from stepdag.runtime.records import ExecutionRecord, NodeKey
 from stepdag.runtime.runner import NodeRunner
 from stepdag.runtime.runs import EngineHooks, LocalRun, Payload
-from stepdag.runtime.store import ExecutionStore
+from stepdag.runtime.store import TIMEOUT_ERROR, ExecutionStore
 
 logger = logging.getLogger("stepdag.engine")
 
@@ -322,8 +323,10 @@ class LocalEngine:
         def handler(resource: str, parameters: Any, ctx: TaskContext) -> Any:
             if not run._task_allowed():  # the execution is ABORTED: this result is dropped
                 raise TaskFailure(CANCEL_ERROR, "the execution was stopped")
+            payload = {**parameters, "redrive": redrive}
             try:
-                return invoke({**parameters, "redrive": redrive}, ctx)
+                with run._tracking(payload, ctx):
+                    return invoke(payload, ctx)
             except Exception as exc:
                 # Lambda's contract: error name = exception class, cause = its error JSON.
                 raise TaskFailure(type(exc).__name__, lambda_cause(exc)) from exc
@@ -343,6 +346,7 @@ class LocalEngine:
             result = handle.wait()
         finally:
             history.flush()
+        abandon_in_flight(self.store, self._dags[rec.workflow], run, result.status)
         return self._record_result(rec, result)
 
     def _invoker(self, run: LocalRun) -> Callable[[Payload, TaskContext], Any]:
@@ -369,13 +373,16 @@ class LocalEngine:
             if result.status == "SUCCEEDED"
             else None
         )
+        cause = result.cause
+        if result.error == TIMEOUT_ERROR and not cause:  # Step Functions says no more
+            cause = timeout_cause(self.store, rec.execution_id)
         return self.store.update_execution(
             rec.execution_id,
             status=RunStatus(result.status),
             expected=[RunStatus.RUNNING],
             output=output,
             error=result.error,
-            cause=result.cause,
+            cause=cause,
             ended_at=datetime.now(UTC),
         )
 

@@ -37,6 +37,11 @@ class NodeStateConflict(ConditionFailed):
         self.current = current
 
 
+class AttemptExpired(NodeStateConflict):
+    """The attempt finished past its deadline (its node's timeout): it is fenced off, its
+    result refused and the node recorded TIMED_OUT (``current``)."""
+
+
 class AmbiguousExecutionRef(StoreError):
     """An execution *name* matches executions of several workflows; pass ``workflow=``."""
 

@@ -42,7 +42,7 @@ from stepdag.core.errors import (
 )
 from stepdag.core.model import PARAMS, Dag, Node, ParamKind, UpstreamSkipped, enum_value
 from stepdag.core.status import NodeStatus
-from stepdag.runtime.records import CacheEntry, ExecutionRecord, NodeKey, NodeRecord
+from stepdag.runtime.records import CacheEntry, Claim, ExecutionRecord, NodeKey, NodeRecord
 from stepdag.runtime.store import ExecutionStore
 
 if TYPE_CHECKING:
@@ -283,17 +283,28 @@ class NodeRunner:
         owner = self._owner()
         lease = float(node.options.timeout or node.options.lambda_config.timeout_s) + LEASE_MARGIN_S
         attempt = self._attempt(req)
-        claim = self.store.claim_node(
-            key, attempt=attempt, owner=owner, lease_seconds=lease, now=self.now()
-        )
+        # The node's timeout fences the attempt in the store: a result after it is refused
+        # (the orchestrator has given up on it and may be running the retry already).
+        deadline = None if node.options.timeout is None else float(node.options.timeout)
+
+        def claim_it() -> Claim:
+            return self.store.claim_node(
+                key,
+                attempt=attempt,
+                owner=owner,
+                lease_seconds=lease,
+                now=self.now(),
+                deadline_seconds=deadline,
+            )
+
+        claim = claim_it()
         if not claim.acquired:
             record = self._wait_for(claim.record, key)
             if record.status is not NodeStatus.RUNNING:
                 return self._settled(record, req)
-            # The holder's lease ran out (it crashed): take the node over, once.
-            claim = self.store.claim_node(
-                key, attempt=attempt, owner=owner, lease_seconds=lease, now=self.now()
-            )
+            # The holder's lease or deadline ran out (it crashed, or timed out): take the
+            # node over, once.
+            claim = claim_it()
             if not claim.acquired:
                 return self._settled(claim.record, req)
         started = time.perf_counter()
@@ -327,11 +338,16 @@ class NodeRunner:
             )
         try:
             done = self.store.complete_node(
-                key, owner=owner, output=output, now=self.now(), cache=entry
+                key,
+                owner=owner,
+                output=output,
+                now=self.now(),
+                cache=entry,
+                late_cause=timeout_message(node, req),
             )
         except ConditionFailed:
-            # Lost the claim (lease expired and a newer attempt took over): that attempt's
-            # result stands; ours is discarded, never stored twice.
+            # Lost the claim (a newer attempt took over, or ours is past its deadline and
+            # was recorded TIMED_OUT): ours is discarded, never stored.
             current = self.store.get_node(key)
             if current is None:
                 raise
@@ -356,10 +372,11 @@ class NodeRunner:
     def _wait_for(self, record: NodeRecord, key: NodeKey) -> NodeRecord:
         """Another delivery holds the claim: wait for its result instead of running twice.
 
-        Returns once the node is no longer RUNNING, or its holder's lease has expired.
+        Returns once the node is no longer RUNNING, or its holder's lease or deadline has
+        passed.
         """
         delay = self.poll_seconds
-        while record.status is NodeStatus.RUNNING and record.lease_active(self.now()):
+        while record.is_held(self.now()):
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
             current = self.store.get_node(key)
@@ -370,7 +387,7 @@ class NodeRunner:
 
     def _settled(self, record: NodeRecord, req: NodeRequest) -> dict[str, Any]:
         """The answer for a node someone else already ran (duplicate delivery/resume)."""
-        if record.status is NodeStatus.FAILED:
+        if record.status in (NodeStatus.FAILED, NodeStatus.TIMED_OUT):
             raise error_class(record.error or "States.TaskFailed")(record.cause or "")
         if record.status is NodeStatus.RUNNING:
             raise StepdagUpstreamMissing(f"node {record.key} is still running elsewhere")
@@ -510,9 +527,13 @@ class NodeRunner:
         self, key: NodeKey, owner: str, exc: Exception, req: NodeRequest, started: float
     ) -> None:
         name = type(exc).__name__
-        # A newer attempt may own the node now; its outcome is the one that counts.
+        # A newer attempt may own the node now, or ours is past its deadline (recorded
+        # TIMED_OUT): the outcome already recorded is the one that counts.
         with contextlib.suppress(ConditionFailed):
-            self.store.fail_node(key, owner=owner, error=name, cause=str(exc), now=self.now())
+            late = timeout_message(self.workflows[req.workflow][req.node], req)
+            self.store.fail_node(
+                key, owner=owner, error=name, cause=str(exc), now=self.now(), late_cause=late
+            )
         self.observer.node_finished(
             req, NodeStatus.FAILED.value, time.perf_counter() - started, error=name
         )
@@ -553,6 +574,15 @@ class NodeRunner:
 
     def _owner(self) -> str:
         return f"{self.owner_prefix}{uuid.uuid4().hex}"
+
+
+def timeout_message(node: Node, req: NodeRequest) -> str:
+    """The cause recorded when an attempt of ``node`` runs past its ``timeout``."""
+    retry = node.options.retry
+    of = 1 if retry is None else retry.attempts_for("States.Timeout")
+    where = repr(node.name) if req.index is None else f"{node.name!r} item {req.index}"
+    seconds = float(node.options.timeout or 0)
+    return f"node {where} timed out after {seconds:.1f} s (attempt {req.attempt + 1} of {of})"
 
 
 def _mode(node: Node) -> UpstreamSkipped:
