@@ -31,6 +31,7 @@ from stepdag.runtime.store import (
     ExecutionStore,
     InvalidPaginationToken,
     InvalidPayload,
+    LeaseHeld,
     MapItemsIncomplete,
     NodeStateConflict,
 )
@@ -519,6 +520,62 @@ class StoreContract:
         assert (
             store.abandon_node(NodeKey(EID, "never"), attempt=0, timed_out=False, cause="") is None
         )
+
+    # -- execution leases: one driver per execution -------------------------------------
+
+    def test_lease_refusal_names_the_holder_and_changes_nothing(
+        self, store: ExecutionStore
+    ) -> None:
+        store.acquire_lease(EID, owner="a", seconds=30, now=T0)
+        with pytest.raises(LeaseHeld, match="driven by a") as info:
+            store.acquire_lease(EID, owner="b", seconds=30, now=at(29.999))
+        assert info.value.http_status == 409 and info.value.lease.expires_at == at(30)
+        assert store.get_lease(EID) == info.value.lease
+        taken = store.acquire_lease(EID, owner="b", seconds=30, now=at(30))  # expired
+        assert (taken.owner, store.get_lease(EID)) == ("b", taken)
+
+    def test_the_holder_renews_and_a_named_dead_holder_is_superseded(
+        self, store: ExecutionStore
+    ) -> None:
+        store.acquire_lease(EID, owner="a", seconds=10, now=T0)
+        renewed = store.acquire_lease(EID, owner="a", seconds=10, now=at(5))
+        assert renewed.expires_at == at(15)
+        with pytest.raises(LeaseHeld):
+            store.acquire_lease(EID, owner="b", seconds=10, now=at(6), supersede="someone")
+        taken = store.acquire_lease(EID, owner="b", seconds=10, now=at(6), supersede="a")
+        assert store.get_lease(EID) == taken and taken.owner == "b"
+
+    def test_only_the_holder_releases(self, store: ExecutionStore) -> None:
+        assert not store.release_lease(EID, owner="a")
+        store.acquire_lease(EID, owner="a", seconds=10, now=T0)
+        assert not store.release_lease(EID, owner="b")
+        assert store.get_lease(EID) is not None
+        assert store.release_lease(EID, owner="a")
+        assert store.get_lease(EID) is None
+        assert store.acquire_lease(EID, owner="b", seconds=10, now=at(1)).owner == "b"
+        assert store.get_lease("exec-2") is None  # leases are per execution
+
+    def test_concurrent_lease_requests_exactly_one_wins(self, store: ExecutionStore) -> None:
+        n = 8
+        barrier = threading.Barrier(n)
+        won: list[str] = []
+        refused: list[str] = []
+
+        def worker(i: int) -> None:
+            barrier.wait()
+            try:
+                store.acquire_lease(EID, owner=f"w{i}", seconds=60, now=T0)
+                won.append(f"w{i}")
+            except LeaseHeld as exc:
+                refused.append(exc.lease.owner)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(won) == 1 and refused == [won[0]] * (n - 1)
+        assert store.get_lease(EID).owner == won[0]  # type: ignore[union-attr]
 
     def test_concurrent_claims_exactly_one_wins(self, store: ExecutionStore) -> None:
         key = NodeKey(EID, "hot")

@@ -38,7 +38,13 @@ from stepdag.core.errors import Conflict, WorkflowLoadError
 from stepdag.core.model import Dag, Workflow
 from stepdag.core.status import NodeStatus, RunStatus
 from stepdag.runtime.executions import CANCEL_CAUSE, CANCEL_ERROR, Executions, Stopped
-from stepdag.runtime.fencing import abandon_in_flight, timeout_cause
+from stepdag.runtime.fencing import (
+    LeaseKeeper,
+    abandon_in_flight,
+    hold,
+    lease_owner,
+    timeout_cause,
+)
 from stepdag.runtime.history import HistoryWriter
 from stepdag.runtime.logs import FileLogSink, LogCapture, LogSink
 from stepdag.runtime.records import ExecutionRecord, NodeKey
@@ -119,6 +125,8 @@ class LocalEngine:
         capture = LogCapture(self.logs) if self.logs is not None else None
         self.runner = NodeRunner(self._dags, self.store, log_capture=capture)
         self.history = HistoryWriter(self.store)
+        self.lease_owner = lease_owner()
+        self._leases = LeaseKeeper(self.store, self.lease_owner, self._live_ids)
 
     @property
     def store(self) -> ExecutionStore:
@@ -281,8 +289,27 @@ class LocalEngine:
         with self._lock:
             if rec.execution_id in self._runs:
                 raise Conflict(f"execution {rec.name!r} is running in this engine")
+            self.hold(rec)  # under the lock: a run of this engine owns the lease
             self._runs[rec.execution_id] = run
+        self._leases.ensure_running()
         return run
+
+    def hold(self, rec: ExecutionRecord) -> None:
+        """Take ``rec``'s lease (one driver per execution, across processes): a
+        :class:`Conflict` while a live process elsewhere runs it."""
+        hold(self.store, rec, self.lease_owner)
+
+    def release(self, rec: ExecutionRecord) -> None:
+        """Give ``rec``'s lease up, unless a run of this engine still drives it."""
+        if self.running(rec.execution_id) is None:
+            try:
+                self.store.release_lease(rec.execution_id, owner=self.lease_owner)
+            except Exception:  # it expires on its own
+                logger.exception("could not release the lease of %s", rec.execution_id)
+
+    def _live_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._runs)
 
     def _run(self, run: LocalRun) -> None:
         """Run to the end and record the outcome; never raises (``run.wait`` does)."""
@@ -302,6 +329,7 @@ class LocalEngine:
             with self._lock:
                 if self._runs.get(run.execution_id) is run:
                     del self._runs[run.execution_id]
+            self.release(run.record)
             self._notify("on_finish", run)
             run._done.set()
 
@@ -451,6 +479,12 @@ class LocalLauncher:
 
     def is_live(self, rec: ExecutionRecord) -> bool:
         return self.engine.running(rec.execution_id) is not None
+
+    def hold(self, rec: ExecutionRecord) -> None:
+        self.engine.hold(rec)
+
+    def release(self, rec: ExecutionRecord) -> None:
+        self.engine.release(rec)
 
     def relaunch(self, rec: ExecutionRecord) -> None:
         self.launch(rec)

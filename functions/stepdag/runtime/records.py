@@ -262,6 +262,18 @@ class CacheEntry:
         return cls(key=key, output=output, created_at=now, expires_at=expires)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lease:
+    """Who drives an execution (runs, resumes or redrives it), until when."""
+
+    execution_id: str
+    owner: str
+    expires_at: datetime
+
+    def __post_init__(self) -> None:
+        require_aware(self.expires_at, "expires_at")
+
+
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     """One page of a listing; pass ``next_token`` back to get the next (None: last page)."""
@@ -395,6 +407,22 @@ def node_from_item(item: Item, *, output: Any) -> NodeRecord:
         skip_reason=item["skip_reason"],
         deadline=opt_datetime(item["deadline"]),
         version=item["version"],
+    )
+
+
+def lease_to_item(lease: Lease) -> Item:
+    return {
+        "execution_id": lease.execution_id,
+        "owner": lease.owner,
+        "expires_at": to_micros(lease.expires_at),
+    }
+
+
+def lease_from_item(item: Item) -> Lease:
+    return Lease(
+        execution_id=item["execution_id"],
+        owner=item["owner"],
+        expires_at=from_micros(item["expires_at"]),
     )
 
 

@@ -83,6 +83,11 @@ CREATE TABLE IF NOT EXISTS events (
     body TEXT NOT NULL,
     PRIMARY KEY (execution_id, id)
 );
+CREATE TABLE IF NOT EXISTS leases (
+    execution_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY,
     output TEXT NOT NULL,

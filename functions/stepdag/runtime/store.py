@@ -50,7 +50,8 @@ from stepdag.runtime.records import (
     require_aware,
     to_micros,
 )
-from stepdag.runtime.store_backend import UNSET, NodeDecision, StoreBackend, Unset, dumps
+from stepdag.runtime.store_backend import UNSET, NodeDecision, Unset, dumps
+from stepdag.runtime.store_leases import LeaseHeld, LeaseRules
 
 # Step Functions' name for a task that ran out of time; stepdag's for one nobody waits for.
 TIMEOUT_ERROR: Final = "States.Timeout"
@@ -74,8 +75,9 @@ def _check_int(value: int, what: str, minimum: int) -> None:
         raise ValueError(f"{what} must be an int >= {minimum}, got {value!r}")
 
 
-class ExecutionStore(StoreBackend):
-    """Abstract store: the rules.  Subclasses implement ``StoreBackend``'s hooks."""
+class ExecutionStore(LeaseRules):
+    """Abstract store: the rules (execution leases in ``LeaseRules``).  Subclasses
+    implement the hooks of ``StoreBackend`` and ``LeaseRules``."""
 
     # -- executions ----------------------------------------------------------------------
 
@@ -583,6 +585,7 @@ __all__ = [
     "ExecutionStore",
     "InvalidPaginationToken",
     "InvalidPayload",
+    "LeaseHeld",
     "MapItemsIncomplete",
     "NodeDecision",
     "NodeStateConflict",
