@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from tests.support.crash import (
     cli,
     completed,
     invocation_tokens,
+    invocations,
     kill_mid_run,
     outputs,
     reference_output,
@@ -34,11 +34,6 @@ from tests.support.crash import (
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return reference_output(tmp_path_factory.mktemp("ref"), timeout=120)
-
-
-def labels(home: Path) -> Counter[str]:
-    """How many times each node/item was invoked."""
-    return Counter(line.split()[0] for line in (home / "log").read_text().splitlines())
 
 
 def ended(proc: subprocess.Popen[bytes]) -> tuple[int, str, str]:
@@ -56,7 +51,7 @@ def check_run(home: Path, reference: Any, before: dict[str, Any]) -> None:
     tokens = invocation_tokens(home)
     for key, value in after.items():
         assert tokens.count(value["token"]) == 1 if isinstance(value, dict) else True, key
-    assert max(labels(home).values()) <= 2, labels(home)
+    assert max(invocations(home).values()) <= 2, invocations(home)
 
 
 @pytest.mark.slow
