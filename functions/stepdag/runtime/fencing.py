@@ -26,8 +26,8 @@ from collections.abc import Callable
 from stepdag.core.errors import Conflict
 from stepdag.core.model import Dag
 from stepdag.core.status import NodeStatus
-from stepdag.runtime.records import ExecutionRecord, NodeKey
-from stepdag.runtime.runner import REDRIVE_STRIDE, NodeRequest, timeout_message
+from stepdag.runtime.records import REDRIVE_STRIDE, ExecutionRecord, NodeKey
+from stepdag.runtime.runner import NodeRequest, timeout_message
 from stepdag.runtime.runs import LocalRun
 from stepdag.runtime.store import ExecutionStore, LeaseHeld
 

@@ -25,6 +25,10 @@ from stepdag.core.status import NodeStatus, RunStatus
 
 T = TypeVar("T")
 
+# Attempts are numbered redrive * stride + retry: a redrive resets Step Functions'
+# RetryCount, and a failed attempt must not block the redriven one (retries <= 103).
+REDRIVE_STRIDE: Final = 1000
+
 
 def require_aware(value: datetime | None, what: str) -> None:
     """Reject naive datetimes: a naive value compared with an aware one raises late and far away."""

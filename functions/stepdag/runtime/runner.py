@@ -42,7 +42,14 @@ from stepdag.core.errors import (
 )
 from stepdag.core.model import PARAMS, Dag, Node, ParamKind, UpstreamSkipped, enum_value
 from stepdag.core.status import NodeStatus
-from stepdag.runtime.records import CacheEntry, Claim, ExecutionRecord, NodeKey, NodeRecord
+from stepdag.runtime.records import (
+    REDRIVE_STRIDE,
+    CacheEntry,
+    Claim,
+    ExecutionRecord,
+    NodeKey,
+    NodeRecord,
+)
 from stepdag.runtime.store import ExecutionStore
 
 if TYPE_CHECKING:
@@ -52,9 +59,6 @@ if TYPE_CHECKING:
 
 PHASES = ("run", "condition", "plan", "item", "gather", "record_failure")
 _MISSING: Any = object()
-# Attempts are numbered (redrive, retry): a redrive resets Step Functions' RetryCount,
-# and a failed attempt must not block the redriven one. Retries are capped at 100 + 3.
-REDRIVE_STRIDE = 1000
 LEASE_MARGIN_S = 30.0
 
 
