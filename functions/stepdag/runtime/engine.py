@@ -286,10 +286,11 @@ class LocalEngine:
     ) -> LocalRun:
         self.dag(rec.workflow)
         run = LocalRun(rec, on_event)
+        if self.running(rec.execution_id) is None:  # else: refused just below
+            self.hold(rec)  # outside the lock: store I/O; renewing our own lease is safe
         with self._lock:
             if rec.execution_id in self._runs:
                 raise Conflict(f"execution {rec.name!r} is running in this engine")
-            self.hold(rec)  # under the lock: a run of this engine owns the lease
             self._runs[rec.execution_id] = run
         self._leases.ensure_running()
         return run
