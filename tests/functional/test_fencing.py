@@ -137,3 +137,31 @@ def test_no_node_stays_running_in_a_finished_execution(engine: LocalEngine) -> N
         assert item is not None and item.status is NodeStatus.TIMED_OUT
     finally:
         release.set()
+
+
+def test_a_caught_timeout_is_recorded_timed_out_and_dependents_carry_on(
+    engine: LocalEngine,
+) -> None:
+    release = threading.Event()
+    wf = Workflow("fenced_catch")
+
+    @wf.node(timeout=1, continue_on_failure=True)
+    def slow() -> int:
+        release.wait(30)
+        return 1
+
+    @wf.node(on_upstream_skipped="run")
+    def after(slow: int | None) -> str:
+        return f"got {slow}"
+
+    try:
+        rec = engine.run(wf, name="c1")
+        assert (rec.status, rec.output) == (RunStatus.SUCCEEDED, "got None")
+        node = engine.store.get_node(NodeKey(rec.execution_id, "slow"))
+        assert node is not None and (node.status, node.error, node.cause) == (
+            NodeStatus.TIMED_OUT,
+            "States.Timeout",
+            "node 'slow' timed out after 1.0 s (attempt 1 of 1)",
+        )
+    finally:
+        release.set()

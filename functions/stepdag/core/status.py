@@ -46,3 +46,8 @@ class NodeStatus(StrEnum):
     @property
     def has_output(self) -> bool:
         return self is NodeStatus.SUCCEEDED
+
+    @property
+    def is_failure(self) -> bool:
+        """Ended without output by an error (its own, or its timeout)."""
+        return self in (NodeStatus.FAILED, NodeStatus.TIMED_OUT)

@@ -15,9 +15,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from stepdag.core.model import Node
 from stepdag.core.status import NodeStatus, RunStatus
 from stepdag.runtime.records import REDRIVE_STRIDE
 from stepdag.runtime.store import TIMEOUT_ERROR, ExecutionStore
+
+
+def timeout_message(node: Node, attempt: int, index: int | None) -> str:
+    """The cause recorded when ``attempt`` (0-based, within its redrive) of ``node`` --
+    or of its Map item ``index`` -- runs past the node's ``timeout``."""
+    retry = node.options.retry
+    of = 1 if retry is None else retry.attempts_for(TIMEOUT_ERROR)
+    where = repr(node.name) if index is None else f"{node.name!r} item {index}"
+    seconds = float(node.options.timeout or 0)
+    return f"node {where} timed out after {seconds:.1f} s (attempt {attempt + 1} of {of})"
 
 
 def end_running_nodes(

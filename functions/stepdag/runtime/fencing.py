@@ -26,8 +26,9 @@ from collections.abc import Callable
 from stepdag.core.errors import Conflict
 from stepdag.core.model import Dag
 from stepdag.core.status import NodeStatus
+from stepdag.runtime.abandoned import timeout_message
 from stepdag.runtime.records import REDRIVE_STRIDE, ExecutionRecord, NodeKey
-from stepdag.runtime.runner import NodeRequest, timeout_message
+from stepdag.runtime.runner import NodeRequest
 from stepdag.runtime.runs import LocalRun
 from stepdag.runtime.store import ExecutionStore, LeaseHeld
 
@@ -50,7 +51,7 @@ def abandon_in_flight(store: ExecutionStore, dag: Dag, run: LocalRun, status: st
         timeout = flight.ctx.timeout_seconds
         timed_out = timeout is not None and flight.elapsed >= timeout - TIMER_SLACK_S
         if timed_out:
-            cause = timeout_message(node, req)
+            cause = timeout_message(node, req.attempt, req.index)
         else:
             cause = (
                 f"node {node.name!r} was still running (attempt {req.attempt + 1}) when the "

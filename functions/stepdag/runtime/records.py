@@ -203,7 +203,7 @@ class NodeRecord:
         status = self.status
         if status in (NodeStatus.SUCCEEDED, NodeStatus.SKIPPED):
             return f"node already {status.value}"
-        if status in (NodeStatus.FAILED, NodeStatus.TIMED_OUT) and self.attempt == attempt:
+        if status.is_failure and self.attempt == attempt:
             return f"attempt {attempt} already {status.value}"
         if self.is_held(now) and self.owner != owner and self.attempt >= attempt:
             until = self.lease_expires_at

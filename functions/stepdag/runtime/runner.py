@@ -42,6 +42,7 @@ from stepdag.core.errors import (
 )
 from stepdag.core.model import PARAMS, Dag, Node, ParamKind, UpstreamSkipped, enum_value
 from stepdag.core.status import NodeStatus
+from stepdag.runtime.abandoned import timeout_message
 from stepdag.runtime.records import (
     REDRIVE_STRIDE,
     CacheEntry,
@@ -50,7 +51,7 @@ from stepdag.runtime.records import (
     NodeKey,
     NodeRecord,
 )
-from stepdag.runtime.store import ExecutionStore
+from stepdag.runtime.store import TIMEOUT_ERROR, ExecutionStore
 
 if TYPE_CHECKING:
     # Only local runs capture logs (the Lambda's Powertools Logger prints them): the
@@ -251,7 +252,12 @@ class NodeRunner:
     def _record_failure(self, dag: Dag, node: Node, req: NodeRequest) -> dict[str, Any]:
         key = NodeKey(req.execution, node.name)
         current = self.store.get_node(key)
-        if current is None or current.status is not NodeStatus.FAILED:
+        if current is not None and req.error == TIMEOUT_ERROR:  # caught: its own timeout
+            attempt = current.attempt % REDRIVE_STRIDE
+            cause = timeout_message(node, attempt, None)
+            self.store.abandon_node(key, attempt=current.attempt, timed_out=True, cause=cause)
+            current = self.store.get_node(key)
+        if current is None or not current.status.is_failure:
             owner = self._owner()
             # The caught attempt may still hold a lease (e.g. it timed out): claim as the
             # newest attempt of this redrive so the record is taken over at once.
@@ -347,7 +353,7 @@ class NodeRunner:
                 output=output,
                 now=self.now(),
                 cache=entry,
-                late_cause=timeout_message(node, req),
+                late_cause=timeout_message(node, req.attempt, req.index),
             )
         except ConditionFailed:
             # Lost the claim (a newer attempt took over, or ours is past its deadline and
@@ -391,7 +397,7 @@ class NodeRunner:
 
     def _settled(self, record: NodeRecord, req: NodeRequest) -> dict[str, Any]:
         """The answer for a node someone else already ran (duplicate delivery/resume)."""
-        if record.status in (NodeStatus.FAILED, NodeStatus.TIMED_OUT):
+        if record.status.is_failure:
             raise error_class(record.error or "States.TaskFailed")(record.cause or "")
         if record.status is NodeStatus.RUNNING:
             raise StepdagUpstreamMissing(f"node {record.key} is still running elsewhere")
@@ -481,7 +487,7 @@ class NodeRunner:
             rec = self.store.get_node(NodeKey(execution, dep))
             if rec is None:
                 continue
-            if rec.status in (NodeStatus.SKIPPED, NodeStatus.FAILED):
+            if rec.status is NodeStatus.SKIPPED or rec.status.is_failure:
                 out.append(dep)
             elif rec.status is NodeStatus.SUCCEEDED:
                 self._remember(execution, dep, rec.output)
@@ -534,7 +540,7 @@ class NodeRunner:
         # A newer attempt may own the node now, or ours is past its deadline (recorded
         # TIMED_OUT): the outcome already recorded is the one that counts.
         with contextlib.suppress(ConditionFailed):
-            late = timeout_message(self.workflows[req.workflow][req.node], req)
+            late = timeout_message(self.workflows[req.workflow][req.node], req.attempt, req.index)
             self.store.fail_node(
                 key, owner=owner, error=name, cause=str(exc), now=self.now(), late_cause=late
             )
@@ -578,15 +584,6 @@ class NodeRunner:
 
     def _owner(self) -> str:
         return f"{self.owner_prefix}{uuid.uuid4().hex}"
-
-
-def timeout_message(node: Node, req: NodeRequest) -> str:
-    """The cause recorded when an attempt of ``node`` runs past its ``timeout``."""
-    retry = node.options.retry
-    of = 1 if retry is None else retry.attempts_for("States.Timeout")
-    where = repr(node.name) if req.index is None else f"{node.name!r} item {req.index}"
-    seconds = float(node.options.timeout or 0)
-    return f"node {where} timed out after {seconds:.1f} s (attempt {req.attempt + 1} of {of})"
 
 
 def _mode(node: Node) -> UpstreamSkipped:
