@@ -51,6 +51,9 @@ GOALS = {
     "lost_outputs": ("<=", 0),
     "duplicated_outputs": ("<=", 0),
     "output_mismatches": ("<=", 0),
+    "double_resume_lost_outputs": ("<=", 0),
+    "double_resume_duplicated_outputs": ("<=", 0),
+    "double_resume_output_mismatches": ("<=", 0),
     "cold_import_ratio": ("<=", 1.2),
     "fault_unexpected_outcomes": ("<=", 0),
     "fault_hangs": ("<=", 0),
@@ -81,6 +84,13 @@ def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "lost_outputs": get("reliability_crash", "lost_outputs"),
         "duplicated_outputs": get("reliability_crash", "duplicated_outputs"),
         "output_mismatches": get("reliability_crash", "output_mismatches"),
+        "double_resume_lost_outputs": get("reliability_crash", "double_resume", "lost_outputs"),
+        "double_resume_duplicated_outputs": get(
+            "reliability_crash", "double_resume", "duplicated_outputs"
+        ),
+        "double_resume_output_mismatches": get(
+            "reliability_crash", "double_resume", "output_mismatches"
+        ),
         "cold_import_ratio": get("cold_start", "ratio_import"),
         # Benchmarks added with the reliability suite (results file in brackets):
         "fault_runs": get("faults", "runs"),  # reliability_faults.json
@@ -321,6 +331,16 @@ def report(
             f"{r['resume_failures']} resume failures; lost {r['lost_outputs']}, "
             f"duplicated {r['duplicated_outputs']}, mismatched {r['output_mismatches']}.",
         ]
+        d = r.get("double_resume")
+        if d is not None:
+            lines += [
+                "",
+                f"Double resume (two `stepdag resume` at once): {d['killed_runs']} runs killed, "
+                f"second resume refused in {d['second_resume_refused']}, "
+                f"{d['resume_failures']} failures; lost {d['lost_outputs']}, duplicated "
+                f"{d['duplicated_outputs']}, mismatched {d['output_mismatches']}, "
+                f"invoked more than twice {d['invoked_more_than_twice']}.",
+            ]
     if "cold_start" in results:
         c = results["cold_start"]
         net = c.get("seconds_best_net", {})

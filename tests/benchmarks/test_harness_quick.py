@@ -29,6 +29,9 @@ KEYS = {
     "lost_outputs",
     "duplicated_outputs",
     "output_mismatches",
+    "double_resume_lost_outputs",
+    "double_resume_duplicated_outputs",
+    "double_resume_output_mismatches",
     "cold_import_ratio",
     "fault_runs",
     "fault_unexpected_outcomes",
@@ -63,6 +66,11 @@ def test_quick_harness(tmp_path: Path) -> None:
         summary["lost_outputs"],
         summary["duplicated_outputs"],
         summary["output_mismatches"],
+    ) == (0, 0, 0)
+    assert (
+        summary["double_resume_lost_outputs"],
+        summary["double_resume_duplicated_outputs"],
+        summary["double_resume_output_mismatches"],
     ) == (0, 0, 0)
     # Injected faults end in a retried success or the expected recorded error, never a
     # hang; fuzzed definitions/inputs raise only typed errors.

@@ -26,10 +26,12 @@ from stepdag.core.status import NodeStatus, RunStatus
 from stepdag.runtime.records import CacheEntry, ExecutionRecord, NodeKey
 from stepdag.runtime.store import (
     AmbiguousExecutionRef,
+    AttemptExpired,
     DuplicateExecution,
     ExecutionStore,
     InvalidPaginationToken,
     InvalidPayload,
+    LeaseHeld,
     MapItemsIncomplete,
     NodeStateConflict,
 )
@@ -419,6 +421,161 @@ class StoreContract:
         with pytest.raises(NodeStateConflict):
             store.fail_node(key, owner="a", error="E", cause="c", now=at(3))
         assert store.get_node(key).output == {"v": 1}  # type: ignore[union-attr]
+
+    # -- attempt fencing: deadlines and abandoned attempts -------------------------------
+
+    def test_completion_past_the_deadline_is_refused_and_times_out(
+        self, store: ExecutionStore
+    ) -> None:
+        key = NodeKey(EID, "slow")
+        claim = store.claim_node(
+            key, attempt=0, owner="a", lease_seconds=60, now=T0, deadline_seconds=1
+        )
+        assert claim.record.deadline == at(1)
+        entry = CacheEntry(key="late", output="late", created_at=T0)
+        with pytest.raises(AttemptExpired) as info:
+            store.complete_node(
+                key, owner="a", output="late", now=at(1), cache=entry, late_cause="too slow"
+            )
+        assert info.value.current is not None
+        rec = store.get_node(key)
+        assert rec is not None and rec.is_terminal and not rec.has_output
+        assert (rec.status, rec.error, rec.cause) == (
+            NodeStatus.TIMED_OUT,
+            "States.Timeout",
+            "too slow",
+        )
+        assert (rec.output, rec.ended_at, rec.lease_expires_at) == (None, at(1), None)
+        assert store.cache_get("late", now=at(2)) is None  # a fenced result caches nothing
+
+    def test_completion_within_the_deadline_succeeds(self, store: ExecutionStore) -> None:
+        key = NodeKey(EID, "quick", 3)
+        store.claim_node(key, attempt=0, owner="a", lease_seconds=60, now=T0, deadline_seconds=1)
+        done = store.complete_node(key, owner="a", output=[1], now=at(0.999))
+        assert (done.status, done.output) == (NodeStatus.SUCCEEDED, [1])
+
+    def test_failure_past_the_deadline_is_a_timeout(self, store: ExecutionStore) -> None:
+        key = NodeKey(EID, "slow")
+        store.claim_node(key, attempt=2, owner="a", lease_seconds=60, now=T0, deadline_seconds=5)
+        with pytest.raises(AttemptExpired):
+            store.fail_node(key, owner="a", error="ValueError", cause="late", now=at(6))
+        rec = store.get_node(key)
+        assert rec is not None and (rec.status, rec.error, rec.ended_at) == (
+            NodeStatus.TIMED_OUT,
+            "States.Timeout",
+            at(5),
+        )
+
+    def test_an_attempt_past_its_deadline_is_superseded_at_once(
+        self, store: ExecutionStore
+    ) -> None:
+        key = NodeKey(EID, "slow")
+        store.claim_node(key, attempt=0, owner="a", lease_seconds=60, now=T0, deadline_seconds=1)
+        early = store.claim_node(key, attempt=0, owner="b", lease_seconds=60, now=at(0.5))
+        assert not early.acquired  # within its deadline and lease: a is working on it
+        late = store.claim_node(key, attempt=0, owner="b", lease_seconds=60, now=at(1))
+        assert late.acquired and late.record.deadline is None
+        with pytest.raises(NodeStateConflict, match="'b'") as info:
+            store.complete_node(key, owner="a", output="stale", now=at(2))
+        assert not isinstance(info.value, AttemptExpired)
+        assert store.complete_node(key, owner="b", output="fresh", now=at(3)).output == "fresh"
+
+    def test_a_timed_out_attempt_answers_its_duplicates_a_retry_runs(
+        self, store: ExecutionStore
+    ) -> None:
+        key = NodeKey(EID, "slow")
+        store.claim_node(key, attempt=0, owner="a", lease_seconds=60, now=T0, deadline_seconds=1)
+        with pytest.raises(AttemptExpired):
+            store.complete_node(key, owner="a", output=1, now=at(2))
+        dup = store.claim_node(key, attempt=0, owner="b", lease_seconds=60, now=at(3))
+        assert not dup.acquired and dup.record.status is NodeStatus.TIMED_OUT
+        retry = store.claim_node(key, attempt=1, owner="c", lease_seconds=60, now=at(3))
+        assert retry.acquired and (retry.record.attempts, retry.record.error) == (2, None)
+
+    def test_abandoned_attempt_is_ended_and_its_result_refused(self, store: ExecutionStore) -> None:
+        key = NodeKey(EID, "slow")
+        store.claim_node(key, attempt=1, owner="a", lease_seconds=60, now=T0, deadline_seconds=9)
+        other = store.abandon_node(key, attempt=0, timed_out=True, cause="x", now=at(1))
+        assert other is None  # not the attempt that holds the node: nothing written
+        ended = store.abandon_node(key, attempt=1, timed_out=True, cause="gone", now=at(10))
+        assert ended is not None and (ended.status, ended.cause, ended.ended_at) == (
+            NodeStatus.TIMED_OUT,
+            "gone",
+            at(9),
+        )
+        with pytest.raises(NodeStateConflict, match="TIMED_OUT"):
+            store.complete_node(key, owner="a", output="late", now=at(11))
+        assert store.abandon_node(key, attempt=1, timed_out=True, cause="y", now=at(12)) is None
+        assert store.get_node(key).cause == "gone"  # type: ignore[union-attr]
+
+    def test_abandoned_without_timeout_is_a_failure(self, store: ExecutionStore) -> None:
+        key = NodeKey(EID, "cut", 0)
+        store.claim_node(key, attempt=0, owner="a", lease_seconds=60, now=T0)
+        ended = store.abandon_node(key, attempt=0, timed_out=False, cause="stopped", now=at(4))
+        assert ended is not None and (ended.status, ended.error, ended.ended_at) == (
+            NodeStatus.FAILED,
+            "States.Abandoned",
+            at(4),
+        )
+        assert (
+            store.abandon_node(NodeKey(EID, "never"), attempt=0, timed_out=False, cause="") is None
+        )
+
+    # -- execution leases: one driver per execution -------------------------------------
+
+    def test_lease_refusal_names_the_holder_and_changes_nothing(
+        self, store: ExecutionStore
+    ) -> None:
+        store.acquire_lease(EID, owner="a", seconds=30, now=T0)
+        with pytest.raises(LeaseHeld, match="driven by a") as info:
+            store.acquire_lease(EID, owner="b", seconds=30, now=at(29.999))
+        assert info.value.http_status == 409 and info.value.lease.expires_at == at(30)
+        assert store.get_lease(EID) == info.value.lease
+        taken = store.acquire_lease(EID, owner="b", seconds=30, now=at(30))  # expired
+        assert (taken.owner, store.get_lease(EID)) == ("b", taken)
+
+    def test_the_holder_renews_and_a_named_dead_holder_is_superseded(
+        self, store: ExecutionStore
+    ) -> None:
+        store.acquire_lease(EID, owner="a", seconds=10, now=T0)
+        renewed = store.acquire_lease(EID, owner="a", seconds=10, now=at(5))
+        assert renewed.expires_at == at(15)
+        with pytest.raises(LeaseHeld):
+            store.acquire_lease(EID, owner="b", seconds=10, now=at(6), supersede="someone")
+        taken = store.acquire_lease(EID, owner="b", seconds=10, now=at(6), supersede="a")
+        assert store.get_lease(EID) == taken and taken.owner == "b"
+
+    def test_only_the_holder_releases(self, store: ExecutionStore) -> None:
+        assert not store.release_lease(EID, owner="a")
+        store.acquire_lease(EID, owner="a", seconds=10, now=T0)
+        assert not store.release_lease(EID, owner="b")
+        assert store.get_lease(EID) is not None
+        assert store.release_lease(EID, owner="a")
+        assert store.get_lease(EID) is None
+        assert store.acquire_lease(EID, owner="b", seconds=10, now=at(1)).owner == "b"
+        assert store.get_lease("exec-2") is None  # leases are per execution
+
+    def test_concurrent_lease_requests_exactly_one_wins(self, store: ExecutionStore) -> None:
+        n = 8
+        barrier = threading.Barrier(n)
+        won: list[str] = []
+        refused: list[str] = []
+
+        def worker(i: int) -> None:
+            barrier.wait()
+            try:
+                store.acquire_lease(EID, owner=f"w{i}", seconds=60, now=T0)
+                won.append(f"w{i}")
+            except LeaseHeld as exc:
+                refused.append(exc.lease.owner)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(won) == 1 and refused == [won[0]] * (n - 1)
+        assert store.get_lease(EID).owner == won[0]  # type: ignore[union-attr]
 
     def test_concurrent_claims_exactly_one_wins(self, store: ExecutionStore) -> None:
         key = NodeKey(EID, "hot")

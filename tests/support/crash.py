@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,13 +38,15 @@ def strip_tokens(value: Any) -> Any:
     return value
 
 
-def cli(home: Path, *args: str) -> subprocess.Popen[bytes]:
-    """``stepdag ARGS`` in a subprocess on the store in ``home`` (invocations: home/log)."""
+def cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``stepdag ARGS`` in a subprocess on the store in ``home`` (invocations: home/log);
+    ``env`` adds to the environment (e.g. ``CRASHY_DELAY``)."""
     env = {
         **os.environ,
         "STEPDAG_HOME": str(home),
         "CRASHY_LOG": str(home / "log"),
         "STEPDAG_NO_LIVE": "1",
+        **(env or {}),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "stepdag", *args],
@@ -114,6 +117,11 @@ def outputs(store: SqliteStore, name: str) -> dict[str, Any]:
 def invocation_tokens(home: Path) -> list[str]:
     """The token of every invocation the workflow logged, in order."""
     return [line.split()[1] for line in (home / "log").read_text().splitlines()]
+
+
+def invocations(home: Path) -> Counter[str]:
+    """How many times each node (``node`` or ``node[index]``) was invoked."""
+    return Counter(line.split()[0] for line in (home / "log").read_text().splitlines())
 
 
 def reference_output(home: Path, timeout: float = 300) -> Any:

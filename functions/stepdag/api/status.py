@@ -38,6 +38,7 @@ from typing import Any, Final, Literal
 from stepdag.constants import STATUS_EVENT_DETAIL_TYPE, STATUS_EVENT_SOURCE
 from stepdag.core.errors import ConditionFailed, ExecutionNotFound, InputValidationError
 from stepdag.core.status import RunStatus
+from stepdag.runtime.abandoned import end_running_nodes
 from stepdag.runtime.aws import LazyClient
 from stepdag.runtime.records import ExecutionRecord
 from stepdag.runtime.store import DuplicateExecution, ExecutionStore
@@ -269,6 +270,9 @@ class StatusRecorder:
                 )
             except ConditionFailed:
                 continue  # another writer moved it: re-read and decide again
+            end_running_nodes(
+                self.store, rec.execution_id, status=obs.status, error=obs.error, now=self._clock()
+            )
             return Outcome("updated", f"{rec.status.value} -> {obs.status.value}", updated)
         raise StatusConflict(
             f"{obs.execution_id}: lost {self._attempts} compare-and-swaps recording "

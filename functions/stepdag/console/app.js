@@ -108,7 +108,7 @@ async function showExecution(id, query) {
   const parts = { head: el("div", { class: "card" }), dag: el("div", { class: "card scroll" }),
     detail: el("aside", { class: "card detail" }), timeline: el("div", { class: "card scroll" }) };
   const legend = el("div", { class: "legend" }, ["PENDING", "RUNNING", "SUCCEEDED", "FAILED",
-    "SKIPPED"].map(badge));
+    "TIMED_OUT", "SKIPPED"].map(badge));
   show(s.exec.name, parts.head, el("div", { class: "split" }, el("section", { class: "grow" },
     parts.dag, legend, el("h2", {}, "Timeline"), parts.timeline), parts.detail));
 

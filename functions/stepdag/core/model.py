@@ -77,6 +77,13 @@ class Retry:
     def error_names(self) -> tuple[str, ...]:
         return tuple(e if isinstance(e, str) else e.__name__ for e in self.errors)
 
+    def attempts_for(self, error: str) -> int:
+        """How many attempts a Task failing with ``error`` gets (ASL: ``States.ALL``
+        matches every error but ``States.Runtime``)."""
+        names = self.error_names
+        matches = error in names or ("States.ALL" in names and error != "States.Runtime")
+        return self.max_attempts if matches else 1
+
 
 @dataclass(frozen=True, slots=True)
 class Cache:

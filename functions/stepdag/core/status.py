@@ -31,11 +31,23 @@ class NodeStatus(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     SKIPPED = "SKIPPED"
+    # The attempt ran past its node's ``timeout``: its result, if it ever comes, is refused.
+    TIMED_OUT = "TIMED_OUT"
 
     @property
     def is_terminal(self) -> bool:
-        return self in (NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED)
+        return self in (
+            NodeStatus.SUCCEEDED,
+            NodeStatus.FAILED,
+            NodeStatus.SKIPPED,
+            NodeStatus.TIMED_OUT,
+        )
 
     @property
     def has_output(self) -> bool:
         return self is NodeStatus.SUCCEEDED
+
+    @property
+    def is_failure(self) -> bool:
+        """Ended without output by an error (its own, or its timeout)."""
+        return self in (NodeStatus.FAILED, NodeStatus.TIMED_OUT)

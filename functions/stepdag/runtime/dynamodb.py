@@ -42,6 +42,7 @@ from stepdag.runtime.dynamodb_items import (
     EVENT_DIGITS,
     EVENT_MAX,
     EXECUTION_COLUMNS,
+    LEASE_COLUMNS,
     NODE_COLUMNS,
     Expr,
     Refusal,
@@ -53,6 +54,7 @@ from stepdag.runtime.dynamodb_items import (
     execution_raw,
     from_av,
     from_raw,
+    lease_key,
     listing_query,
     name_key,
     node_key,
@@ -482,6 +484,30 @@ class DynamoDbStore(ExecutionStore):
                 break
             bodies.append(self._load(raw["body"]["S"]))
         return bodies
+
+    # -- leases --------------------------------------------------------------------------
+
+    def _get_lease(self, execution_id: str) -> Item | None:
+        raw = self._get("get lease", lease_key(execution_id))
+        return None if raw is None else from_raw(raw, LEASE_COLUMNS)
+
+    def _swap_lease(self, execution_id: str, new: Item | None, expected: Item | None) -> bool:
+        expr = Expr()
+        if expected is None:
+            condition = f"attribute_not_exists({expr.n(PK)})"
+        else:  # the lease is still the one the caller read
+            condition = (
+                f"{expr.n('owner')} = {expr.v(expected['owner'])} AND "
+                f"{expr.n('expires_at')} = {expr.v(expected['expires_at'])}"
+            )
+        key = lease_key(execution_id)
+        if new is None:
+            request = expr(TableName=self.table_name, Key=key, ConditionExpression=condition)
+            _, refused = self._write("delete lease", "delete_item", **request)
+        else:
+            put = self._put(to_raw(key, {**new, **self._ttl()}), condition, expr)
+            _, refused = self._write("write lease", "put_item", **put)
+        return refused is None
 
     # -- cache ---------------------------------------------------------------------------
 

@@ -50,6 +50,7 @@ EXECUTION_COLUMNS: Final = tuple(
     )
 )
 NODE_COLUMNS: Final = tuple(node_to_item(NodeRecord(execution_id="x", node="x"), output=None))
+LEASE_COLUMNS: Final = ("execution_id", "owner", "expires_at")
 CACHE_COLUMNS: Final = tuple(cache_to_item(CacheEntry(key="x", output=0, created_at=_T), output=""))
 # Events are sorted by a zero-padded id in the sort key; 12 digits is far beyond Step
 # Functions' 25,000-event history limit.
@@ -103,6 +104,10 @@ def node_key(execution_id: str, node: str, map_index: int | None) -> dict[str, A
     # nodes of an execution never reads its (possibly thousands of) Map items.
     sk = f"NODE#{node}" if map_index is None else f"ITEM#{node}#{map_index:010d}"
     return item_key(f"EXEC#{execution_id}", sk)
+
+
+def lease_key(execution_id: str) -> dict[str, Any]:
+    return item_key(f"EXEC#{execution_id}", "LEASE")
 
 
 def cache_key(key: str) -> dict[str, Any]:

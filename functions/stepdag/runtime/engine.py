@@ -38,12 +38,19 @@ from stepdag.core.errors import Conflict, WorkflowLoadError
 from stepdag.core.model import Dag, Workflow
 from stepdag.core.status import NodeStatus, RunStatus
 from stepdag.runtime.executions import CANCEL_CAUSE, CANCEL_ERROR, Executions, Stopped
+from stepdag.runtime.fencing import (
+    LeaseKeeper,
+    abandon_in_flight,
+    hold,
+    lease_owner,
+    timeout_cause,
+)
 from stepdag.runtime.history import HistoryWriter
 from stepdag.runtime.logs import FileLogSink, LogCapture, LogSink
 from stepdag.runtime.records import ExecutionRecord, NodeKey
 from stepdag.runtime.runner import NodeRunner
 from stepdag.runtime.runs import EngineHooks, LocalRun, Payload
-from stepdag.runtime.store import ExecutionStore
+from stepdag.runtime.store import TIMEOUT_ERROR, ExecutionStore
 
 logger = logging.getLogger("stepdag.engine")
 
@@ -118,6 +125,8 @@ class LocalEngine:
         capture = LogCapture(self.logs) if self.logs is not None else None
         self.runner = NodeRunner(self._dags, self.store, log_capture=capture)
         self.history = HistoryWriter(self.store)
+        self.lease_owner = lease_owner()
+        self._leases = LeaseKeeper(self.store, self.lease_owner, self._live_ids)
 
     @property
     def store(self) -> ExecutionStore:
@@ -277,11 +286,31 @@ class LocalEngine:
     ) -> LocalRun:
         self.dag(rec.workflow)
         run = LocalRun(rec, on_event)
+        if self.running(rec.execution_id) is None:  # else: refused just below
+            self.hold(rec)  # outside the lock: store I/O; renewing our own lease is safe
         with self._lock:
             if rec.execution_id in self._runs:
                 raise Conflict(f"execution {rec.name!r} is running in this engine")
             self._runs[rec.execution_id] = run
+        self._leases.ensure_running()
         return run
+
+    def hold(self, rec: ExecutionRecord) -> None:
+        """Take ``rec``'s lease (one driver per execution, across processes): a
+        :class:`Conflict` while a live process elsewhere runs it."""
+        hold(self.store, rec, self.lease_owner)
+
+    def release(self, rec: ExecutionRecord) -> None:
+        """Give ``rec``'s lease up, unless a run of this engine still drives it."""
+        if self.running(rec.execution_id) is None:
+            try:
+                self.store.release_lease(rec.execution_id, owner=self.lease_owner)
+            except Exception:  # it expires on its own
+                logger.exception("could not release the lease of %s", rec.execution_id)
+
+    def _live_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._runs)
 
     def _run(self, run: LocalRun) -> None:
         """Run to the end and record the outcome; never raises (``run.wait`` does)."""
@@ -301,6 +330,7 @@ class LocalEngine:
             with self._lock:
                 if self._runs.get(run.execution_id) is run:
                     del self._runs[run.execution_id]
+            self.release(run.record)
             self._notify("on_finish", run)
             run._done.set()
 
@@ -322,8 +352,10 @@ class LocalEngine:
         def handler(resource: str, parameters: Any, ctx: TaskContext) -> Any:
             if not run._task_allowed():  # the execution is ABORTED: this result is dropped
                 raise TaskFailure(CANCEL_ERROR, "the execution was stopped")
+            payload = {**parameters, "redrive": redrive}
             try:
-                return invoke({**parameters, "redrive": redrive}, ctx)
+                with run._tracking(payload, ctx):
+                    return invoke(payload, ctx)
             except Exception as exc:
                 # Lambda's contract: error name = exception class, cause = its error JSON.
                 raise TaskFailure(type(exc).__name__, lambda_cause(exc)) from exc
@@ -343,6 +375,7 @@ class LocalEngine:
             result = handle.wait()
         finally:
             history.flush()
+        abandon_in_flight(self.store, self._dags[rec.workflow], run, result.status)
         return self._record_result(rec, result)
 
     def _invoker(self, run: LocalRun) -> Callable[[Payload, TaskContext], Any]:
@@ -369,13 +402,16 @@ class LocalEngine:
             if result.status == "SUCCEEDED"
             else None
         )
+        cause = result.cause
+        if result.error == TIMEOUT_ERROR and not cause:  # Step Functions says no more
+            cause = timeout_cause(self.store, rec.execution_id)
         return self.store.update_execution(
             rec.execution_id,
             status=RunStatus(result.status),
             expected=[RunStatus.RUNNING],
             output=output,
             error=result.error,
-            cause=result.cause,
+            cause=cause,
             ended_at=datetime.now(UTC),
         )
 
@@ -444,6 +480,12 @@ class LocalLauncher:
 
     def is_live(self, rec: ExecutionRecord) -> bool:
         return self.engine.running(rec.execution_id) is not None
+
+    def hold(self, rec: ExecutionRecord) -> None:
+        self.engine.hold(rec)
+
+    def release(self, rec: ExecutionRecord) -> None:
+        self.engine.release(rec)
 
     def relaunch(self, rec: ExecutionRecord) -> None:
         self.launch(rec)

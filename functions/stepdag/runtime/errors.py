@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from stepdag.core.errors import ConditionFailed, ExecutionAlreadyExists, StoreError
+from stepdag.core.errors import ConditionFailed, Conflict, ExecutionAlreadyExists, StoreError
 
 if TYPE_CHECKING:
-    from stepdag.runtime.records import ExecutionRecord, NodeRecord
+    from stepdag.runtime.records import ExecutionRecord, Lease, NodeRecord
 
 
 class DuplicateExecution(ExecutionAlreadyExists):
@@ -35,6 +35,20 @@ class NodeStateConflict(ConditionFailed):
     def __init__(self, message: str, current: NodeRecord | None) -> None:
         super().__init__(message)
         self.current = current
+
+
+class AttemptExpired(NodeStateConflict):
+    """The attempt finished past its deadline (its node's timeout): it is fenced off, its
+    result refused and the node recorded TIMED_OUT (``current``)."""
+
+
+class LeaseHeld(Conflict):
+    """Another process drives the execution (its lease, ``lease``, is live): a second
+    run, resume or redrive of it at once is refused (409)."""
+
+    def __init__(self, message: str, lease: Lease) -> None:
+        super().__init__(message)
+        self.lease = lease
 
 
 class AmbiguousExecutionRef(StoreError):

@@ -95,6 +95,15 @@ class Launcher(Protocol):
         """Whether a run of ``rec`` is going on (a redrive would run it twice)."""
         ...
 
+    def hold(self, rec: ExecutionRecord) -> None:
+        """Take the recovery lease of ``rec`` (one driver at a time, across processes);
+        ``Conflict`` (409) while another holds it.  A launched run keeps it."""
+        ...
+
+    def release(self, rec: ExecutionRecord) -> None:
+        """Give up the lease :meth:`hold` took, when no run was launched after all."""
+        ...
+
     def relaunch(self, rec: ExecutionRecord) -> None:
         """Redrive ``rec`` (its count already bumped); raise to refuse (``Conflict``)."""
         ...
@@ -228,19 +237,31 @@ class Executions:
         answered from the store, not run again."""
         rec = self.get(ref, tenant=tenant)
         self.launcher.workflow(rec.workflow)
+        self.launcher.hold(rec)
+        try:
+            return self._redrive(self.get(rec.execution_id))  # re-read under the lease
+        except BaseException:
+            self.launcher.release(rec)
+            raise
+
+    def _redrive(self, rec: ExecutionRecord) -> ExecutionRecord:
         if rec.status is RunStatus.SUCCEEDED:
             raise Conflict(f"execution {rec.name!r} already SUCCEEDED; nothing to redrive")
         if self.launcher.is_live(rec):
             raise Conflict(f"execution {rec.name!r} is running; cancel it first")
-        bumped = self.store.update_execution(
-            rec.execution_id,
-            status=RunStatus.RUNNING,
-            expected=[rec.status],
-            redrive_count=rec.redrive_count + 1,
-            error=None,
-            cause=None,
-            ended_at=None,
-        )
+        try:
+            bumped = self.store.update_execution(
+                rec.execution_id,
+                status=RunStatus.RUNNING,
+                expected=[rec.status],
+                redrive_count=rec.redrive_count + 1,
+                expected_redrive_count=rec.redrive_count,
+                error=None,
+                cause=None,
+                ended_at=None,
+            )
+        except ConditionFailed:  # another redrive of the same state got there first
+            raise Conflict(f"execution {rec.name!r} is being redriven already") from None
         try:
             self.launcher.relaunch(bumped)
         except BaseException:

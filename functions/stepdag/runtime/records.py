@@ -25,6 +25,10 @@ from stepdag.core.status import NodeStatus, RunStatus
 
 T = TypeVar("T")
 
+# Attempts are numbered redrive * stride + retry: a redrive resets Step Functions'
+# RetryCount, and a failed attempt must not block the redriven one (retries <= 103).
+REDRIVE_STRIDE: Final = 1000
+
 
 def require_aware(value: datetime | None, what: str) -> None:
     """Reject naive datetimes: a naive value compared with an aware one raises late and far away."""
@@ -132,6 +136,9 @@ class NodeRecord:
     items: int | None = None
     """Number of Map items (on the node-as-a-whole record of a Map node)."""
     skip_reason: str | None = None
+    deadline: datetime | None = None
+    """When the claimed attempt's time is up (its node's ``timeout``): the attempt's fence.
+    After it the attempt may no longer complete, and anyone may take the node over."""
     version: int = 0
     """Bumped on every write; lets optimistic backends do compare-and-swap."""
 
@@ -140,6 +147,7 @@ class NodeRecord:
         require_aware(self.lease_expires_at, "lease_expires_at")
         require_aware(self.started_at, "started_at")
         require_aware(self.ended_at, "ended_at")
+        require_aware(self.deadline, "deadline")
 
     @property
     def key(self) -> NodeKey:
@@ -161,6 +169,17 @@ class NodeRecord:
     def lease_active(self, now: datetime) -> bool:
         return self.lease_expires_at is not None and self.lease_expires_at > now
 
+    def past_deadline(self, now: datetime) -> bool:
+        return self.deadline is not None and now >= self.deadline
+
+    def is_held(self, now: datetime) -> bool:
+        """RUNNING under a live claim: its lease unexpired, its deadline not passed."""
+        return (
+            self.status is NodeStatus.RUNNING
+            and self.lease_active(now)
+            and not self.past_deadline(now)
+        )
+
     def claim_blocker(self, *, attempt: int, owner: str, now: datetime) -> str | None:
         """Why ``owner`` may not claim this node for ``attempt`` now, or None if it may.
 
@@ -169,33 +188,36 @@ class NodeRecord:
         it as a ConditionExpression).  The contract suite pins it down.
 
         * completed (SUCCEEDED/SKIPPED): never re-run, whoever asks;
-        * FAILED for this same attempt: a duplicate delivery must see the same failure
+        * FAILED (or TIMED_OUT) for this same attempt: a duplicate delivery must see the
+          same failure
           (a *different* attempt number may retry it, including a lower one: Step
           Functions resets retry counters on redrive);
-        * RUNNING under another owner's unexpired lease for the same or a newer attempt:
-          someone is working on it.  A *newer* attempt takes over at once (Step Functions
-          has given up on the old one, e.g. after a task timeout); an expired lease is
-          taken over by anyone (the holder crashed).
+        * RUNNING under another owner's unexpired lease, within its deadline, for the same
+          or a newer attempt: someone is working on it.  A *newer* attempt takes over at
+          once (Step Functions has given up on the old one, e.g. after a task timeout);
+          an expired lease is taken over by anyone (the holder crashed), and so is an
+          attempt past its deadline (it timed out: its result will be refused).
         * the same owner re-claiming is re-entrant (a retried claim call whose first try
           committed but whose answer was lost).
         """
         status = self.status
         if status in (NodeStatus.SUCCEEDED, NodeStatus.SKIPPED):
             return f"node already {status.value}"
-        if status is NodeStatus.FAILED and self.attempt == attempt:
-            return f"attempt {attempt} already FAILED"
-        if (
-            status is NodeStatus.RUNNING
-            and self.owner != owner
-            and self.lease_active(now)
-            and self.attempt >= attempt
-        ):
+        if status.is_failure and self.attempt == attempt:
+            return f"attempt {attempt} already {status.value}"
+        if self.is_held(now) and self.owner != owner and self.attempt >= attempt:
             until = self.lease_expires_at
             return f"leased by {self.owner!r} for attempt {self.attempt} until {until}"
         return None
 
     def claimed(
-        self, *, attempt: int, owner: str, lease_expires_at: datetime, now: datetime
+        self,
+        *,
+        attempt: int,
+        owner: str,
+        lease_expires_at: datetime,
+        now: datetime,
+        deadline: datetime | None = None,
     ) -> NodeRecord:
         """This record after ``owner`` acquired it (call only when ``claim_blocker`` is None)."""
         reentrant = (
@@ -212,6 +234,7 @@ class NodeRecord:
             lease_expires_at=lease_expires_at,
             started_at=self.started_at or now,
             items=self.items,
+            deadline=deadline,
             version=self.version + 1,
         )
 
@@ -241,6 +264,18 @@ class CacheEntry:
     ) -> CacheEntry:
         expires = None if ttl_seconds is None else now + timedelta(seconds=ttl_seconds)
         return cls(key=key, output=output, created_at=now, expires_at=expires)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lease:
+    """Who drives an execution (runs, resumes or redrives it), until when."""
+
+    execution_id: str
+    owner: str
+    expires_at: datetime
+
+    def __post_init__(self) -> None:
+        require_aware(self.expires_at, "expires_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +384,7 @@ def node_to_item(rec: NodeRecord, *, output: str | None) -> Item:
         "cache_hit": rec.cache_hit,
         "items": rec.items,
         "skip_reason": rec.skip_reason,
+        "deadline": opt_micros(rec.deadline),
         "version": rec.version,
     }
 
@@ -373,7 +409,24 @@ def node_from_item(item: Item, *, output: Any) -> NodeRecord:
         cache_hit=bool(item["cache_hit"]),
         items=item["items"],
         skip_reason=item["skip_reason"],
+        deadline=opt_datetime(item["deadline"]),
         version=item["version"],
+    )
+
+
+def lease_to_item(lease: Lease) -> Item:
+    return {
+        "execution_id": lease.execution_id,
+        "owner": lease.owner,
+        "expires_at": to_micros(lease.expires_at),
+    }
+
+
+def lease_from_item(item: Item) -> Lease:
+    return Lease(
+        execution_id=item["execution_id"],
+        owner=item["owner"],
+        expires_at=from_micros(item["expires_at"]),
     )
 
 

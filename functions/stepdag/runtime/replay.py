@@ -96,10 +96,12 @@ def _check_upstream(
         if needed:
             raise ReplayError(f"{where}: upstream {dep!r} has no record (it never ran)")
         return None
-    if found.status is NodeStatus.FAILED and not dag[dep].options.continue_on_failure:
+    if found.status.is_failure and not dag[dep].options.continue_on_failure:
         # The run stopped there: this node never got inputs (replay the upstream instead).
-        raise ReplayError(f"{where}: upstream {dep!r} FAILED ({found.error}), so it never ran")
-    if found.status in (NodeStatus.SUCCEEDED, NodeStatus.SKIPPED, NodeStatus.FAILED):
+        raise ReplayError(
+            f"{where}: upstream {dep!r} {found.status.value} ({found.error}), so it never ran"
+        )
+    if found.status.is_terminal:
         return found
     if needed:
         raise ReplayError(f"{where}: upstream {dep!r} is {found.status.value}, it has no output")

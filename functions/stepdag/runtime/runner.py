@@ -42,8 +42,16 @@ from stepdag.core.errors import (
 )
 from stepdag.core.model import PARAMS, Dag, Node, ParamKind, UpstreamSkipped, enum_value
 from stepdag.core.status import NodeStatus
-from stepdag.runtime.records import CacheEntry, ExecutionRecord, NodeKey, NodeRecord
-from stepdag.runtime.store import ExecutionStore
+from stepdag.runtime.abandoned import timeout_message
+from stepdag.runtime.records import (
+    REDRIVE_STRIDE,
+    CacheEntry,
+    Claim,
+    ExecutionRecord,
+    NodeKey,
+    NodeRecord,
+)
+from stepdag.runtime.store import TIMEOUT_ERROR, ExecutionStore
 
 if TYPE_CHECKING:
     # Only local runs capture logs (the Lambda's Powertools Logger prints them): the
@@ -52,9 +60,6 @@ if TYPE_CHECKING:
 
 PHASES = ("run", "condition", "plan", "item", "gather", "record_failure")
 _MISSING: Any = object()
-# Attempts are numbered (redrive, retry): a redrive resets Step Functions' RetryCount,
-# and a failed attempt must not block the redriven one. Retries are capped at 100 + 3.
-REDRIVE_STRIDE = 1000
 LEASE_MARGIN_S = 30.0
 
 
@@ -247,7 +252,12 @@ class NodeRunner:
     def _record_failure(self, dag: Dag, node: Node, req: NodeRequest) -> dict[str, Any]:
         key = NodeKey(req.execution, node.name)
         current = self.store.get_node(key)
-        if current is None or current.status is not NodeStatus.FAILED:
+        if current is not None and req.error == TIMEOUT_ERROR:  # caught: its own timeout
+            attempt = current.attempt % REDRIVE_STRIDE
+            cause = timeout_message(node, attempt, None)
+            self.store.abandon_node(key, attempt=current.attempt, timed_out=True, cause=cause)
+            current = self.store.get_node(key)
+        if current is None or not current.status.is_failure:
             owner = self._owner()
             # The caught attempt may still hold a lease (e.g. it timed out): claim as the
             # newest attempt of this redrive so the record is taken over at once.
@@ -283,17 +293,28 @@ class NodeRunner:
         owner = self._owner()
         lease = float(node.options.timeout or node.options.lambda_config.timeout_s) + LEASE_MARGIN_S
         attempt = self._attempt(req)
-        claim = self.store.claim_node(
-            key, attempt=attempt, owner=owner, lease_seconds=lease, now=self.now()
-        )
+        # The node's timeout fences the attempt in the store: a result after it is refused
+        # (the orchestrator has given up on it and may be running the retry already).
+        deadline = None if node.options.timeout is None else float(node.options.timeout)
+
+        def claim_it() -> Claim:
+            return self.store.claim_node(
+                key,
+                attempt=attempt,
+                owner=owner,
+                lease_seconds=lease,
+                now=self.now(),
+                deadline_seconds=deadline,
+            )
+
+        claim = claim_it()
         if not claim.acquired:
             record = self._wait_for(claim.record, key)
             if record.status is not NodeStatus.RUNNING:
                 return self._settled(record, req)
-            # The holder's lease ran out (it crashed): take the node over, once.
-            claim = self.store.claim_node(
-                key, attempt=attempt, owner=owner, lease_seconds=lease, now=self.now()
-            )
+            # The holder's lease or deadline ran out (it crashed, or timed out): take the
+            # node over, once.
+            claim = claim_it()
             if not claim.acquired:
                 return self._settled(claim.record, req)
         started = time.perf_counter()
@@ -327,11 +348,16 @@ class NodeRunner:
             )
         try:
             done = self.store.complete_node(
-                key, owner=owner, output=output, now=self.now(), cache=entry
+                key,
+                owner=owner,
+                output=output,
+                now=self.now(),
+                cache=entry,
+                late_cause=timeout_message(node, req.attempt, req.index),
             )
         except ConditionFailed:
-            # Lost the claim (lease expired and a newer attempt took over): that attempt's
-            # result stands; ours is discarded, never stored twice.
+            # Lost the claim (a newer attempt took over, or ours is past its deadline and
+            # was recorded TIMED_OUT): ours is discarded, never stored.
             current = self.store.get_node(key)
             if current is None:
                 raise
@@ -356,10 +382,11 @@ class NodeRunner:
     def _wait_for(self, record: NodeRecord, key: NodeKey) -> NodeRecord:
         """Another delivery holds the claim: wait for its result instead of running twice.
 
-        Returns once the node is no longer RUNNING, or its holder's lease has expired.
+        Returns once the node is no longer RUNNING, or its holder's lease or deadline has
+        passed.
         """
         delay = self.poll_seconds
-        while record.status is NodeStatus.RUNNING and record.lease_active(self.now()):
+        while record.is_held(self.now()):
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
             current = self.store.get_node(key)
@@ -370,7 +397,7 @@ class NodeRunner:
 
     def _settled(self, record: NodeRecord, req: NodeRequest) -> dict[str, Any]:
         """The answer for a node someone else already ran (duplicate delivery/resume)."""
-        if record.status is NodeStatus.FAILED:
+        if record.status.is_failure:
             raise error_class(record.error or "States.TaskFailed")(record.cause or "")
         if record.status is NodeStatus.RUNNING:
             raise StepdagUpstreamMissing(f"node {record.key} is still running elsewhere")
@@ -460,7 +487,7 @@ class NodeRunner:
             rec = self.store.get_node(NodeKey(execution, dep))
             if rec is None:
                 continue
-            if rec.status in (NodeStatus.SKIPPED, NodeStatus.FAILED):
+            if rec.status is NodeStatus.SKIPPED or rec.status.is_failure:
                 out.append(dep)
             elif rec.status is NodeStatus.SUCCEEDED:
                 self._remember(execution, dep, rec.output)
@@ -513,9 +540,13 @@ class NodeRunner:
         self, key: NodeKey, owner: str, exc: Exception, req: NodeRequest, started: float
     ) -> None:
         name = type(exc).__name__
-        # A newer attempt may own the node now; its outcome is the one that counts.
+        # A newer attempt may own the node now, or ours is past its deadline (recorded
+        # TIMED_OUT): the outcome already recorded is the one that counts.
         with contextlib.suppress(ConditionFailed):
-            self.store.fail_node(key, owner=owner, error=name, cause=str(exc), now=self.now())
+            late = timeout_message(self.workflows[req.workflow][req.node], req.attempt, req.index)
+            self.store.fail_node(
+                key, owner=owner, error=name, cause=str(exc), now=self.now(), late_cause=late
+            )
         self.observer.node_finished(
             req, NodeStatus.FAILED.value, time.perf_counter() - started, error=name
         )

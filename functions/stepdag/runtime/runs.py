@@ -3,8 +3,11 @@ that see runs from the inside (:class:`EngineHooks`)."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from stepdag.asl import ExecutionHandle, HistoryEvent, TaskContext
@@ -12,6 +15,20 @@ from stepdag.runtime.executions import CANCEL_CAUSE, CANCEL_ERROR
 from stepdag.runtime.records import ExecutionRecord
 
 Payload = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """A Task invocation of a run that has not returned (yet): what it was asked to do,
+    its context (timeout) and when it started on the run's clock."""
+
+    payload: Payload
+    ctx: TaskContext
+    started: float
+
+    @property
+    def elapsed(self) -> float:
+        return self.ctx.clock.now() - self.started
 
 
 class LocalRun:
@@ -33,6 +50,8 @@ class LocalRun:
         self._lock = threading.Lock()
         self._attached = threading.Event()
         self._done = threading.Event()
+        self._inflight: dict[int, InFlight] = {}
+        self._ids = itertools.count()
 
     @property
     def execution_id(self) -> str:
@@ -71,6 +90,25 @@ class LocalRun:
             handle.stop(*stop)
         self._attached.set()
 
+    @contextlib.contextmanager
+    def _tracking(self, payload: Payload, ctx: TaskContext) -> Iterator[None]:
+        """Count the Task invocation in flight while it runs (see :meth:`in_flight`)."""
+        with self._lock:
+            key = next(self._ids)
+            self._inflight[key] = InFlight(payload, ctx, ctx.clock.now())
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._inflight[key]
+
+    def in_flight(self) -> list[InFlight]:
+        """Task invocations still running: once the interpreter has ended, the ones it
+        abandoned (timed out, or cut short by a failure or a stop) -- a thread cannot be
+        killed, so their node functions may still be running."""
+        with self._lock:
+            return list(self._inflight.values())
+
     def _task_allowed(self) -> bool:
         """Whether a Task may call its node: not once the run was stopped.  The
         interpreter starts running as it is created, before the stop of a run cancelled
@@ -105,4 +143,4 @@ class EngineHooks:
         """The run ended: ``run.final`` is the stored record, or ``run.error`` is set."""
 
 
-__all__ = ["EngineHooks", "LocalRun", "Payload"]
+__all__ = ["EngineHooks", "InFlight", "LocalRun", "Payload"]

@@ -439,6 +439,34 @@ class SqliteStore(ExecutionStore):
             rows = self._conn().execute(sql, (execution_id, after_id, limit or -1)).fetchall()
         return [r[0] for r in rows]
 
+    # -- leases --------------------------------------------------------------------------
+
+    def _get_lease(self, execution_id: str) -> Item | None:
+        with self._errors("get lease"):
+            row = (
+                self._conn()
+                .execute("SELECT * FROM leases WHERE execution_id = ?", (execution_id,))
+                .fetchone()
+            )
+        return None if row is None else dict(row)
+
+    def _swap_lease(self, execution_id: str, new: Item | None, expected: Item | None) -> bool:
+        with self._errors("write lease"), self._write() as conn:
+            row = conn.execute(
+                "SELECT * FROM leases WHERE execution_id = ?", (execution_id,)
+            ).fetchone()
+            if (None if row is None else dict(row)) != expected:
+                return False
+            if new is None:
+                conn.execute("DELETE FROM leases WHERE execution_id = ?", (execution_id,))
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO leases (execution_id, owner, expires_at) "
+                    "VALUES (:execution_id, :owner, :expires_at)",
+                    new,
+                )
+            return True
+
     # -- cache ---------------------------------------------------------------------------
 
     def _get_cache(self, key: str) -> Item | None:

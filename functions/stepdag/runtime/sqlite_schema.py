@@ -14,7 +14,7 @@ from stepdag.core.errors import StoreError
 from stepdag.runtime.errors import InvalidPaginationToken
 from stepdag.runtime.records import Item
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 # map_index is part of the primary key; NULLs are distinct in SQLite keys, so the node's
 # own record is stored as -1 (items are >= 0, which also sorts it first).
@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS nodes (
     cache_hit INTEGER NOT NULL,
     items INTEGER,
     skip_reason TEXT,
+    deadline INTEGER,
     version INTEGER NOT NULL,
     PRIMARY KEY (execution_id, node, map_index)
 );
@@ -81,6 +82,11 @@ CREATE TABLE IF NOT EXISTS events (
     id INTEGER NOT NULL,
     body TEXT NOT NULL,
     PRIMARY KEY (execution_id, id)
+);
+CREATE TABLE IF NOT EXISTS leases (
+    execution_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY,
@@ -113,6 +119,7 @@ NODE_COLS: Final = (
     "cache_hit",
     "items",
     "skip_reason",
+    "deadline",
     "version",
 )
 PUT_NODE: Final = (
@@ -137,16 +144,18 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
             if statement.strip():
                 conn.execute(statement)
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-        elif int(row[0]) > SCHEMA_VERSION:
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise StoreError(
                 f"{path} has schema version {row[0]}; this stepdag supports "
                 f"up to {SCHEMA_VERSION} -- upgrade stepdag"
             )
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(nodes)")}
+        if "deadline" not in columns:  # version 1: nodes had no attempt deadline
+            conn.execute("ALTER TABLE nodes ADD COLUMN deadline INTEGER")
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
     except BaseException:
         conn.execute("ROLLBACK")
         raise

@@ -121,6 +121,13 @@ class StepFunctionsLauncher:
         # The record was just refreshed from DescribeExecution: RUNNING is Step Functions'.
         return rec.status is RunStatus.RUNNING
 
+    def hold(self, rec: ExecutionRecord) -> None:
+        """Nothing: Step Functions is the one driver (it redrives only an ended run, and
+        the lifecycle's compare-and-swap on the redrive count lets one request in)."""
+
+    def release(self, rec: ExecutionRecord) -> None:
+        """Nothing to release (see :meth:`hold`)."""
+
     def relaunch(self, rec: ExecutionRecord) -> None:
         try:
             self.sfn.get().redrive_execution(

@@ -18,7 +18,7 @@ import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from stepdag.core.errors import (
     ConditionFailed,
@@ -27,6 +27,7 @@ from stepdag.core.errors import (
 from stepdag.core.status import NodeStatus, RunStatus
 from stepdag.runtime.errors import (
     AmbiguousExecutionRef,
+    AttemptExpired,
     DuplicateExecution,
     InvalidPaginationToken,
     InvalidPayload,
@@ -49,7 +50,16 @@ from stepdag.runtime.records import (
     require_aware,
     to_micros,
 )
-from stepdag.runtime.store_backend import UNSET, NodeDecision, StoreBackend, Unset, dumps
+from stepdag.runtime.store_backend import UNSET, NodeDecision, Unset, dumps
+from stepdag.runtime.store_leases import LeaseHeld, LeaseRules
+
+# Step Functions' name for a task that ran out of time; stepdag's for one nobody waits for.
+TIMEOUT_ERROR: Final = "States.Timeout"
+ABANDONED_ERROR: Final = "States.Abandoned"
+
+
+class _PastDeadline(Exception):
+    """Raised by _finish's decision when the attempt's deadline has passed."""
 
 
 class _Refused(Exception):
@@ -65,8 +75,9 @@ def _check_int(value: int, what: str, minimum: int) -> None:
         raise ValueError(f"{what} must be an int >= {minimum}, got {value!r}")
 
 
-class ExecutionStore(StoreBackend):
-    """Abstract store: the rules.  Subclasses implement ``StoreBackend``'s hooks."""
+class ExecutionStore(LeaseRules):
+    """Abstract store: the rules (execution leases in ``LeaseRules``).  Subclasses
+    implement the hooks of ``StoreBackend`` and ``LeaseRules``."""
 
     # -- executions ----------------------------------------------------------------------
 
@@ -201,20 +212,28 @@ class ExecutionStore(StoreBackend):
         owner: str,
         lease_seconds: float,
         now: datetime | None = None,
+        deadline_seconds: float | None = None,
     ) -> Claim:
         """Try to become the one runner of ``key`` for ``attempt`` (rule:
         :meth:`NodeRecord.claim_blocker`).  Atomic: of N concurrent claimers at most one
         acquires.  A SUCCEEDED node comes back not acquired, with its output.
 
         ``owner`` must name one invocation (e.g. a uuid per call), not a process: the
-        same owner re-claiming is treated as a retry of the same claim and re-enters."""
+        same owner re-claiming is treated as a retry of the same claim and re-enters.
+
+        ``deadline_seconds`` (the node's timeout) fences the attempt: from then on its
+        completion is refused -- the node becomes TIMED_OUT instead -- and another attempt
+        may take the node over at once, whatever the lease says."""
         _check_int(attempt, "attempt", 0)
         if not owner:
             raise ValueError("owner must be a non-empty string")
         if not lease_seconds > 0:
             raise ValueError(f"lease_seconds must be > 0, got {lease_seconds!r}")
+        if deadline_seconds is not None and not deadline_seconds > 0:
+            raise ValueError(f"deadline_seconds must be > 0, got {deadline_seconds!r}")
         at = self._now(now)
         lease_until = at + timedelta(seconds=lease_seconds)
+        deadline = None if deadline_seconds is None else at + timedelta(seconds=deadline_seconds)
         decided: list[NodeRecord] = []
 
         def decide(cur: Item | None) -> Item | None:
@@ -222,7 +241,11 @@ class ExecutionStore(StoreBackend):
             if current.claim_blocker(attempt=attempt, owner=owner, now=at) is not None:
                 return None
             claimed = current.claimed(
-                attempt=attempt, owner=owner, lease_expires_at=lease_until, now=at
+                attempt=attempt,
+                owner=owner,
+                lease_expires_at=lease_until,
+                now=at,
+                deadline=deadline,
             )
             decided.append(claimed)
             return node_to_item(claimed, output=None)
@@ -242,12 +265,15 @@ class ExecutionStore(StoreBackend):
         now: datetime | None = None,
         cache: CacheEntry | None = None,
         cache_hit: bool = False,
+        late_cause: str = "",
     ) -> NodeRecord:
         """Store ``output`` and mark SUCCEEDED -- plus ``cache`` -- in one transaction.
 
         Conditional on ``owner`` still holding the claim (status RUNNING, same owner); an
         expired lease nobody took over still counts as held.  Otherwise raises
         :class:`NodeStateConflict` (a ``ConditionFailed``) with the current record.
+        Past the claim's deadline the attempt is fenced: nothing is stored, the node is
+        recorded TIMED_OUT (``late_cause`` says how) and :class:`AttemptExpired` raised.
         ``cache_hit=True`` says ``output`` came from ``cache``: the node records the hit
         and the entry is not rewritten.
         """
@@ -268,7 +294,7 @@ class ExecutionStore(StoreBackend):
             "cache_key": None if cache is None else cache.key,
             "cache_hit": cache_hit and cache is not None,
         }
-        item = self._finish(key, owner, "complete", changes, cache_item)
+        item = self._finish(key, owner, "complete", changes, cache_item, at=at, late=late_cause)
         # Decode our own blob rather than _load(ref): same value, no backend round trip.
         return self._node_record(item, output=json.loads(blob))
 
@@ -280,15 +306,48 @@ class ExecutionStore(StoreBackend):
         error: str,
         cause: str,
         now: datetime | None = None,
+        late_cause: str = "",
     ) -> NodeRecord:
-        """Mark FAILED for the claimed attempt; same ownership condition as complete_node."""
+        """Mark FAILED for the claimed attempt; same conditions (ownership, deadline) as
+        complete_node."""
+        at = self._now(now)
         changes = {
             "status": NodeStatus.FAILED.value,
-            "ended_at": to_micros(self._now(now)),
+            "ended_at": to_micros(at),
             "error": error,
             "cause": cause,
         }
-        return self._node_record(self._finish(key, owner, "fail", changes), output=None)
+        item = self._finish(key, owner, "fail", changes, at=at, late=late_cause)
+        return self._node_record(item, output=None)
+
+    def abandon_node(
+        self,
+        key: NodeKey,
+        *,
+        attempt: int,
+        timed_out: bool,
+        cause: str,
+        now: datetime | None = None,
+    ) -> NodeRecord | None:
+        """End ``attempt`` of ``key`` if it is still RUNNING: the orchestrator gave up on
+        it (its Task timed out, or the execution ended without it).  TIMED_OUT when
+        ``timed_out``, else FAILED (``States.Abandoned``); the attempt's own completion is
+        refused from then on.  Returns the new record, or None when the attempt had
+        already ended (or a newer one holds the node): nothing is written then."""
+        at = self._now(now)
+
+        def decide(cur: Item | None) -> Item | None:
+            if cur is None or cur["status"] != NodeStatus.RUNNING.value:
+                return None
+            if cur["attempt"] != attempt:
+                return None
+            if not timed_out:
+                return _ended(cur, NodeStatus.FAILED, ABANDONED_ERROR, cause, to_micros(at))
+            ended = min(to_micros(at), cur["deadline"] or to_micros(at))
+            return _ended(cur, NodeStatus.TIMED_OUT, TIMEOUT_ERROR, cause, ended)
+
+        written, item = self._transact_node(key, decide)
+        return self._node_record(item, output=None) if written and item is not None else None
 
     def skip_node(self, key: NodeKey, *, reason: str, now: datetime | None = None) -> NodeRecord:
         """Mark SKIPPED a node that has not started (idempotent if already skipped)."""
@@ -456,10 +515,22 @@ class ExecutionStore(StoreBackend):
         return written, item
 
     def _finish(
-        self, key: NodeKey, owner: str, verb: str, changes: Item, cache_item: Item | None = None
+        self,
+        key: NodeKey,
+        owner: str,
+        verb: str,
+        changes: Item,
+        cache_item: Item | None = None,
+        *,
+        at: datetime,
+        late: str,
     ) -> Item:
         """Apply ``changes`` (ending the run: lease released) iff the node is RUNNING under
-        ``owner``'s claim.  Works on the item directly: this is half of every node run."""
+        ``owner``'s claim, within its deadline.  Past the deadline the node is recorded
+        TIMED_OUT instead and :class:`AttemptExpired` raised.  Works on the item directly:
+        this is half of every node run."""
+        when = to_micros(at)
+        fenced = False  # past the deadline: record TIMED_OUT, and write no cache entry
 
         def decide(cur: Item | None) -> Item | None:
             if cur is None:
@@ -469,9 +540,39 @@ class ExecutionStore(StoreBackend):
             if cur["owner"] != owner:
                 holder = cur["owner"]
                 raise _Refused(f"cannot {verb} node {key}: claim held by {holder!r}", cur)
+            deadline = cur["deadline"]
+            if deadline is not None and when >= deadline:
+                if not fenced:
+                    raise _PastDeadline
+                cause = late or f"attempt {cur['attempt']} ran past its deadline"
+                return _ended(cur, NodeStatus.TIMED_OUT, TIMEOUT_ERROR, cause, deadline)
             return {**cur, **changes, "lease_expires_at": None, "version": cur["version"] + 1}
 
-        return self._transact_nodes_refusing(key, decide, cache_item)[1]
+        try:
+            return self._transact_nodes_refusing(key, decide, cache_item)[1]
+        except _PastDeadline:
+            fenced = True
+        item = self._transact_nodes_refusing(key, decide)[1]
+        if item["status"] == NodeStatus.TIMED_OUT.value:
+            raise AttemptExpired(
+                f"cannot {verb} node {key}: attempt {item['attempt']} is past its deadline; "
+                "recorded TIMED_OUT",
+                self._node_record(item, output=None),
+            )
+        return item
+
+
+def _ended(cur: Item, status: NodeStatus, error: str, cause: str, ended_at: int) -> Item:
+    """``cur`` (RUNNING) ended by the store rather than by its attempt: no output."""
+    return {
+        **cur,
+        "status": status.value,
+        "ended_at": ended_at,
+        "error": error,
+        "cause": cause,
+        "lease_expires_at": None,
+        "version": cur["version"] + 1,
+    }
 
 
 # The store's errors live in runtime/errors.py and are re-exported from here, as are the
@@ -479,10 +580,12 @@ class ExecutionStore(StoreBackend):
 __all__ = [
     "UNSET",
     "AmbiguousExecutionRef",
+    "AttemptExpired",
     "DuplicateExecution",
     "ExecutionStore",
     "InvalidPaginationToken",
     "InvalidPayload",
+    "LeaseHeld",
     "MapItemsIncomplete",
     "NodeDecision",
     "NodeStateConflict",

@@ -18,9 +18,10 @@ from stepdag.api.status import (
     record_id,
 )
 from stepdag.core.errors import ExecutionNotFound
-from stepdag.core.status import RunStatus
-from stepdag.runtime.records import ExecutionRecord
+from stepdag.core.status import NodeStatus, RunStatus
+from stepdag.runtime.records import ExecutionRecord, NodeKey
 from stepdag.runtime.sqlite import SqliteStore
+from stepdag.runtime.store import NodeStateConflict
 from tests.support.status_events import status_event
 
 ACCOUNT = "arn:aws:states:eu-west-1:123456789012"
@@ -328,3 +329,28 @@ def test_describe_execution_answers_parse_like_events() -> None:
     )
     assert obs.started_at == datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
     assert obs.state_machine == MACHINE and obs.name == "r1"
+
+
+def test_a_terminal_status_ends_the_node_attempts_left_running(store: SqliteStore) -> None:
+    """On AWS a timed-out Task's Lambda runs on: when the run's end is recorded, its
+    attempt (and any other still RUNNING) is ended, and its late result refused."""
+    rec = recorder(store)
+    rec.handle_event(status_event(arn("r1"), "RUNNING"))
+    eid = record_id(arn("r1"))
+    slow, other = NodeKey(eid, "slow"), NodeKey(eid, "each", 2)
+    store.claim_node(slow, attempt=1, owner="lambda-1", lease_seconds=90, deadline_seconds=60)
+    store.claim_node(other, attempt=0, owner="lambda-2", lease_seconds=930)
+    store.claim_node(NodeKey(eid, "done"), attempt=0, owner="lambda-3", lease_seconds=9)
+    store.complete_node(NodeKey(eid, "done"), owner="lambda-3", output=1)
+    rec.handle_event(status_event(arn("r1"), "FAILED", error="States.Timeout"))
+    nodes = {str(n.key): n for n in store.list_nodes(eid, include_items=True)}
+    assert [k for k, n in nodes.items() if n.status is NodeStatus.RUNNING] == []
+    timed_out, abandoned = nodes[str(slow)], nodes[str(other)]
+    assert (timed_out.status, timed_out.cause) == (
+        NodeStatus.TIMED_OUT,
+        "node 'slow' timed out (attempt 2)",
+    )
+    assert (abandoned.status, abandoned.error) == (NodeStatus.FAILED, "States.Abandoned")
+    assert nodes[f"{eid}/done"].status is NodeStatus.SUCCEEDED
+    with pytest.raises(NodeStateConflict):  # the Lambda's late answer
+        store.complete_node(slow, owner="lambda-1", output="late")

@@ -53,6 +53,29 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         store.get_execution("exec-1")
 
 
+def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    key = NodeKey("exec-1", "n")
+    with SqliteStore(path) as store:
+        store.create_execution(execution())
+        run_node(store, key, {"kept": True})
+    raw = sqlite3.connect(path)  # what stepdag 1 left: no attempt deadlines
+    raw.execute("ALTER TABLE nodes DROP COLUMN deadline")
+    raw.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    raw.commit()
+    raw.close()
+    with SqliteStore(path) as store:
+        assert store.get_node(key).output == {"kept": True}  # type: ignore[union-attr]
+        claim = store.claim_node(
+            NodeKey("exec-1", "m"), attempt=0, owner="a", lease_seconds=9, deadline_seconds=1
+        )
+        assert claim.acquired and claim.record.deadline is not None
+    raw = sqlite3.connect(path)
+    version = raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    raw.close()
+    assert version == (str(SCHEMA_VERSION),)
+
+
 def test_closed_store_refuses_use(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "s.db")
     store.close()
