@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parents[2]
 FUNCTION = "stepdag-node-runner"
 TABLE = "stepdag-api-moto"
 BUCKET = "stepdag-api-moto-payloads"
-ACME = {"custom:tenant": "acme", "roles": ["operator"]}
-GLOBEX = {"custom:tenant": "globex", "roles": ["operator"]}
+ACME = {"custom:tenant": "acme", "cognito:groups": ["operator"]}
+GLOBEX = {"custom:tenant": "globex", "cognito:groups": ["operator"]}
 
 
 class CountingClient:
