@@ -26,6 +26,7 @@ from stepdag.api.errors import (
     problem_response,
     validation_problem,
 )
+from stepdag.api.limits import rate_limit_middleware
 from stepdag.api.models import (
     NAME_PATTERN,
     Execution,
@@ -44,6 +45,7 @@ from stepdag.api.port import ExecutionService
 from stepdag.constants import CORS_HEADERS, CORS_MAX_AGE_S
 from stepdag.core.errors import StepdagError
 from stepdag.core.status import RunStatus
+from stepdag.runtime.ratelimit import RateLimiter
 
 PREFIX = "/v1"
 TITLE = "stepdag"
@@ -90,10 +92,14 @@ def build_app(
     *,
     cors_origins: Sequence[str] = (),
     tenancy: Tenancy = Tenancy.SINGLE,
+    rate_limiter: RateLimiter | None = None,
 ) -> APIGatewayRestResolver:
     """The resolver; ``cors_origins`` lets a console on those origins call it; with
-    ``tenancy=MULTI`` a caller without a tenant is refused on every route but health."""
+    ``tenancy=MULTI`` a caller without a tenant is refused on every route but health;
+    ``rate_limiter`` limits each tenant's requests (429, api/limits.py)."""
     app = APIGatewayRestResolver(enable_validation=True, cors=cors_config(cors_origins))
+    if rate_limiter is not None:
+        app.use(middlewares=[rate_limit_middleware(rate_limiter)])
     servers = [Server(url="/")]
     app.enable_swagger(path=f"{PREFIX}/docs", title=TITLE, version=VERSION, servers=servers)
 
