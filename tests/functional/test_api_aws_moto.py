@@ -429,3 +429,24 @@ def test_the_api_function_in_multi_tenant_mode_refuses_callers_without_tenant(aw
         assert raw["statusCode"] == 403, raw
     listed = module.handler(event("GET", "/v1/executions", claims=ACME), FakeLambdaContext())
     assert listed["statusCode"] == 200
+
+
+def test_the_api_function_limits_each_tenant_through_the_table(aws: Aws) -> None:
+    from tests.unit.handlers.support import FakeLambdaContext
+
+    env = {**_handler_env(aws), "STEPDAG_TENANT_RATE_PER_S": "0.01", "STEPDAG_TENANT_BURST": "2"}
+    one, other = _cold_start(env), _cold_start(env)  # two instances, one bucket per tenant
+    statuses = [
+        (one if i % 2 else other).handler(
+            event("GET", "/v1/executions", claims=ACME), FakeLambdaContext()
+        )
+        for i in range(3)
+    ]
+    assert [s["statusCode"] for s in statuses] == [200, 200, 429]
+    refused = statuses[-1]
+    headers = {**(refused.get("multiValueHeaders") or {}), **(refused.get("headers") or {})}
+    retry = headers["Retry-After"]
+    assert int(retry[0] if isinstance(retry, list) else retry) == 100  # one token per 100 s
+    assert _body(refused)["code"] == "rate_limited"
+    globex = one.handler(event("GET", "/v1/executions", claims=GLOBEX), FakeLambdaContext())
+    assert globex["statusCode"] == 200

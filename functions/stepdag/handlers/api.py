@@ -23,6 +23,8 @@ from stepdag.handlers.settings import SettingsError
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
+    from stepdag.runtime.ratelimit import DynamoDbRateLimiter
+
 
 MIN_KEY_CHARS = 32
 
@@ -82,8 +84,25 @@ class ApiApp:
             self.settings.state_machines,
         )
         return build_app(
-            service, cors_origins=self.settings.cors_origins, tenancy=self.settings.tenancy
+            service,
+            cors_origins=self.settings.cors_origins,
+            tenancy=self.settings.tenancy,
+            rate_limiter=self._rate_limiter(),
         )
+
+    def _rate_limiter(self) -> DynamoDbRateLimiter | None:
+        limit = self.settings.rate_limit()
+        if limit is None:
+            return None
+        import boto3
+        from botocore.config import Config
+
+        from stepdag.runtime.ratelimit import DynamoDbRateLimiter
+
+        client = boto3.client(
+            "dynamodb", config=Config(connect_timeout=3, read_timeout=5, tcp_keepalive=True)
+        )
+        return DynamoDbRateLimiter(self.settings.table_name, limit, client=client)
 
 
 # Fail closed at cold start: without the stack's key every instance would sign with its

@@ -10,6 +10,9 @@ variable.  Extra environment:
                              whose pages may call the API (the console hosted elsewhere)
     STEPDAG_TENANCY          ``single`` (default) or ``multi``: refuse callers without a
                              tenant (the stack sets ``multi`` behind a token authorizer)
+    STEPDAG_TENANT_RATE_PER_S, STEPDAG_TENANT_BURST
+                             optional, together: each tenant's token bucket (requests per
+                             second, bucket size), kept in the table; 429 beyond it
     STEPDAG_PAGINATION_SECRET_ARN
                              the Secrets Manager secret whose value signs pagination tokens;
                              required by the API function (``required=``), read on its first
@@ -24,12 +27,13 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from stepdag import constants as contract
 from stepdag.api.auth import Tenancy
 from stepdag.constants import ORIGIN_PATTERN, SECRET_ARN_PATTERN, STATE_MACHINE_ARN_PATTERN
 from stepdag.handlers.settings import ENV_VARS, Settings, SettingsError, read_env
+from stepdag.runtime.ratelimit import Limit
 
 _ORIGIN = re.compile(ORIGIN_PATTERN)
 _TARGET_ARN = re.compile(STATE_MACHINE_ARN_PATTERN)
@@ -41,6 +45,8 @@ API_ENV_VARS: dict[str, tuple[str, ...]] = {
     "cors_origins": (contract.ENV_CORS_ORIGINS,),
     "tenancy": (contract.ENV_TENANCY,),
     "pagination_secret_arn": (contract.ENV_PAGINATION_SECRET,),
+    "tenant_rate_per_s": (contract.ENV_TENANT_RATE,),
+    "tenant_burst": (contract.ENV_TENANT_BURST,),
 }
 
 
@@ -49,6 +55,21 @@ class ApiSettings(Settings):
     cors_origins: tuple[str, ...] = ()
     tenancy: Tenancy = Tenancy.SINGLE
     pagination_secret_arn: str | None = None
+    tenant_rate_per_s: float | None = Field(default=None, gt=0)
+    tenant_burst: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _rate_and_burst_together(self) -> ApiSettings:
+        if (self.tenant_rate_per_s is None) != (self.tenant_burst is None):
+            raise ValueError(
+                f"{contract.ENV_TENANT_RATE} and {contract.ENV_TENANT_BURST} go together"
+            )
+        return self
+
+    def rate_limit(self) -> Limit | None:
+        if self.tenant_rate_per_s is None or self.tenant_burst is None:
+            return None
+        return Limit(self.tenant_rate_per_s, self.tenant_burst)
 
     @field_validator("pagination_secret_arn")
     @classmethod
