@@ -205,6 +205,13 @@ CTX_API_OIDC_ROLES_CLAIM: Final = "stepdag:apiOidcRolesClaim"  # default "roles"
 # single | multi (default: multi behind a token authorizer, single with IAM).
 CTX_API_TENANCY: Final = "stepdag:apiTenancy"
 ENV_TENANCY: Final = contract.ENV_TENANCY
+# Per-tenant token bucket in the table (on by default in multi-tenant mode; rate 0: off).
+CTX_API_TENANT_RATE: Final = "stepdag:apiTenantRatePerSecond"
+CTX_API_TENANT_BURST: Final = "stepdag:apiTenantBurst"
+DEFAULT_TENANT_RATE_PER_S: Final = 10
+DEFAULT_TENANT_BURST: Final = 50
+ENV_TENANT_RATE: Final = contract.ENV_TENANT_RATE
+ENV_TENANT_BURST: Final = contract.ENV_TENANT_BURST
 ENV_PAGINATION_SECRET: Final = contract.ENV_PAGINATION_SECRET
 PAGINATION_KEY_ID: Final = "PaginationKey"
 PAGINATION_KEY_LENGTH: Final = 64  # characters of [A-Za-z0-9]: ~380 bits

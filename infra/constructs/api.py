@@ -295,10 +295,17 @@ class StepdagApi(Construct):
                 ),
                 **({c.ENV_CORS_ORIGINS: ",".join(self.cors_origins)} if self.cors_origins else {}),
                 c.ENV_TENANCY: self.auth.tenancy.value,
+                **self._rate_environment(),
                 c.ENV_PAGINATION_SECRET: self.pagination_key.secret_arn,
             },
             description="stepdag REST API",
         )
+
+    def _rate_environment(self) -> dict[str, str]:
+        if self.auth.tenant_rate is None:
+            return {}
+        rate, burst = self.auth.tenant_rate
+        return {c.ENV_TENANT_RATE: f"{rate:g}", c.ENV_TENANT_BURST: str(burst)}
 
     def _acknowledge(
         self,

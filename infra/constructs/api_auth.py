@@ -45,6 +45,7 @@ class ApiAuth:
     user_pool_arn: str | None = None
     oidc: Oidc | None = None
     tenancy: Tenancy = Tenancy.SINGLE
+    tenant_rate: tuple[float, int] | None = None  # (requests per second, burst)
 
     @property
     def token_auth(self) -> bool:
@@ -75,7 +76,31 @@ def api_auth(node: Node) -> ApiAuth:
             f"{c.CTX_API_TENANCY}=multi needs a token authorizer ({c.CTX_API_USER_POOL_ARN} "
             f"or {c.CTX_API_OIDC_ISSUER}): IAM callers carry no tenant, so all would be refused"
         )
-    return ApiAuth(user_pool_arn=pool, oidc=oidc, tenancy=Tenancy(mode))
+    tenancy = Tenancy(mode)
+    return ApiAuth(
+        user_pool_arn=pool, oidc=oidc, tenancy=tenancy, tenant_rate=_tenant_rate(node, tenancy)
+    )
+
+
+def _tenant_rate(node: Node, tenancy: Tenancy) -> tuple[float, int] | None:
+    """Each tenant's token bucket: on by default in multi-tenant mode, off with IAM (the
+    stage throttle is the limit there); ``stepdag:apiTenantRatePerSecond=0`` turns it off."""
+    rate_text, burst_text = _text(node, c.CTX_API_TENANT_RATE), _text(node, c.CTX_API_TENANT_BURST)
+    if not rate_text and tenancy is not Tenancy.MULTI:
+        return None
+    try:
+        rate = float(rate_text or c.DEFAULT_TENANT_RATE_PER_S)
+        burst = int(burst_text or c.DEFAULT_TENANT_BURST)
+    except ValueError:
+        raise ValueError(
+            f"{c.CTX_API_TENANT_RATE} (a number) and {c.CTX_API_TENANT_BURST} (an integer): "
+            f"not {rate_text!r}, {burst_text!r}"
+        ) from None
+    if rate == 0:
+        return None
+    if rate < 0 or burst < 1:
+        raise ValueError(f"{c.CTX_API_TENANT_RATE} > 0 (0: off) and {c.CTX_API_TENANT_BURST} >= 1")
+    return rate, burst
 
 
 def _oidc(node: Node) -> Oidc | None:

@@ -45,6 +45,7 @@ def test_the_pagination_key_is_generated_at_deploy(synth: Synthesized) -> None:
     env = _env(synth, c.API_HANDLER)
     assert env[contract.ENV_PAGINATION_SECRET] == {"Ref": key_id}
     assert env[contract.ENV_TENANCY] == "single"  # IAM: callers carry no tenant
+    assert contract.ENV_TENANT_RATE not in env  # the stage throttle is the limit
 
 
 def test_only_the_api_role_may_read_the_pagination_key(synth: Synthesized) -> None:
@@ -84,7 +85,11 @@ def test_the_oidc_authorizer_guards_every_method(oidc: Synthesized) -> None:
     assert env[contract.ENV_OIDC_JWKS_URL].startswith("https://")
     assert env[contract.ENV_OIDC_TENANT_CLAIM] == "https://stepdag/tenant"
     assert env[contract.ENV_OIDC_ROLES_CLAIM] == "roles"
-    assert _env(oidc, c.API_HANDLER)[contract.ENV_TENANCY] == "multi"
+    api_env = _env(oidc, c.API_HANDLER)
+    assert api_env[contract.ENV_TENANCY] == "multi"
+    # Multi-tenant: each tenant's token bucket is on by default.
+    assert api_env[contract.ENV_TENANT_RATE] == str(c.DEFAULT_TENANT_RATE_PER_S)
+    assert api_env[contract.ENV_TENANT_BURST] == str(c.DEFAULT_TENANT_BURST)
 
 
 def test_the_oidc_authorizer_role_touches_no_data(oidc: Synthesized) -> None:
@@ -106,6 +111,24 @@ def test_the_oidc_stack_passes_cdk_nag_and_cfn_lint(oidc: Synthesized) -> None:
     assert lint_template(oidc.template_path) == []
     names = {a["Properties"]["AlarmName"] for a in oidc.of_type("AWS::CloudWatch::Alarm").values()}
     assert any("ApiAuthorizer" in n for n in names)  # its errors and throttles are alarmed
+
+
+def _rate(context: dict[str, Any]) -> tuple[float, int] | None:
+    app = App(context=context)
+    return api_auth(Stack(app, "S").node).tenant_rate
+
+
+def test_tenant_rate_limits_default_on_in_multi_tenant_mode() -> None:
+    assert _rate({}) is None
+    assert _rate({c.CTX_API_TENANT_RATE: "5", c.CTX_API_TENANT_BURST: "7"}) == (5.0, 7)
+    assert _rate({c.CTX_API_USER_POOL_ARN: USER_POOL}) == (
+        c.DEFAULT_TENANT_RATE_PER_S,
+        c.DEFAULT_TENANT_BURST,
+    )
+    assert _rate({c.CTX_API_USER_POOL_ARN: USER_POOL, c.CTX_API_TENANT_RATE: "0"}) is None
+    for bad in ({c.CTX_API_TENANT_RATE: "fast"}, {c.CTX_API_TENANT_RATE: "-1"}):
+        with pytest.raises(ValueError, match=c.CTX_API_TENANT_RATE):
+            _rate(bad)
 
 
 def _mode(context: dict[str, Any]) -> str:

@@ -325,10 +325,11 @@ def aws_client(
 
         session = boto3.session.Session(region_name=config.region)
     # `executions list --next-token` reads a token the previous invocation signed: the
-    # home's key (runtime/pagination.py), not the per-process default.
+    # home's key (runtime/pagination.py) when there is a home -- the aws target creates
+    # no local state, so without one tokens are valid within this process only.
     from stepdag.runtime.pagination import home_key
 
-    key = None if home is None else home_key(home)
+    key = home_key(home) if home is not None and home.is_dir() else None
     store = DynamoDbStore(
         config.table, bucket=config.bucket, boto3_session=session, pagination_key=key
     )
