@@ -103,7 +103,9 @@ def principal(event: dict[str, Any]) -> Principal:
 
 
 def _principal(tenant: Any, roles: Any) -> Principal:
-    text = str(tenant).strip() if tenant is not None else ""
+    # A tenant is a string (or a number claim); an empty one, a list or an object is none.
+    plain = isinstance(tenant, str | int) and not isinstance(tenant, bool)
+    text = str(tenant).strip() if plain else ""
     return Principal(
         tenant=text or None,  # an empty tenant is no tenant, never a tenant named ""
         roles=frozenset(r.lower() for r in _as_list(roles)),

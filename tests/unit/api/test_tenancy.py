@@ -39,10 +39,18 @@ def every_route(client: Client, eid: str, **who: Any) -> dict[str, int]:
         {"claims": cognito(None, "admin")},
         {"claims": cognito("", "admin")},
         {"claims": cognito("   ", "admin")},
+        {"claims": {"custom:tenant": ["acme", "globex"], "cognito:groups": "admin"}},
         {"authorizer": {"principalId": "u1", "tenant": "", "roles": "admin"}},
         {},  # no authorizer at all: never trusted in multi-tenant mode
     ],
-    ids=["no-tenant", "empty-tenant", "blank-tenant", "lambda-authorizer-empty", "anonymous"],
+    ids=[
+        "no-tenant",
+        "empty-tenant",
+        "blank-tenant",
+        "list-tenant",
+        "lambda-authorizer-empty",
+        "anonymous",
+    ],
 )
 def test_multi_tenant_refuses_a_caller_without_tenant_on_every_route(
     multi_client: Client, who: dict[str, Any]
