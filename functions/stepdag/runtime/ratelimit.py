@@ -94,14 +94,18 @@ class MemoryRateLimiter:
             return decision
 
 
+_ATTEMPTS = 3
+
+
 class DynamoDbRateLimiter:
     """GCRA in the execution table (item ``PK = RATE#<key>``, ``SK = RATE``), one or two
     conditional ``UpdateItem`` calls per request and never a read:
 
     1. busy bucket: ``tat += T`` if ``now < tat <= now + tau - T`` -- allowed;
     2. idle bucket (or no item): ``tat = now + T`` if ``tat <= now`` or absent -- allowed;
-    3. both conditions false: ``tat > now + tau - T`` -- refused, the wait from the ``tat``
-       the failed condition returns.
+    3. the busy condition false with ``tat > now``: ``tat > now + tau - T`` -- refused,
+       the wait from the ``tat`` the failed condition returns; the idle condition false
+       (another request wrote first): back to 1.
 
     The item expires (TTL) once the bucket is full again, so idle tenants cost nothing.
     """
@@ -124,28 +128,31 @@ class DynamoDbRateLimiter:
         item_key = {PK: {"S": f"RATE#{key}"}, SK: {"S": "RATE"}}
         interval = self.limit.interval
         with aws_errors("rate limit"):
-            busy, tat = self._update(
-                item_key,
-                "SET tat = tat + :t, #ttl = :ttl",
-                "tat > :now AND tat <= :edge",
-                {":t": interval, ":now": now, ":edge": now + self.limit.tolerance - interval},
-                now,
-            )
-            if busy and tat is not None:
-                return _allowed(self.limit, tat, now)
-            if tat is not None and tat > now:  # the bucket has no room: refused
-                return decide(self.limit, tat, now)[0]
-            idle, tat = self._update(
-                item_key,
-                "SET tat = :new, #ttl = :ttl",
-                "attribute_not_exists(tat) OR tat <= :now",
-                {":new": now + interval, ":now": now},
-                now,
-            )
-        if idle and tat is not None:
-            return _allowed(self.limit, tat, now)
-        # Another request filled the idle bucket between our two calls: judge by its tat.
-        return decide(self.limit, tat, now)[0]
+            for _ in range(_ATTEMPTS):
+                busy, tat = self._update(
+                    item_key,
+                    "SET tat = tat + :t, #ttl = :ttl",
+                    "tat > :now AND tat <= :edge",
+                    {":t": interval, ":now": now, ":edge": now + self.limit.tolerance - interval},
+                    now,
+                )
+                if busy and tat is not None:
+                    return _allowed(self.limit, tat, now)
+                if tat is not None and tat > now:  # the bucket has no room: refused
+                    return decide(self.limit, tat, now)[0]
+                idle, tat = self._update(
+                    item_key,
+                    "SET tat = :new, #ttl = :ttl",
+                    "attribute_not_exists(tat) OR tat <= :now",
+                    {":new": now + interval, ":now": now},
+                    now,
+                )
+                if idle and tat is not None:
+                    return _allowed(self.limit, tat, now)
+                # Another request found the bucket idle between our two calls and wrote
+                # first: nothing was taken, so try the busy path again.
+        # Only under a storm of such interleavings: refuse rather than over-admit.
+        return Decision(False, 0, math.ceil(self.limit.tolerance), 1, self.limit)
 
     def _update(
         self,
