@@ -198,6 +198,31 @@ CTX_API_USER_POOL_ARN: Final = "stepdag:apiUserPoolArn"
 # Optional comma-separated origins allowed to call the API from a browser (CORS), e.g. the
 # console exported with `stepdag console export` and hosted on S3/CloudFront.
 CTX_API_CORS_ORIGINS: Final = "stepdag:apiCorsOrigins"
+# Optional OIDC authorizer (any issuer): a TOKEN Lambda authorizer verifying RS256 JWTs.
+CTX_API_OIDC_ISSUER: Final = "stepdag:apiOidcIssuer"
+CTX_API_OIDC_AUDIENCE: Final = "stepdag:apiOidcAudience"  # comma-separated
+CTX_API_OIDC_JWKS_URL: Final = "stepdag:apiOidcJwksUrl"
+CTX_API_OIDC_TENANT_CLAIM: Final = "stepdag:apiOidcTenantClaim"  # default "tenant"
+CTX_API_OIDC_ROLES_CLAIM: Final = "stepdag:apiOidcRolesClaim"  # default "roles"
+# single | multi (default: multi behind a token authorizer, single with IAM).
+CTX_API_TENANCY: Final = "stepdag:apiTenancy"
+ENV_TENANCY: Final = contract.ENV_TENANCY
+# Per-tenant token bucket in the table (on by default in multi-tenant mode; rate 0: off).
+CTX_API_TENANT_RATE: Final = "stepdag:apiTenantRatePerSecond"
+CTX_API_TENANT_BURST: Final = "stepdag:apiTenantBurst"
+DEFAULT_TENANT_RATE_PER_S: Final = 10
+DEFAULT_TENANT_BURST: Final = 50
+ENV_TENANT_RATE: Final = contract.ENV_TENANT_RATE
+ENV_TENANT_BURST: Final = contract.ENV_TENANT_BURST
+ENV_PAGINATION_SECRET: Final = contract.ENV_PAGINATION_SECRET
+PAGINATION_KEY_ID: Final = "PaginationKey"
+PAGINATION_KEY_LENGTH: Final = 64  # characters of [A-Za-z0-9]: ~380 bits
+AUTHORIZER_ID: Final = "OidcAuthorizer"
+AUTHORIZER_HANDLER: Final = "stepdag.handlers.authorizer.handler"
+AUTHORIZER_MEMORY_MB: Final = 256
+AUTHORIZER_TIMEOUT_S: Final = 10
+AUTHORIZER_SERVICE_NAME: Final = "stepdag-authorizer"
+AUTHORIZER_CACHE_TTL_S: Final = 300
 ENV_CORS_ORIGINS: Final = contract.ENV_CORS_ORIGINS
 OUTPUT_API_URL: Final = "ApiUrl"
 

@@ -13,7 +13,8 @@ from constructs import Construct
 from infra import constants as c
 from infra.bundling import node_runner_code
 from infra.constructs import alarms
-from infra.constructs.api import StepdagApi, api_cors_origins, api_enabled, api_user_pool_arn
+from infra.constructs.api import StepdagApi, api_cors_origins, api_enabled
+from infra.constructs.api_auth import api_auth
 from infra.constructs.functions import NodeRunnerFunctions, function_id
 from infra.constructs.observability import StepdagObservability, rollback_alarm_names
 from infra.constructs.rollout import FunctionRollouts
@@ -131,7 +132,7 @@ class StepdagStack(Stack):
                 workflows=self.workflows,
                 log_level=settings.log_level,
                 retain_data=settings.retain_data,
-                user_pool_arn=api_user_pool_arn(self.node),
+                auth=api_auth(self.node),
                 cors_origins=api_cors_origins(self.node),
             )
             CfnOutput(self, c.OUTPUT_API_URL, value=self.api.rest_api.url)
@@ -140,6 +141,10 @@ class StepdagStack(Stack):
             self.observability.add_function(
                 alarms.API_FUNCTION_NAME, self.api.function, error_rate=False
             )
+            if self.api.oidc is not None:  # a refused token is a 401 answer, not an error
+                self.observability.add_function(
+                    alarms.AUTHORIZER_FUNCTION_NAME, self.api.oidc.function, error_rate=False
+                )
         self.rollouts = self._function_rollouts(settings)
         # Triggers after the API: with its hook routes, rules start runs through
         # POST /v1/hooks/<workflow>/events (the event id names the execution).

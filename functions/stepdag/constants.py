@@ -78,6 +78,9 @@ ORIGIN_PATTERN: Final = r"^https?://[A-Za-z0-9.-]+(?::\d{1,5})?$"
 # --- Where runs start: a workflow's state machine (or its version/alias) ARN
 # Checked by the API Lambda's settings (``STEPDAG_STATE_MACHINES``) and by the CLI's
 # ``--remote aws`` reading the same variable, so the two accept the same values.
+SECRET_ARN_PATTERN: Final = (
+    r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$"
+)
 STATE_MACHINE_ARN_PATTERN: Final = (
     r"^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}"
     r"(?::[A-Za-z0-9_-]{1,80})?$"
@@ -104,6 +107,15 @@ ENV_WORKFLOW_MODULES: Final = "STEPDAG_WORKFLOW_MODULES"  # JSON {workflow: "mod
 ENV_WORKFLOWS_DIR: Final = "STEPDAG_WORKFLOWS_DIR"
 ENV_STATE_MACHINES: Final = "STEPDAG_STATE_MACHINES"  # JSON {workflow: alias ARN}
 ENV_CORS_ORIGINS: Final = "STEPDAG_CORS_ORIGINS"
+ENV_TENANCY: Final = "STEPDAG_TENANCY"  # API: "multi" refuses callers without a tenant
+ENV_PAGINATION_SECRET: Final = "STEPDAG_PAGINATION_SECRET_ARN"  # API: the token-signing key
+ENV_TENANT_RATE: Final = "STEPDAG_TENANT_RATE_PER_S"  # API: per-tenant requests/s (with burst)
+ENV_TENANT_BURST: Final = "STEPDAG_TENANT_BURST"  # API: per-tenant bucket size
+ENV_OIDC_ISSUER: Final = "STEPDAG_OIDC_ISSUER"  # OIDC authorizer: the token's `iss`
+ENV_OIDC_AUDIENCE: Final = "STEPDAG_OIDC_AUDIENCE"  # the token's `aud` (one of)
+ENV_OIDC_JWKS_URL: Final = "STEPDAG_OIDC_JWKS_URL"  # the issuer's keys (https)
+ENV_OIDC_TENANT_CLAIM: Final = "STEPDAG_OIDC_TENANT_CLAIM"  # default "tenant"
+ENV_OIDC_ROLES_CLAIM: Final = "STEPDAG_OIDC_ROLES_CLAIM"  # default "roles"
 ENV_LOG_GROUPS: Final = "STEPDAG_LOG_GROUPS"  # CLI only: comma-separated node-runner log groups
 ENV_POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
 ENV_POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"

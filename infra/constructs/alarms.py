@@ -41,6 +41,7 @@ RUNBOOK = "docs/runbooks.md"
 # dashboard (node runners go by their size key: NodeRunner, NodeRunner1024mb60s, ...).
 API_FUNCTION_NAME = "ApiFunction"
 STATUS_FUNCTION_NAME = "StatusRecorder"
+AUTHORIZER_FUNCTION_NAME = "ApiAuthorizer"
 
 # Alarm kinds (docs/runbooks.md section headings).
 ALARM_API_SERVER_ERRORS = "ApiServerErrors"

@@ -1,8 +1,12 @@
 """``StepdagApi``: the REST API (API Gateway, Lambda proxy) in front of the API function.
 
-* Every method requires AWS_IAM (SigV4) by default; with the ``stepdag:apiUserPoolArn``
-  context flag, a Cognito user pool authorizer instead (its claims carry tenant and roles,
-  see ``stepdag.api.auth``).  An IAM caller is trusted: every role, no tenant.
+* Every method requires AWS_IAM (SigV4) by default; with ``stepdag:apiUserPoolArn`` a
+  Cognito user pool authorizer instead, with ``stepdag:apiOidcIssuer`` (+ audience, JWKS)
+  the OIDC TOKEN authorizer (``api_auth.py``); their claims carry tenant and roles (see
+  ``stepdag.api.auth``), and the API refuses callers without a tenant (multi-tenant
+  mode).  An IAM caller is trusted: every role, no tenant.
+* Pagination tokens are signed with a key generated at deploy (Secrets Manager), which
+  only the API function's role may read.
 * Stage throttling, gzip from ``API_MIN_COMPRESSION_BYTES``, JSON access logs, execution
   logging (ERROR) and X-Ray on the stage.
 * The function runs ``stepdag.handlers.api.handler`` from the node runner's code asset,
@@ -16,15 +20,17 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Duration, RemovalPolicy, Size, Stack
+from aws_cdk import Aspects, Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct, Node
 
 from infra import constants as c
+from infra.constructs.api_auth import ApiAuth, OidcAuthorizer, TenantAttributeGuard
 from infra.constructs.functions import (
     acknowledge_storage_grants,
     function_role,
@@ -60,16 +66,6 @@ def api_enabled(node: Node) -> bool:
     raise ValueError(f"{c.CTX_API_ENABLED}: expected a boolean, got {value!r}")
 
 
-def api_user_pool_arn(node: Node) -> str | None:
-    value = node.try_get_context(c.CTX_API_USER_POOL_ARN)
-    if not value:
-        return None
-    text = str(value)
-    if not text.startswith("arn:") or ":userpool/" not in text:
-        raise ValueError(f"{c.CTX_API_USER_POOL_ARN}: not a Cognito user pool ARN: {text!r}")
-    return text
-
-
 def api_cors_origins(node: Node) -> tuple[str, ...]:
     """The ``stepdag:apiCorsOrigins`` context flag: exact origins, comma-separated."""
     value = node.try_get_context(c.CTX_API_CORS_ORIGINS)
@@ -97,26 +93,54 @@ class StepdagApi(Construct):
         workflows: Mapping[str, StepdagWorkflow],
         log_level: str = "INFO",
         retain_data: bool = True,
-        user_pool_arn: str | None = None,
+        auth: ApiAuth | None = None,
         cors_origins: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         removal = RemovalPolicy.RETAIN if retain_data else RemovalPolicy.DESTROY
         self.cors_origins = tuple(cors_origins)
+        self.auth = auth = auth or ApiAuth()
+        # The tenant claim is only as good as the app clients that cannot write it.
+        Aspects.of(self.node.root).add(TenantAttributeGuard())
+        self.pagination_key = secretsmanager.Secret(
+            self,
+            c.PAGINATION_KEY_ID,
+            description="stepdag API: HMAC key signing pagination tokens (generated at deploy)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=c.PAGINATION_KEY_LENGTH,
+                exclude_punctuation=True,
+                include_space=False,
+            ),
+        )
         self.function = self._function(code, storage, workflows, log_level, removal)
 
         access_logs = logs.LogGroup(
             self, "AccessLogs", retention=logs.RetentionDays.THREE_MONTHS, removal_policy=removal
         )
         self.authorizer: apigw.IAuthorizer | None = None
+        self.oidc: OidcAuthorizer | None = None
         method_options = apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM)
-        if user_pool_arn:
-            pool = cognito.UserPool.from_user_pool_arn(self, "UserPool", user_pool_arn)
+        if auth.user_pool_arn:
+            pool = cognito.UserPool.from_user_pool_arn(self, "UserPool", auth.user_pool_arn)
             self.authorizer = apigw.CognitoUserPoolsAuthorizer(
                 self, "Authorizer", cognito_user_pools=[pool]
             )
             method_options = apigw.MethodOptions(
                 authorization_type=apigw.AuthorizationType.COGNITO, authorizer=self.authorizer
+            )
+        elif auth.oidc:
+            self.oidc = OidcAuthorizer(
+                self,
+                c.AUTHORIZER_ID,
+                oidc=auth.oidc,
+                code=code,
+                storage=storage,
+                log_level=log_level,
+                removal=removal,
+            )
+            self.authorizer = self.oidc.authorizer
+            method_options = apigw.MethodOptions(
+                authorization_type=apigw.AuthorizationType.CUSTOM, authorizer=self.authorizer
             )
         self.rest_api = apigw.RestApi(
             self,
@@ -174,7 +198,7 @@ class StepdagApi(Construct):
             self._cors(proxy)
         # Webhook starts without the Lambda (IAM only: the gateway checks no roles/tenants).
         self.hooks: StepdagHooks | None = None
-        if not user_pool_arn:
+        if not auth.token_auth:
             self.hooks = StepdagHooks(
                 self,
                 c.HOOKS_ID,
@@ -183,7 +207,7 @@ class StepdagApi(Construct):
                 workflows=workflows,
                 validator=validator,
             )
-        self._acknowledge(storage, workflows, cognito_auth=bool(user_pool_arn))
+        self._acknowledge(storage, workflows)
 
     def _cors(self, proxy: apigw.ProxyResource) -> None:
         """Browsers on ``cors_origins`` may call the API (the console hosted elsewhere).
@@ -235,6 +259,7 @@ class StepdagApi(Construct):
             removal_policy=removal,
         )
         storage.grant_store(self.role, update_executions=True, list_executions=True)
+        self.pagination_key.grant_read(self.role)  # no other role may: it forges tokens
         ordered = [workflows[name] for name in sorted(workflows)]
         if ordered:
             self.role.add_to_policy(
@@ -269,16 +294,23 @@ class StepdagApi(Construct):
                     {n: w.alias_arn for n, w in sorted(workflows.items())}
                 ),
                 **({c.ENV_CORS_ORIGINS: ",".join(self.cors_origins)} if self.cors_origins else {}),
+                c.ENV_TENANCY: self.auth.tenancy.value,
+                **self._rate_environment(),
+                c.ENV_PAGINATION_SECRET: self.pagination_key.secret_arn,
             },
             description="stepdag REST API",
         )
+
+    def _rate_environment(self) -> dict[str, str]:
+        if self.auth.tenant_rate is None:
+            return {}
+        rate, burst = self.auth.tenant_rate
+        return {c.ENV_TENANT_RATE: f"{rate:g}", c.ENV_TENANT_BURST: str(burst)}
 
     def _acknowledge(
         self,
         storage: StepdagStorage,
         workflows: Mapping[str, StepdagWorkflow],
-        *,
-        cognito_auth: bool,
     ) -> None:
         stack = Stack.of(self)
         policy = self.role.node.find_child("DefaultPolicy")
@@ -312,10 +344,17 @@ class StepdagApi(Construct):
                 "API Gateway's account-level logging role: the AWS-managed policy is the "
                 "documented way to let API Gateway write execution logs.",
             )
-        if not cognito_auth:
+        acknowledge(
+            self.pagination_key,
+            "AwsSolutions-SMG4",
+            "An HMAC key for pagination tokens, not a credential: rotating it only invalidates "
+            "open next_token values; replace it by hand (docs/deployment.md) if it leaks.",
+        )
+        if not self.auth.user_pool_arn:
+            how = "an OIDC Lambda authorizer" if self.auth.oidc else "AWS_IAM (SigV4)"
             acknowledge(
                 self.rest_api,
                 "AwsSolutions-COG4",
-                "Methods use AWS_IAM (SigV4) authorization; a Cognito authorizer is opt-in "
-                f"with the {c.CTX_API_USER_POOL_ARN} context flag.",
+                f"Methods use {how} authorization; a Cognito authorizer is opt-in with the "
+                f"{c.CTX_API_USER_POOL_ARN} context flag.",
             )

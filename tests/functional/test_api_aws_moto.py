@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +37,8 @@ REPO = Path(__file__).resolve().parents[2]
 FUNCTION = "stepdag-node-runner"
 TABLE = "stepdag-api-moto"
 BUCKET = "stepdag-api-moto-payloads"
-ACME = {"custom:tenant": "acme", "roles": ["operator"]}
-GLOBEX = {"custom:tenant": "globex", "roles": ["operator"]}
+ACME = {"custom:tenant": "acme", "cognito:groups": ["operator"]}
+GLOBEX = {"custom:tenant": "globex", "cognito:groups": ["operator"]}
 
 
 class CountingClient:
@@ -281,44 +282,83 @@ def _client_error(code: str) -> Exception:
     return ClientError({"Error": {"Code": code, "Message": code}}, "RedriveExecution")
 
 
-def test_the_lambda_handler_serves_the_api_on_step_functions(aws: Aws) -> None:
-    """``stepdag.handlers.api.handler`` built from its environment, as at a cold start."""
-    import importlib
-    import os
-    import sys
-
-    from tests.unit.handlers.support import FakeLambdaContext
-
-    env = {
+def _handler_env(aws: Aws) -> dict[str, str]:
+    secret = boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name=f"pagination-{uuid.uuid4().hex}", SecretString="s" * 64
+    )
+    return {
         "STEPDAG_TABLE_NAME": TABLE,
         "STEPDAG_BUCKET_NAME": BUCKET,
         "STEPDAG_WORKFLOW_MODULES": json.dumps({"etl": "statemachines.etl:wf"}),
         "STEPDAG_STATE_MACHINES": json.dumps({"etl": aws.service._targets["etl"]}),
+        "STEPDAG_PAGINATION_SECRET_ARN": secret["ARN"],
         "POWERTOOLS_SERVICE_NAME": "stepdag-api-test",
     }
+
+
+def _cold_start(env: dict[str, str]) -> Any:
+    """``stepdag.handlers.api`` imported afresh: one new Lambda execution environment."""
+    import importlib
+    import os
+    import sys
+
     sys.modules.pop("stepdag.handlers.api", None)
-    with mock.patch.dict(os.environ, env):
-        module = importlib.import_module("stepdag.handlers.api")
     try:
-        start = event(
-            "POST",
-            "/v1/workflows/etl/executions",
-            body={"input": example_input()},
-            headers={"Idempotency-Key": "via-handler"},
-        )
-        start["requestContext"]["requestId"] = "req-123"
-        raw = module.handler(start, FakeLambdaContext())
-        assert raw["statusCode"] == 201, raw
-        execution_id = _body(raw)["id"]
-        # Powertools' correlation id is API Gateway's request id.
-        assert module.logger.get_correlation_id() == "req-123"
-        assert aws.wait(execution_id) == "SUCCEEDED"
-        got = module.handler(event("GET", f"/v1/executions/{execution_id}"), FakeLambdaContext())
-        assert json.loads(got["body"])["status"] == "SUCCEEDED"
-        listed = module.handler(event("GET", "/v1/workflows"), FakeLambdaContext())
-        assert [w["name"] for w in json.loads(listed["body"])["items"]] == ["etl"]
+        with mock.patch.dict(os.environ, env):
+            return importlib.import_module("stepdag.handlers.api")
     finally:
         sys.modules.pop("stepdag.handlers.api", None)
+
+
+def test_the_api_function_signs_page_tokens_with_the_stacks_secret(aws: Aws) -> None:
+    from stepdag.handlers.settings import SettingsError
+    from stepdag.runtime.records import make_page_token
+    from tests.unit.handlers.support import FakeLambdaContext
+
+    env = _handler_env(aws)
+    with pytest.raises(SettingsError, match="STEPDAG_PAGINATION_SECRET_ARN is required"):
+        _cold_start({k: v for k, v in env.items() if k != "STEPDAG_PAGINATION_SECRET_ARN"})
+    for i in range(3):
+        aws.client.start(headers={"Idempotency-Key": f"page-{i}"})
+    one, other = _cold_start(env), _cold_start(env)  # two instances behind one API
+    first = one.handler(event("GET", "/v1/executions", query={"limit": "1"}), FakeLambdaContext())
+    token = _body(first)["next_token"]
+    assert token
+    second = other.handler(
+        event("GET", "/v1/executions", query={"limit": "1", "next_token": token}),
+        FakeLambdaContext(),
+    )
+    assert second["statusCode"] == 200, second
+    assert _body(second)["items"] != _body(first)["items"]
+    forged = make_page_token({"index": "x"}, [None, None, None], b"stepdag/pagination/v1")
+    refused = other.handler(
+        event("GET", "/v1/executions", query={"next_token": forged}), FakeLambdaContext()
+    )
+    assert refused["statusCode"] == 400 and _body(refused)["field"] == "next_token"
+
+
+def test_the_lambda_handler_serves_the_api_on_step_functions(aws: Aws) -> None:
+    """``stepdag.handlers.api.handler`` built from its environment, as at a cold start."""
+    from tests.unit.handlers.support import FakeLambdaContext
+
+    module = _cold_start(_handler_env(aws))
+    start = event(
+        "POST",
+        "/v1/workflows/etl/executions",
+        body={"input": example_input()},
+        headers={"Idempotency-Key": "via-handler"},
+    )
+    start["requestContext"]["requestId"] = "req-123"
+    raw = module.handler(start, FakeLambdaContext())
+    assert raw["statusCode"] == 201, raw
+    execution_id = _body(raw)["id"]
+    # Powertools' correlation id is API Gateway's request id.
+    assert module.logger.get_correlation_id() == "req-123"
+    assert aws.wait(execution_id) == "SUCCEEDED"
+    got = module.handler(event("GET", f"/v1/executions/{execution_id}"), FakeLambdaContext())
+    assert json.loads(got["body"])["status"] == "SUCCEEDED"
+    listed = module.handler(event("GET", "/v1/workflows"), FakeLambdaContext())
+    assert [w["name"] for w in json.loads(listed["body"])["items"]] == ["etl"]
 
 
 def _body(raw: dict[str, Any]) -> Any:
@@ -376,3 +416,37 @@ def test_a_read_is_served_when_recording_the_final_status_fails(
     assert got.status == 200, got.body
     assert got.body["status"] == "RUNNING"
     assert aws.client.get(f"/v1/executions/{execution_id}").body["status"] == "SUCCEEDED"
+
+
+def test_the_api_function_in_multi_tenant_mode_refuses_callers_without_tenant(aws: Aws) -> None:
+    from tests.unit.handlers.support import FakeLambdaContext
+
+    module = _cold_start({**_handler_env(aws), "STEPDAG_TENANCY": "multi"})
+    no_tenant = {"cognito:groups": ["admin"]}
+    for method, path in (("GET", "/v1/executions"), ("POST", "/v1/workflows/etl/executions")):
+        body = {"input": example_input()} if method == "POST" else None
+        raw = module.handler(event(method, path, body=body, claims=no_tenant), FakeLambdaContext())
+        assert raw["statusCode"] == 403, raw
+    listed = module.handler(event("GET", "/v1/executions", claims=ACME), FakeLambdaContext())
+    assert listed["statusCode"] == 200
+
+
+def test_the_api_function_limits_each_tenant_through_the_table(aws: Aws) -> None:
+    from tests.unit.handlers.support import FakeLambdaContext
+
+    env = {**_handler_env(aws), "STEPDAG_TENANT_RATE_PER_S": "0.01", "STEPDAG_TENANT_BURST": "2"}
+    one, other = _cold_start(env), _cold_start(env)  # two instances, one bucket per tenant
+    statuses = [
+        (one if i % 2 else other).handler(
+            event("GET", "/v1/executions", claims=ACME), FakeLambdaContext()
+        )
+        for i in range(3)
+    ]
+    assert [s["statusCode"] for s in statuses] == [200, 200, 429]
+    refused = statuses[-1]
+    headers = {**(refused.get("multiValueHeaders") or {}), **(refused.get("headers") or {})}
+    retry = headers["Retry-After"]
+    assert int(retry[0] if isinstance(retry, list) else retry) == 100  # one token per 100 s
+    assert _body(refused)["code"] == "rate_limited"
+    globex = one.handler(event("GET", "/v1/executions", claims=GLOBEX), FakeLambdaContext())
+    assert globex["statusCode"] == 200

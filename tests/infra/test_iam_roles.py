@@ -45,6 +45,8 @@ def _by_resource_kind(synth: Synthesized, handler: str) -> dict[str, set[str]]:
             kind = "executions"
         elif "AWS::SQS::Queue" in text or "DeadLetters" in text:
             kind = "dead letters"
+        elif "PaginationKey" in text:
+            kind = "pagination secret"
         elif "Logs" in text:
             kind = "log group"
         else:
@@ -77,6 +79,7 @@ def test_api_role_reads_writes_and_never_deletes(synth: Synthesized) -> None:
             "states:RedriveExecution",
             "states:StopExecution",
         },
+        "pagination secret": {"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"},
     }
 
 

@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.models import Server
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 
-from stepdag.api.auth import Principal, Role, principal
+from stepdag.api.auth import ALL_TENANTS, Principal, Role, Tenancy, principal
 from stepdag.api.errors import (
     BadRequest,
     openapi_errors,
@@ -26,6 +26,7 @@ from stepdag.api.errors import (
     problem_response,
     validation_problem,
 )
+from stepdag.api.limits import rate_limit_middleware
 from stepdag.api.models import (
     NAME_PATTERN,
     Execution,
@@ -44,6 +45,7 @@ from stepdag.api.port import ExecutionService
 from stepdag.constants import CORS_HEADERS, CORS_MAX_AGE_S
 from stepdag.core.errors import StepdagError
 from stepdag.core.status import RunStatus
+from stepdag.runtime.ratelimit import RateLimiter
 
 PREFIX = "/v1"
 TITLE = "stepdag"
@@ -86,16 +88,24 @@ def cors_config(origins: Sequence[str]) -> CORSConfig | None:
 
 
 def build_app(
-    service: ExecutionService, *, cors_origins: Sequence[str] = ()
+    service: ExecutionService,
+    *,
+    cors_origins: Sequence[str] = (),
+    tenancy: Tenancy = Tenancy.SINGLE,
+    rate_limiter: RateLimiter | None = None,
 ) -> APIGatewayRestResolver:
-    """The resolver; ``cors_origins`` lets a console on those origins call it."""
+    """The resolver; ``cors_origins`` lets a console on those origins call it; with
+    ``tenancy=MULTI`` a caller without a tenant is refused on every route but health;
+    ``rate_limiter`` limits each tenant's requests (429, api/limits.py)."""
     app = APIGatewayRestResolver(enable_validation=True, cors=cors_config(cors_origins))
+    if rate_limiter is not None:
+        app.use(middlewares=[rate_limit_middleware(rate_limiter)])
     servers = [Server(url="/")]
     app.enable_swagger(path=f"{PREFIX}/docs", title=TITLE, version=VERSION, servers=servers)
 
     def caller(role: Role) -> Principal:
         who = principal(app.current_event.raw_event)
-        who.require(role)
+        who.require(role, tenancy)
         return who
 
     # ---------------------------------------------------------------- errors
@@ -181,10 +191,22 @@ def build_app(
         status: Annotated[RunStatus | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         next_token: Annotated[str | None, Query(min_length=1, max_length=2048)] = None,
+        tenant: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=128,
+                description=f"another tenant's runs, or {ALL_TENANTS!r} for all (admin only)",
+            ),
+        ] = None,
     ) -> ExecutionPage:
         who = caller(Role.VIEWER)
         page = service.list_executions(
-            workflow=workflow, status=status, tenant=who.tenant, limit=limit, next_token=next_token
+            workflow=workflow,
+            status=status,
+            tenant=who.listing_tenant(tenant),
+            limit=limit,
+            next_token=next_token,
         )
         return ExecutionPage(
             items=[ExecutionSummary.of(r) for r in page.items], next_token=page.next_token

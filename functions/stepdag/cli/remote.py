@@ -309,7 +309,11 @@ def _json_outputs(stack: str, outputs: Mapping[str, str]) -> dict[str, dict[str,
 
 
 def aws_client(
-    config: AwsConfig, workflows: Mapping[str, Dag], *, session: Any = None
+    config: AwsConfig,
+    workflows: Mapping[str, Dag],
+    *,
+    session: Any = None,
+    home: Path | None = None,
 ) -> ServiceClient:
     # Imported here for start-up: boto3 and the Step Functions service load only for
     # the aws target (likewise the engine in local_client, the loader in load_workflows).
@@ -320,7 +324,15 @@ def aws_client(
         import boto3
 
         session = boto3.session.Session(region_name=config.region)
-    store = DynamoDbStore(config.table, bucket=config.bucket, boto3_session=session)
+    # `executions list --next-token` reads a token the previous invocation signed: the
+    # home's key (runtime/pagination.py) when there is a home -- the aws target creates
+    # no local state, so without one tokens are valid within this process only.
+    from stepdag.runtime.pagination import home_key
+
+    key = home_key(home) if home is not None and home.is_dir() else None
+    store = DynamoDbStore(
+        config.table, bucket=config.bucket, boto3_session=session, pagination_key=key
+    )
     # Starts need the local code of a workflow *and* its ARN; reads need neither.
     dags = {n: d for n, d in workflows.items() if n in config.state_machines}
     service = StepFunctionsExecutionService(
@@ -403,7 +415,7 @@ def connect(target: Target, home: Path, workflows: Sequence[Any] | None = None) 
     region = sdk_region(target)
     if remote == "aws":
         dags = {wf.name: wf.build() for wf in loaded()}
-        return aws_client(aws_config(stack=target.stack, region=region), dags)
+        return aws_client(aws_config(stack=target.stack, region=region), dags, home=home)
     if not remote.startswith(("http://", "https://")):
         raise InputValidationError(
             f"--remote must be an API URL (http[s]://…) or 'aws', got {remote!r}"

@@ -1,14 +1,15 @@
 """The API Lambda: ``stepdag.handlers.api.handler`` behind API Gateway (REST, proxy).
 
 Thin like the node runner's: settings are validated at import (cold start); the resolver,
-the DynamoDB store, the workflows and the Step Functions client are built on the first
-request and reused while warm.  Every log line carries API Gateway's request id as its
-correlation id.
+the DynamoDB store, the workflows, the pagination key (the stack's Secrets Manager secret)
+and the Step Functions client are built on the first request and reused while warm.
+Every log line carries API Gateway's request id as its correlation id.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -17,17 +18,48 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from stepdag.handlers.api_settings import ApiSettings, load_api_settings
 from stepdag.handlers.observability import LazyTracer
+from stepdag.handlers.settings import SettingsError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+    from stepdag.runtime.ratelimit import DynamoDbRateLimiter
+
+
+MIN_KEY_CHARS = 32
+
+
+def read_pagination_key(secret_arn: str) -> bytes:
+    """The secret's value: every instance of the function signs tokens with it, so a
+    token one instance hands out is valid on the next request's instance too."""
+    import boto3  # type: ignore[import-untyped]
+    from botocore.config import Config  # type: ignore[import-untyped]
+
+    client = boto3.client(
+        "secretsmanager", config=Config(connect_timeout=3, read_timeout=5, tcp_keepalive=True)
+    )
+    value = str(client.get_secret_value(SecretId=secret_arn).get("SecretString") or "")
+    if len(value) < MIN_KEY_CHARS:
+        raise SettingsError(
+            f"the pagination secret {secret_arn} holds {len(value)} characters; "
+            f"a signing key needs at least {MIN_KEY_CHARS}"
+        )
+    return value.encode()
 
 
 class ApiApp:
     """The resolver over :class:`StepFunctionsExecutionService`, built once, lazily."""
 
-    def __init__(self, settings: ApiSettings, *, tracer: LazyTracer | None = None) -> None:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        *,
+        tracer: LazyTracer | None = None,
+        key_reader: Callable[[str], bytes] = read_pagination_key,
+    ) -> None:
         self.settings = settings
         self.tracer = tracer or LazyTracer(settings.service_name)
+        self.key_reader = key_reader
         self._resolver: APIGatewayRestResolver | None = None
         self._lock = threading.Lock()
 
@@ -44,15 +76,38 @@ class ApiApp:
         from stepdag.handlers.app import dynamodb_store, load_workflows
 
         self.tracer.tracer()  # patches botocore before any client exists
+        arn = self.settings.pagination_secret_arn
+        key = None if arn is None else self.key_reader(arn)
         service = StepFunctionsExecutionService(
-            dynamodb_store(self.settings),
+            dynamodb_store(self.settings, pagination_key=key),
             load_workflows(self.settings),
             self.settings.state_machines,
         )
-        return build_app(service, cors_origins=self.settings.cors_origins)
+        return build_app(
+            service,
+            cors_origins=self.settings.cors_origins,
+            tenancy=self.settings.tenancy,
+            rate_limiter=self._rate_limiter(),
+        )
+
+    def _rate_limiter(self) -> DynamoDbRateLimiter | None:
+        limit = self.settings.rate_limit()
+        if limit is None:
+            return None
+        import boto3
+        from botocore.config import Config
+
+        from stepdag.runtime.ratelimit import DynamoDbRateLimiter
+
+        client = boto3.client(
+            "dynamodb", config=Config(connect_timeout=3, read_timeout=5, tcp_keepalive=True)
+        )
+        return DynamoDbRateLimiter(self.settings.table_name, limit, client=client)
 
 
-settings = load_api_settings()
+# Fail closed at cold start: without the stack's key every instance would sign with its
+# own random one, and a token would break whenever the next request hit another instance.
+settings = load_api_settings(required=("pagination_secret_arn",))
 logger = Logger(service=settings.service_name, level=settings.log_level)
 app = ApiApp(settings)
 

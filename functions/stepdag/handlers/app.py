@@ -28,7 +28,7 @@ StoreFactory = Callable[["Settings"], "ExecutionStore"]
 WorkflowLoader = Callable[["Settings"], "Mapping[str, Dag]"]
 
 
-def dynamodb_store(settings: Settings) -> ExecutionStore:
+def dynamodb_store(settings: Settings, *, pagination_key: bytes | None = None) -> ExecutionStore:
     """The production store: DynamoDB for state, S3 for outputs over the threshold.
 
     The store creates its boto3 clients itself, on its first request (with botocore's
@@ -49,6 +49,7 @@ def dynamodb_store(settings: Settings) -> ExecutionStore:
         if settings.retention_days is None
         else timedelta(days=settings.retention_days),
         boto_config=Config(connect_timeout=3, read_timeout=20, tcp_keepalive=True),
+        pagination_key=pagination_key,
     )
 
 

@@ -78,10 +78,13 @@ def lambda_cause(exc: BaseException) -> str:
 
 
 def default_store(home: Path | str = DEFAULT_HOME) -> ExecutionStore:
+    from stepdag.runtime.pagination import home_key
     from stepdag.runtime.sqlite import SqliteStore
 
     Path(home).mkdir(parents=True, exist_ok=True)
-    return SqliteStore(Path(home) / "stepdag.db")
+    # The home's key: `stepdag executions list --next-token` reads a token another
+    # process (the previous invocation, or `stepdag serve`) signed.
+    return SqliteStore(Path(home) / "stepdag.db", pagination_key=home_key(home))
 
 
 def default_log_sink(store: ExecutionStore) -> LogSink | None:

@@ -19,6 +19,7 @@ and the signed pagination tokens that wrap a backend's listing cursor.
 from __future__ import annotations
 
 import json
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
@@ -43,10 +44,9 @@ from stepdag.runtime.records import (
 NodeDecision: TypeAlias = Callable[[Item | None], Item | None]
 """Given the node's current item (None: absent), the item to write, or None to write nothing."""
 
-# Not a secret: tokens only carry a position in a listing the caller may read anyway,
-# so the MAC exists to detect corrupted or hand-edited tokens.  Pass pagination_key to
-# make them unforgeable too (e.g. one key shared by every Lambda behind an API).
-_DEFAULT_TOKEN_KEY: Final = b"stepdag/pagination/v1"
+# A position in a cursor is a SQLite INTEGER or a DynamoDB string: a larger int in a
+# token is not ours, and would reach the backend as an OverflowError (a 500).
+_CURSOR_INT_RANGE: Final = range(-(2**63), 2**63)
 
 
 class Unset(Enum):
@@ -79,7 +79,11 @@ class StoreBackend(ABC):
         pagination_key: bytes | None = None,
     ) -> None:
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._token_key = pagination_key or _DEFAULT_TOKEN_KEY
+        # Never a constant: a key in the source lets anyone forge tokens.  Without one,
+        # a random key makes tokens valid in this process only; callers that hand tokens
+        # across processes pass a shared one (a per-home key file locally, see
+        # runtime/pagination.py; the stack's secret on AWS).
+        self._token_key = pagination_key or secrets.token_bytes(32)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -240,6 +244,21 @@ class StoreBackend(ABC):
 
     def _read_token(self, token: str, scope: list[str | None]) -> Any:
         try:
-            return read_page_token(token, scope, self._token_key)
+            cursor = read_page_token(token, scope, self._token_key)
         except ValueError as exc:
             raise InvalidPaginationToken(f"next_token is not valid here: {exc}") from None
+        if not _ints_in_range(cursor):
+            raise InvalidPaginationToken("next_token is not valid here: a position out of range")
+        return cursor
+
+
+def _ints_in_range(value: Any) -> bool:
+    if isinstance(value, bool) or value is None or isinstance(value, str | float):
+        return True
+    if isinstance(value, int):
+        return value in _CURSOR_INT_RANGE
+    if isinstance(value, list):
+        return all(_ints_in_range(v) for v in value)
+    if isinstance(value, dict):
+        return all(_ints_in_range(v) for v in value.values())
+    return False

@@ -14,6 +14,7 @@ import pytest
 from moto import mock_aws
 
 from stepdag.api.app import build_app
+from stepdag.api.auth import Tenancy
 from stepdag.api.service import LocalExecutionService
 from stepdag.runtime.dynamodb import DynamoDbStore, create_table
 from stepdag.runtime.sqlite import SqliteStore
@@ -42,10 +43,14 @@ def event(
     query: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
     claims: dict[str, Any] | None = None,
+    authorizer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``claims``: a Cognito authorizer's; ``authorizer``: a Lambda authorizer's context."""
     ctx: dict[str, Any] = {"stage": "test", "path": path, "httpMethod": method}
     if claims is not None:
         ctx["authorizer"] = {"claims": claims}
+    if authorizer is not None:
+        ctx["authorizer"] = authorizer
     return {
         "resource": path,
         "path": path,
@@ -61,9 +66,9 @@ def event(
 
 
 class Client:
-    def __init__(self, service: LocalExecutionService) -> None:
+    def __init__(self, service: LocalExecutionService, **app: Any) -> None:
         self.service = service
-        self.app = build_app(service)
+        self.app = build_app(service, **app)
 
     def call(self, method: str, path: str, **kw: Any) -> Answer:
         raw = self.app.resolve(event(method, path, **kw), None)
@@ -98,11 +103,21 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ExecutionS
         yield DynamoDbStore("stepdag-api-test", client=client)
 
 
-@pytest.fixture
-def client(store: ExecutionStore) -> Iterator[Client]:
+def _client(store: ExecutionStore, **app: Any) -> Iterator[Client]:
     workflows.GATE.clear()
     workflows.FAIL["on"] = True
     service = LocalExecutionService(store, workflows.ALL)
-    yield Client(service)
+    yield Client(service, **app)
     workflows.GATE.set()  # release any run a test left waiting
     service.wait_idle()
+
+
+@pytest.fixture
+def client(store: ExecutionStore) -> Iterator[Client]:
+    yield from _client(store)
+
+
+@pytest.fixture
+def multi_client(store: ExecutionStore) -> Iterator[Client]:
+    """The API in multi-tenant mode, as the stack deploys it behind a token authorizer."""
+    yield from _client(store, tenancy=Tenancy.MULTI)

@@ -169,7 +169,7 @@ def test_redrive_and_rerun(client: Client) -> None:
 # ------------------------------------------------------------------ roles and tenants
 
 
-def claims(tenant: str | None, *roles: str, key: str = "roles") -> dict:
+def claims(tenant: str | None, *roles: str, key: str = "cognito:groups") -> dict:
     out: dict = {"sub": "user"}
     if tenant is not None:
         out["custom:tenant"] = tenant

@@ -18,6 +18,7 @@ WORKFLOWS = ("documents", "etl", "features")
 API_ENV = {
     "STEPDAG_TABLE_NAME": "stepdag-unit",
     "STEPDAG_STATE_MACHINES": json.dumps({wf: ARN.format(wf) for wf in WORKFLOWS}),
+    "STEPDAG_PAGINATION_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:k-1",
     "AWS_DEFAULT_REGION": "us-east-1",
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
@@ -56,6 +57,7 @@ def test_the_api_handlers_first_request_loads_no_interpreter_module() -> None:
         """
         import json, sys
         import stepdag.handlers.api as h
+        h.app.key_reader = lambda arn: b"k" * 32  # no Secrets Manager in a unit test
         h.app.resolver()  # what the first request builds: routes, store, service, workflows
         print(json.dumps(sorted(m for m in sys.modules if m.startswith("stepdag."))))
         """
