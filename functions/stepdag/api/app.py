@@ -9,7 +9,9 @@ exception handlers registered here turn them into problem documents (api/errors.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from functools import partial
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
@@ -17,6 +19,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import Server
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.shared.json_encoder import Encoder
 
 from stepdag.api.auth import Principal, Role, principal
 from stepdag.api.errors import (
@@ -30,6 +33,7 @@ from stepdag.api.models import (
     NAME_PATTERN,
     Execution,
     ExecutionPage,
+    ExecutionState,
     ExecutionSummary,
     Health,
     Node,
@@ -43,6 +47,7 @@ from stepdag.api.models import (
 from stepdag.api.port import ExecutionService
 from stepdag.constants import CORS_HEADERS, CORS_MAX_AGE_S
 from stepdag.core.errors import StepdagError
+from stepdag.core.inputs import loads
 from stepdag.core.status import RunStatus
 
 PREFIX = "/v1"
@@ -89,7 +94,15 @@ def build_app(
     service: ExecutionService, *, cors_origins: Sequence[str] = ()
 ) -> APIGatewayRestResolver:
     """The resolver; ``cors_origins`` lets a console on those origins call it."""
-    app = APIGatewayRestResolver(enable_validation=True, cors=cors_config(cors_origins))
+    app = APIGatewayRestResolver(
+        enable_validation=True,
+        cors=cors_config(cors_origins),
+        # Strict JSON both ways: a body with NaN/Infinity is a 400 (not an input the
+        # store then refuses), nesting too deep for the parser a 400 (not a 500), and no
+        # answer ever carries NaN.
+        json_body_deserializer=partial(loads, what="the request body"),
+        serializer=partial(json.dumps, separators=(",", ":"), cls=Encoder, allow_nan=False),
+    )
     servers = [Server(url="/")]
     app.enable_swagger(path=f"{PREFIX}/docs", title=TITLE, version=VERSION, servers=servers)
 
@@ -159,7 +172,7 @@ def build_app(
         name: WorkflowName,
         body: Annotated[StartExecutionRequest, Body()],
         idempotency_key: IdempotencyKey = None,
-    ) -> Response[Execution]:
+    ) -> Response[ExecutionState]:
         who = caller(Role.OPERATOR)
         run_name = idempotency_key or body.name
         if idempotency_key and body.name and body.name != idempotency_key:
@@ -170,7 +183,7 @@ def build_app(
         return Response(
             status_code=201 if created else 200,
             content_type="application/json",
-            body=Execution.of(rec),
+            body=ExecutionState.of(rec),
         )
 
     # ---------------------------------------------------------------- executions
@@ -214,19 +227,21 @@ def build_app(
     @app.post(
         f"{PREFIX}/executions/<id>/cancel", responses={**_ok(), **_WRITE}, tags=["executions"]
     )
-    def cancel_execution(id: ExecutionRef) -> Execution:
+    def cancel_execution(id: ExecutionRef) -> ExecutionState:
         who = caller(Role.OPERATOR)
-        return Execution.of(service.cancel(id, tenant=who.tenant))
+        return ExecutionState.of(service.cancel(id, tenant=who.tenant))
 
     @app.post(
         f"{PREFIX}/executions/<id>/redrive",
         responses={**_ok(202, "redrive started"), **_WRITE},
         tags=["executions"],
     )
-    def redrive_execution(id: ExecutionRef) -> Response[Execution]:
+    def redrive_execution(id: ExecutionRef) -> Response[ExecutionState]:
         who = caller(Role.OPERATOR)
         rec = service.redrive(id, tenant=who.tenant)
-        return Response(status_code=202, content_type="application/json", body=Execution.of(rec))
+        return Response(
+            status_code=202, content_type="application/json", body=ExecutionState.of(rec)
+        )
 
     @app.post(
         f"{PREFIX}/executions/<id>/rerun",
@@ -237,10 +252,12 @@ def build_app(
         id: ExecutionRef,
         from_: Annotated[str, Query(alias="from", min_length=1, max_length=80)],
         name: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
-    ) -> Response[Execution]:
+    ) -> Response[ExecutionState]:
         who = caller(Role.OPERATOR)
         rec = service.rerun(id, from_, name=name, tenant=who.tenant)
-        return Response(status_code=201, content_type="application/json", body=Execution.of(rec))
+        return Response(
+            status_code=201, content_type="application/json", body=ExecutionState.of(rec)
+        )
 
     return app
 
