@@ -131,7 +131,10 @@ def test_problem_documents_become_clean_errors(runner: CliRunner) -> None:
         (["executions", "show", "ghost"], "no execution with id or name 'ghost' (HTTP 404)"),
         (["run", "nope", "-i", "{}"], "no workflow named 'nope'"),
         (["executions", "list", "--next-token", "garbage"], "HTTP 400"),
-        (["run", "api_demo", "-i", "{}", "--name", "bad name!"], "body name: String should"),
+        # Refused by the CLI before any request: the start rules (stepdag.core.inputs).
+        (["run", "api_demo", "-i", "{}", "--name", "bad name!"], "execution name 'bad name!'"),
+        # Refused by the server: its problem document, as one line.
+        (["rerun", "ghost", "--from", "first", "--name", "bad name!"], "query name: String"),
     ]
     for args, needle in cases:
         res = runner.invoke(app, args)
