@@ -29,16 +29,18 @@ from stepdag.api.errors import (
     problem_response,
     validation_problem,
 )
+from stepdag.api.health import run_checks
 from stepdag.api.models import (
     NAME_PATTERN,
     Execution,
     ExecutionPage,
     ExecutionState,
     ExecutionSummary,
-    Health,
+    Liveness,
     Node,
     NodeList,
     NodeOutput,
+    Readiness,
     StartExecutionRequest,
     WorkflowGraph,
     WorkflowList,
@@ -73,7 +75,7 @@ _READ = openapi_errors(400, 403, 404, 409)
 _WRITE = openapi_errors(400, 403, 404, 409)
 
 
-def _ok(status: int = 200, description: str = "OK") -> dict[int, Any]:
+def _ok(status: int = 200, *, description: str = "OK") -> dict[int, Any]:
     # No "content": Powertools fills in the schema of the handler's return annotation.
     return {status: {"description": description}}
 
@@ -137,9 +139,36 @@ def build_app(
         body = app.get_openapi_json_schema(title=TITLE, version=VERSION, servers=servers)
         return Response(status_code=200, content_type="application/json", body=body)
 
-    @app.get(f"{PREFIX}/health", responses=_ok(), tags=["meta"])
-    def health() -> Health:
-        return Health.model_validate(service.health())
+    # Liveness: no service call, no role (the gateway may leave it unauthenticated).
+    @app.get(
+        f"{PREFIX}/health/live", responses=_ok(description="the process answers"), tags=["meta"]
+    )
+    def health_live() -> Liveness:
+        return Liveness()
+
+    ready_responses: dict[int, Any] = {
+        200: {"description": "every check passed"},
+        503: {
+            "description": "a check failed (each check says why)",
+            "content": {"application/json": {"model": Readiness}},
+        },
+    }
+
+    def readiness() -> Response[Readiness]:
+        checks = run_checks(service.health_checks())
+        ok = all(c.ok for c in checks)
+        body = Readiness(status="ok" if ok else "unavailable", checks=checks, **service.health())
+        return Response(status_code=200 if ok else 503, content_type="application/json", body=body)
+
+    @app.get(f"{PREFIX}/health/ready", responses=ready_responses, tags=["meta"])
+    def health_ready() -> Response[Readiness]:
+        return readiness()
+
+    # Today's route, kept: the readiness answer (its status, workflows and store fields
+    # as before, now from checks that ran).
+    @app.get(f"{PREFIX}/health", responses=ready_responses, tags=["meta"])
+    def health() -> Response[Readiness]:
+        return readiness()
 
     # ---------------------------------------------------------------- workflows
 
@@ -162,8 +191,8 @@ def build_app(
     @app.post(
         f"{PREFIX}/workflows/<name>/executions",
         responses={
-            **_ok(201, "started"),
-            **_ok(200, "a replay of an Idempotency-Key: the existing execution"),
+            **_ok(201, description="started"),
+            **_ok(200, description="a replay of an Idempotency-Key: the existing execution"),
             **_WRITE,
         },
         tags=["executions"],
@@ -233,7 +262,7 @@ def build_app(
 
     @app.post(
         f"{PREFIX}/executions/<id>/redrive",
-        responses={**_ok(202, "redrive started"), **_WRITE},
+        responses={**_ok(202, description="redrive started"), **_WRITE},
         tags=["executions"],
     )
     def redrive_execution(id: ExecutionRef) -> Response[ExecutionState]:
@@ -245,7 +274,7 @@ def build_app(
 
     @app.post(
         f"{PREFIX}/executions/<id>/rerun",
-        responses={**_ok(201, "the new execution, started"), **_WRITE},
+        responses={**_ok(201, description="the new execution, started"), **_WRITE},
         tags=["executions"],
     )
     def rerun_execution(

@@ -210,10 +210,22 @@ class WorkflowGraph(BaseModel):
         )
 
 
-class Health(BaseModel):
-    status: str = "ok"
+class Liveness(BaseModel):
+    status: str = Field(default="ok", description="always ok: the process answers")
+
+
+class HealthCheck(BaseModel):
+    name: str = Field(description="store, stepfunctions (on AWS), settings")
+    ok: bool
+    ms: float = Field(description="how long the check took, in milliseconds")
+    detail: str = Field(description="what the check saw, or why it failed")
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ok when every check passed (200), else unavailable (503)")
     workflows: int
     store: str
+    checks: list[HealthCheck]
 
 
 class FieldError(BaseModel):
