@@ -13,8 +13,12 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, NoReturn
 
 from stepdag.api.models import HealthCheck
+from stepdag.core.errors import StepdagError
+from stepdag.core.model import Dag
+from stepdag.runtime.records import ExecutionRecord, NodeRecord, Page
 
 Check = Callable[[], str]
 """A readiness check: returns what it saw (one short line); raising means it failed."""
@@ -58,4 +62,63 @@ def run_checks(checks: Mapping[str, Check]) -> list[HealthCheck]:
         pool.shutdown(wait=False)  # a hung check finishes (or times out) on its own
 
 
-__all__ = ["CHECK_TIMEOUT_S", "Check", "run_checks"]
+class NotConfigured(StepdagError):
+    """The API could not be built from its configuration (a workflow module that does
+    not import, say): every route but the health probes answers this 503."""
+
+    http_status = 503
+    code = "not_configured"
+
+
+class UnconfiguredService:
+    """The ExecutionService of an API whose real one could not be built: liveness still
+    answers, readiness fails its ``settings`` check with the reason, the rest is 503."""
+
+    def __init__(self, problem: BaseException) -> None:
+        self.problem = _one_line(problem)
+
+    def _refuse(self) -> NoReturn:
+        raise NotConfigured(f"the API is not configured: {self.problem}")
+
+    def workflows(self) -> list[Dag]:
+        self._refuse()
+
+    def workflow(self, name: str) -> tuple[Dag, dict[str, Any]]:
+        self._refuse()
+
+    def start(
+        self, workflow: str, input: Any, *, name: str | None, tenant: str | None
+    ) -> tuple[ExecutionRecord, bool]:
+        self._refuse()
+
+    def get(self, ref: str, *, tenant: str | None) -> ExecutionRecord:
+        self._refuse()
+
+    def list_executions(self, **kwargs: Any) -> Page[ExecutionRecord]:
+        self._refuse()
+
+    def nodes(self, ref: str, *, tenant: str | None) -> tuple[ExecutionRecord, list[NodeRecord]]:
+        self._refuse()
+
+    def node_output(self, ref: str, node: str, *, tenant: str | None) -> tuple[str, Any]:
+        self._refuse()
+
+    def cancel(self, ref: str, *, tenant: str | None) -> ExecutionRecord:
+        self._refuse()
+
+    def redrive(self, ref: str, *, tenant: str | None) -> ExecutionRecord:
+        self._refuse()
+
+    def rerun(
+        self, ref: str, from_node: str, *, name: str | None, tenant: str | None
+    ) -> ExecutionRecord:
+        self._refuse()
+
+    def health(self) -> dict[str, Any]:
+        return {"workflows": 0, "store": "none"}
+
+    def health_checks(self) -> dict[str, Check]:
+        return {"settings": self._refuse}
+
+
+__all__ = ["CHECK_TIMEOUT_S", "Check", "NotConfigured", "UnconfiguredService", "run_checks"]

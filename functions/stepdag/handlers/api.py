@@ -35,8 +35,22 @@ class ApiApp:
         if self._resolver is None:
             with self._lock:
                 if self._resolver is None:
-                    self._resolver = self._build()
+                    try:
+                        self._resolver = self._build()
+                    except Exception as exc:
+                        # Not cached: the next request tries again.  Meanwhile liveness
+                        # answers and readiness says why (a workflow module that fails
+                        # to import, a workflow without a state machine), instead of
+                        # every request failing the Lambda.
+                        logger.exception("the API could not be built")
+                        return self._unconfigured(exc)
         return self._resolver
+
+    def _unconfigured(self, exc: Exception) -> APIGatewayRestResolver:
+        from stepdag.api.app import build_app
+        from stepdag.api.health import UnconfiguredService
+
+        return build_app(UnconfiguredService(exc), cors_origins=self.settings.cors_origins)
 
     def _build(self) -> APIGatewayRestResolver:
         from stepdag.api.app import build_app

@@ -156,3 +156,39 @@ def test_a_check_that_hangs_fails_at_the_deadline(
     assert found["stepfunctions"]["ok"] is False
     assert "no answer within 200 ms" in found["stepfunctions"]["detail"]
     assert found["store"]["ok"] is True
+
+
+def test_an_api_lambda_that_cannot_build_is_live_and_says_why_it_is_not_ready() -> None:
+    """A workflow module that does not import used to fail every request of the API
+    Lambda, the health route included; now liveness answers and readiness names it."""
+    import importlib
+    import json
+    import os
+    import sys
+    from unittest import mock
+
+    from tests.unit.api.conftest import event
+
+    env = {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "STEPDAG_TABLE_NAME": "stepdag-health",
+        "STEPDAG_WORKFLOW_MODULES": json.dumps({"api_demo": "no_such_module_xyz:wf"}),
+        "STEPDAG_STATE_MACHINES": json.dumps({"api_demo": ARN}),
+    }
+    sys.modules.pop("stepdag.handlers.api", None)
+    try:
+        with mock.patch.dict(os.environ, env):
+            module = importlib.import_module("stepdag.handlers.api")
+            resolve = module.app.resolver().resolve
+            live = resolve(event("GET", "/v1/health/live"), None)
+            ready = resolve(event("GET", "/v1/health/ready"), None)
+            listed = resolve(event("GET", "/v1/workflows"), None)
+    finally:
+        sys.modules.pop("stepdag.handlers.api", None)
+    assert live["statusCode"] == 200
+    assert ready["statusCode"] == 503
+    [check] = json.loads(ready["body"])["checks"]
+    assert check["name"] == "settings" and check["ok"] is False
+    assert "no_such_module_xyz" in check["detail"]
+    assert listed["statusCode"] == 503
+    assert json.loads(listed["body"])["code"] == "not_configured"
