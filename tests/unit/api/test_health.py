@@ -174,6 +174,9 @@ def test_an_api_lambda_that_cannot_build_is_live_and_says_why_it_is_not_ready() 
         "STEPDAG_TABLE_NAME": "stepdag-health",
         "STEPDAG_WORKFLOW_MODULES": json.dumps({"api_demo": "no_such_module_xyz:wf"}),
         "STEPDAG_STATE_MACHINES": json.dumps({"api_demo": ARN}),
+        # A service name of its own: Powertools' Logger state is per service name, and
+        # other tests log as the default one.
+        "POWERTOOLS_SERVICE_NAME": "stepdag-api-health-test",
     }
     sys.modules.pop("stepdag.handlers.api", None)
     try:
