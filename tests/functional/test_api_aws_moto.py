@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,7 +197,12 @@ def test_cancel_stops_a_running_execution(aws: Aws) -> None:
     started = aws.client.start("api_gated", headers={"Idempotency-Key": "held"})
     assert started.status == 201
     execution_id = started.body["id"]
+    deadline = time.monotonic() + 60
     while not aws.invocations:  # the node is running (blocked on the gate)
+        # Bounded: a run moto never got to its first Task fails here, not hangs the suite.
+        assert time.monotonic() < deadline, aws.sfn.client.describe_execution(
+            executionArn=execution_id
+        )
         threading.Event().wait(0.01)
     cancelled = aws.client.post(f"/v1/executions/{execution_id}/cancel")
     assert cancelled.status == 200, cancelled.body
