@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -197,7 +198,12 @@ def test_cancel_stops_a_running_execution(aws: Aws) -> None:
     started = aws.client.start("api_gated", headers={"Idempotency-Key": "held"})
     assert started.status == 201
     execution_id = started.body["id"]
+    deadline = time.monotonic() + 60
     while not aws.invocations:  # the node is running (blocked on the gate)
+        # Bounded: a run moto never got to its first Task fails here, not hangs the suite.
+        assert time.monotonic() < deadline, aws.sfn.client.describe_execution(
+            executionArn=execution_id
+        )
         threading.Event().wait(0.01)
     cancelled = aws.client.post(f"/v1/executions/{execution_id}/cancel")
     assert cancelled.status == 200, cancelled.body
@@ -359,11 +365,36 @@ def test_the_lambda_handler_serves_the_api_on_step_functions(aws: Aws) -> None:
     assert json.loads(got["body"])["status"] == "SUCCEEDED"
     listed = module.handler(event("GET", "/v1/workflows"), FakeLambdaContext())
     assert [w["name"] for w in json.loads(listed["body"])["items"]] == ["etl"]
+    live = module.handler(event("GET", "/v1/health/live"), FakeLambdaContext())
+    assert live["statusCode"] == 200 and _body(live) == {"status": "ok"}
+    ready = module.handler(event("GET", "/v1/health/ready"), FakeLambdaContext())
+    assert ready["statusCode"] == 200, ready
+    checks = {c["name"]: c["ok"] for c in _body(ready)["checks"]}
+    assert checks == {"store": True, "stepfunctions": True, "settings": True}
 
 
 def _body(raw: dict[str, Any]) -> Any:
     # A Lambda proxy response body must be JSON text (test_created_responses_are_serialized).
     return json.loads(raw["body"])
+
+
+def test_the_start_rules_refuse_before_the_store_or_step_functions(aws: Aws) -> None:
+    """Over 256 KiB (413), too deep, or a name Step Functions refuses: no record, no
+    StartExecution (it used to store the record, then fail StartExecution)."""
+    path = "/v1/workflows/api_demo/executions"
+    big = aws.client.post(path, body={"input": {"x": 1, "pad": "a" * 300_000}})
+    assert big.status == 413 and big.body["limit"] == 262_144, big.body
+    deep: Any = 1
+    for _ in range(100):
+        deep = [deep]
+    too_deep = aws.client.post(path, body={"input": {"deep": deep}})
+    assert too_deep.status == 400 and too_deep.body["code"] == "input_too_deep"
+    assert aws.client.post(path, body={"input": {"x": 1}, "name": "a b"}).status == 400
+    assert "start_execution" not in aws.counting.calls
+    listed = aws.store.list_executions(
+        workflow=None, status=None, tenant=None, limit=10, next_token=None
+    )
+    assert listed.items == []
 
 
 def test_created_responses_are_serialized(aws: Aws) -> None:

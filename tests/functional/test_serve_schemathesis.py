@@ -65,7 +65,7 @@ def test_serve_conforms_to_its_openapi_document(base_url: str) -> None:
     server_errors = 0
     started = time.monotonic()
     operations = [op.ok() for op in schema.get_all_operations()]
-    assert len(operations) == 11
+    assert len(operations) == 13
     # Valid requests and invalid ones (wrong types, out-of-range values, bad bodies).
     runs = [(op, mode) for op in operations for mode in GenerationMode]
 

@@ -9,7 +9,9 @@ exception handlers registered here turn them into problem documents (api/errors.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from functools import partial
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
@@ -17,6 +19,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import Server
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.shared.json_encoder import Encoder
 
 from stepdag.api.auth import ALL_TENANTS, Principal, Role, Tenancy, principal
 from stepdag.api.errors import (
@@ -26,16 +29,19 @@ from stepdag.api.errors import (
     problem_response,
     validation_problem,
 )
+from stepdag.api.health import run_checks
 from stepdag.api.limits import rate_limit_middleware
 from stepdag.api.models import (
     NAME_PATTERN,
     Execution,
     ExecutionPage,
+    ExecutionState,
     ExecutionSummary,
-    Health,
+    Liveness,
     Node,
     NodeList,
     NodeOutput,
+    Readiness,
     StartExecutionRequest,
     WorkflowGraph,
     WorkflowList,
@@ -44,6 +50,7 @@ from stepdag.api.models import (
 from stepdag.api.port import ExecutionService
 from stepdag.constants import CORS_HEADERS, CORS_MAX_AGE_S
 from stepdag.core.errors import StepdagError
+from stepdag.core.inputs import loads
 from stepdag.core.status import RunStatus
 from stepdag.runtime.ratelimit import RateLimiter
 
@@ -70,7 +77,7 @@ _READ = openapi_errors(400, 403, 404, 409)
 _WRITE = openapi_errors(400, 403, 404, 409)
 
 
-def _ok(status: int = 200, description: str = "OK") -> dict[int, Any]:
+def _ok(status: int = 200, *, description: str = "OK") -> dict[int, Any]:
     # No "content": Powertools fills in the schema of the handler's return annotation.
     return {status: {"description": description}}
 
@@ -97,7 +104,15 @@ def build_app(
     """The resolver; ``cors_origins`` lets a console on those origins call it; with
     ``tenancy=MULTI`` a caller without a tenant is refused on every route but health;
     ``rate_limiter`` limits each tenant's requests (429, api/limits.py)."""
-    app = APIGatewayRestResolver(enable_validation=True, cors=cors_config(cors_origins))
+    app = APIGatewayRestResolver(
+        enable_validation=True,
+        cors=cors_config(cors_origins),
+        # Strict JSON both ways: a body with NaN/Infinity is a 400 (not an input the
+        # store then refuses), nesting too deep for the parser a 400 (not a 500), and no
+        # answer ever carries NaN.
+        json_body_deserializer=partial(loads, what="the request body"),
+        serializer=partial(json.dumps, separators=(",", ":"), cls=Encoder, allow_nan=False),
+    )
     if rate_limiter is not None:
         app.use(middlewares=[rate_limit_middleware(rate_limiter)])
     servers = [Server(url="/")]
@@ -134,9 +149,36 @@ def build_app(
         body = app.get_openapi_json_schema(title=TITLE, version=VERSION, servers=servers)
         return Response(status_code=200, content_type="application/json", body=body)
 
-    @app.get(f"{PREFIX}/health", responses=_ok(), tags=["meta"])
-    def health() -> Health:
-        return Health.model_validate(service.health())
+    # Liveness: no service call, no role (the gateway may leave it unauthenticated).
+    @app.get(
+        f"{PREFIX}/health/live", responses=_ok(description="the process answers"), tags=["meta"]
+    )
+    def health_live() -> Liveness:
+        return Liveness()
+
+    ready_responses: dict[int, Any] = {
+        200: {"description": "every check passed"},
+        503: {
+            "description": "a check failed (each check says why)",
+            "content": {"application/json": {"model": Readiness}},
+        },
+    }
+
+    def readiness() -> Response[Readiness]:
+        checks = run_checks(service.health_checks())
+        ok = all(c.ok for c in checks)
+        body = Readiness(status="ok" if ok else "unavailable", checks=checks, **service.health())
+        return Response(status_code=200 if ok else 503, content_type="application/json", body=body)
+
+    @app.get(f"{PREFIX}/health/ready", responses=ready_responses, tags=["meta"])
+    def health_ready() -> Response[Readiness]:
+        return readiness()
+
+    # Today's route, kept: the readiness answer (its status, workflows and store fields
+    # as before, now from checks that ran).
+    @app.get(f"{PREFIX}/health", responses=ready_responses, tags=["meta"])
+    def health() -> Response[Readiness]:
+        return readiness()
 
     # ---------------------------------------------------------------- workflows
 
@@ -159,8 +201,8 @@ def build_app(
     @app.post(
         f"{PREFIX}/workflows/<name>/executions",
         responses={
-            **_ok(201, "started"),
-            **_ok(200, "a replay of an Idempotency-Key: the existing execution"),
+            **_ok(201, description="started"),
+            **_ok(200, description="a replay of an Idempotency-Key: the existing execution"),
             **_WRITE,
         },
         tags=["executions"],
@@ -169,7 +211,7 @@ def build_app(
         name: WorkflowName,
         body: Annotated[StartExecutionRequest, Body()],
         idempotency_key: IdempotencyKey = None,
-    ) -> Response[Execution]:
+    ) -> Response[ExecutionState]:
         who = caller(Role.OPERATOR)
         run_name = idempotency_key or body.name
         if idempotency_key and body.name and body.name != idempotency_key:
@@ -180,7 +222,7 @@ def build_app(
         return Response(
             status_code=201 if created else 200,
             content_type="application/json",
-            body=Execution.of(rec),
+            body=ExecutionState.of(rec),
         )
 
     # ---------------------------------------------------------------- executions
@@ -236,33 +278,37 @@ def build_app(
     @app.post(
         f"{PREFIX}/executions/<id>/cancel", responses={**_ok(), **_WRITE}, tags=["executions"]
     )
-    def cancel_execution(id: ExecutionRef) -> Execution:
+    def cancel_execution(id: ExecutionRef) -> ExecutionState:
         who = caller(Role.OPERATOR)
-        return Execution.of(service.cancel(id, tenant=who.tenant))
+        return ExecutionState.of(service.cancel(id, tenant=who.tenant))
 
     @app.post(
         f"{PREFIX}/executions/<id>/redrive",
-        responses={**_ok(202, "redrive started"), **_WRITE},
+        responses={**_ok(202, description="redrive started"), **_WRITE},
         tags=["executions"],
     )
-    def redrive_execution(id: ExecutionRef) -> Response[Execution]:
+    def redrive_execution(id: ExecutionRef) -> Response[ExecutionState]:
         who = caller(Role.OPERATOR)
         rec = service.redrive(id, tenant=who.tenant)
-        return Response(status_code=202, content_type="application/json", body=Execution.of(rec))
+        return Response(
+            status_code=202, content_type="application/json", body=ExecutionState.of(rec)
+        )
 
     @app.post(
         f"{PREFIX}/executions/<id>/rerun",
-        responses={**_ok(201, "the new execution, started"), **_WRITE},
+        responses={**_ok(201, description="the new execution, started"), **_WRITE},
         tags=["executions"],
     )
     def rerun_execution(
         id: ExecutionRef,
         from_: Annotated[str, Query(alias="from", min_length=1, max_length=80)],
         name: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
-    ) -> Response[Execution]:
+    ) -> Response[ExecutionState]:
         who = caller(Role.OPERATOR)
         rec = service.rerun(id, from_, name=name, tenant=who.tenant)
-        return Response(status_code=201, content_type="application/json", body=Execution.of(rec))
+        return Response(
+            status_code=201, content_type="application/json", body=ExecutionState.of(rec)
+        )
 
     return app
 

@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from stepdag.api.health import Check
 from stepdag.api.port import StoreReads
 from stepdag.api.status import InvalidStatusEvent, StatusRecorder, observation, state_machine_name
 from stepdag.core.compile import compile_dag
@@ -46,6 +47,9 @@ from stepdag.runtime.stepfunctions import StepFunctionsLauncher, execution_arn
 from stepdag.runtime.store import ExecutionStore
 
 logger = logging.getLogger("stepdag.api.aws")
+
+HEALTH_PROBE = "stepdag-health-probe"
+"""The execution name readiness asks Step Functions about (it need not exist)."""
 
 
 class StepFunctionsExecutionService(StoreReads):
@@ -107,6 +111,32 @@ class StepFunctionsExecutionService(StoreReads):
         self, ref: str, from_node: str, *, name: str | None, tenant: str | None
     ) -> ExecutionRecord:
         return self.executions.rerun(ref, from_node, name=name, tenant=tenant)
+
+    # -------------------------------------------------------------- health
+
+    def health_checks(self) -> dict[str, Check]:
+        checks = super().health_checks()
+        return {"store": checks["store"], "stepfunctions": self._check_stepfunctions, **checks}
+
+    def _check_stepfunctions(self) -> str:
+        """One ``DescribeExecution`` of a name no run has: "does not exist" proves Step
+        Functions answers and this role may read executions, with nothing to clean up."""
+        if not self._targets:
+            raise LookupError("no state machine is configured")
+        workflow, target = min(self._targets.items())
+        try:
+            self._sfn.get().describe_execution(executionArn=execution_arn(target, HEALTH_PROBE))
+        except Exception as exc:
+            if error_code(exc) != "ExecutionDoesNotExist":
+                raise
+        return f"DescribeExecution answered on {workflow!r}'s state machine"
+
+    def _check_settings(self) -> str:
+        loaded = super()._check_settings()
+        orphans = sorted(set(self._targets) - set(self._dags))
+        if orphans:  # a deployed state machine whose workflow this API cannot load
+            raise LookupError(f"state machines of workflows not loaded: {', '.join(orphans)}")
+        return f"{loaded}; each with its state machine"
 
     # -------------------------------------------------------------- freshness
 

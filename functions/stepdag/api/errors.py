@@ -29,7 +29,13 @@ logger = logging.getLogger("stepdag.api")
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 # Core/store errors that are about one request field but do not carry it themselves.
-_FIELD_OF_CODE = {"invalid_pagination_token": "next_token", "invalid_input": "input"}
+_FIELD_OF_CODE = {
+    "invalid_pagination_token": "next_token",
+    "invalid_input": "input",
+    "input_too_large": "input",
+    "input_too_deep": "input",
+    "not_json": "body",  # an API request's input is parsed from the body: NaN fails there
+}
 
 
 # The caller errors the execution lifecycle raises too live in core (BadRequest, Conflict,
@@ -62,6 +68,8 @@ def problem(
     *,
     field: str | None = None,
     errors: Sequence[FieldError] | None = None,
+    size: int | None = None,
+    limit: int | None = None,
 ) -> Response[str]:
     body = Problem(
         type=f"urn:stepdag:problem:{code}",
@@ -71,6 +79,8 @@ def problem(
         code=code,
         field=field,
         errors=list(errors) if errors is not None else None,
+        size=size,
+        limit=limit,
     )
     return Response(
         status_code=status,
@@ -87,7 +97,8 @@ def problem_response(exc: BaseException) -> Response[str]:
             logger.error("request failed: %s", exc, exc_info=exc)
             return problem(status, exc.code, "the request failed; see the service logs")
         field = getattr(exc, "field", None) or _FIELD_OF_CODE.get(exc.code)
-        return problem(status, exc.code, str(exc), field=field)
+        size, limit = getattr(exc, "size", None), getattr(exc, "limit", None)
+        return problem(status, exc.code, str(exc), field=field, size=size, limit=limit)
     if isinstance(exc, UnicodeDecodeError):
         # Powertools decodes the body lazily, inside validation: binary garbage lands here.
         return problem(400, "invalid_body", "the request body is not UTF-8 text", field="body")

@@ -12,16 +12,18 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from stepdag.core.compile import compile_dag
+from stepdag.core.inputs import EXECUTION_NAME_PATTERN, MAX_NAME_LENGTH
 from stepdag.core.model import Dag
 from stepdag.core.render import render_tree
 from stepdag.core.status import NodeStatus, RunStatus
 from stepdag.core.types import describe
 from stepdag.runtime.records import ExecutionRecord, NodeRecord
 
-# Step Functions' execution-name rule (1-80 characters; we accept the URL-safe subset so a
-# name is also a clean path segment and a usable Idempotency-Key).
-NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,80}$"
-ExecutionName = Annotated[str, Field(pattern=NAME_PATTERN, min_length=1, max_length=80)]
+# Step Functions' execution-name rule, as the lifecycle checks it (stepdag.core.inputs).
+NAME_PATTERN = EXECUTION_NAME_PATTERN
+ExecutionName = Annotated[
+    str, Field(pattern=NAME_PATTERN, min_length=1, max_length=MAX_NAME_LENGTH)
+]
 
 
 class StartExecutionRequest(BaseModel):
@@ -33,15 +35,16 @@ class StartExecutionRequest(BaseModel):
     )
 
 
-class Execution(BaseModel):
+class ExecutionState(BaseModel):
+    """An execution without its data: what starts, reruns, redrives and cancels answer,
+    so a write never sends a 256 KiB input (or output) back; ``GET`` has them."""
+
     id: str
     name: str
     workflow: str
     status: RunStatus
     started_at: datetime
     ended_at: datetime | None = None
-    input: Any = None
-    output: Any = None
     error: str | None = None
     cause: str | None = None
     redrive_count: int = 0
@@ -50,23 +53,34 @@ class Execution(BaseModel):
     tenant: str | None = None
 
     @classmethod
+    def of(cls, rec: ExecutionRecord) -> ExecutionState:
+        return cls.model_validate(_state(rec))
+
+
+class Execution(ExecutionState):
+    input: Any = None
+    output: Any = None
+
+    @classmethod
     def of(cls, rec: ExecutionRecord) -> Execution:
-        return cls(
-            id=rec.execution_id,
-            name=rec.name,
-            workflow=rec.workflow,
-            status=rec.status,
-            started_at=rec.started_at,
-            ended_at=rec.ended_at,
-            input=rec.input,
-            output=rec.output,
-            error=rec.error,
-            cause=rec.cause,
-            redrive_count=rec.redrive_count,
-            rerun_of=rec.rerun_of,
-            rerun_from=rec.rerun_from,
-            tenant=rec.tenant,
-        )
+        return cls.model_validate({**_state(rec), "input": rec.input, "output": rec.output})
+
+
+def _state(rec: ExecutionRecord) -> dict[str, Any]:
+    return {
+        "id": rec.execution_id,
+        "name": rec.name,
+        "workflow": rec.workflow,
+        "status": rec.status,
+        "started_at": rec.started_at,
+        "ended_at": rec.ended_at,
+        "error": rec.error,
+        "cause": rec.cause,
+        "redrive_count": rec.redrive_count,
+        "rerun_of": rec.rerun_of,
+        "rerun_from": rec.rerun_from,
+        "tenant": rec.tenant,
+    }
 
 
 class ExecutionSummary(BaseModel):
@@ -196,10 +210,22 @@ class WorkflowGraph(BaseModel):
         )
 
 
-class Health(BaseModel):
-    status: str = "ok"
+class Liveness(BaseModel):
+    status: str = Field(default="ok", description="always ok: the process answers")
+
+
+class HealthCheck(BaseModel):
+    name: str = Field(description="store, stepfunctions (on AWS), settings")
+    ok: bool
+    ms: float = Field(description="how long the check took, in milliseconds")
+    detail: str = Field(description="what the check saw, or why it failed")
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ok when every check passed (200), else unavailable (503)")
     workflows: int
     store: str
+    checks: list[HealthCheck]
 
 
 class FieldError(BaseModel):
@@ -217,4 +243,10 @@ class Problem(BaseModel):
     detail: str
     code: str
     field: str | None = Field(default=None, description="the offending field, when one is")
+    size: int | None = Field(
+        default=None, description="a limit exceeded: the request's measure (input: bytes)"
+    )
+    limit: int | None = Field(
+        default=None, description="a limit exceeded: the limit (input: bytes; depth: levels)"
+    )
     errors: list[FieldError] | None = None

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from stepdag.api.errors import NodeNotFound, NoOutput
+from stepdag.api.health import Check
 from stepdag.core.model import Dag
 from stepdag.core.status import NodeStatus, RunStatus
 from stepdag.runtime.records import ExecutionRecord, NodeKey, NodeRecord, Page
@@ -63,7 +64,13 @@ class ExecutionService(Protocol):
         self, ref: str, from_node: str, *, name: str | None, tenant: str | None
     ) -> ExecutionRecord: ...
 
-    def health(self) -> dict[str, Any]: ...
+    def health(self) -> dict[str, Any]:
+        """What readiness reports besides its checks: ``workflows`` and ``store``."""
+        ...
+
+    def health_checks(self) -> dict[str, Check]:
+        """The readiness checks by name (:mod:`stepdag.api.health`)."""
+        ...
 
 
 class StoreReads:
@@ -113,7 +120,26 @@ class StoreReads:
         return rec.execution_id, found.output
 
     def health(self) -> dict[str, Any]:
-        return {"status": "ok", "workflows": len(self._dags), "store": type(self.store).__name__}
+        return {"workflows": len(self._dags), "store": type(self.store).__name__}
+
+    def health_checks(self) -> dict[str, Check]:
+        return {"store": self._check_store, "settings": self._check_settings}
+
+    def _check_store(self) -> str:
+        """A read through the store, as every route makes (a Query on DynamoDB)."""
+        page = self.store.list_executions(
+            workflow=None, status=None, tenant=None, limit=1, next_token=None
+        )
+        return f"{type(self.store).__name__}: listed {len(page.items)} execution(s)"
+
+    def _check_settings(self) -> str:
+        if not self._dags:
+            raise LookupError("no workflows are loaded: nothing can be started")
+        return f"{_count(len(self._dags), 'workflow')} loaded: {', '.join(sorted(self._dags))}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 __all__ = ["ExecutionService", "StoreReads"]

@@ -108,7 +108,7 @@ class ExecutionHandle:
     def __init__(self, machine: StateMachine, input: Any, **options: Unpack[StartOptions]) -> None:
         name = options.get("name")
         if name is not None:
-            problem = name_problem("execution", name)
+            problem = name_problem("execution name", name)
             if problem is not None:
                 raise ValueError(problem)
         self.clock: Clock = options.get("clock") or RealClock()

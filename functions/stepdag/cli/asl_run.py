@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +12,7 @@ import typer
 from stepdag.cli.app import EXIT_FAILED, EXIT_INVALID
 from stepdag.cli.args import parse_json_arg
 from stepdag.core.errors import InputValidationError, WorkflowLoadError
+from stepdag.core.inputs import NotJson, dumps
 
 
 def asl_run(
@@ -50,11 +50,22 @@ def asl_run(
     except Exception as exc:  # the contract holds even for invalid input
         name = type(exc).__name__
         result = {"status": "INVALID", "output": None, "error": name, "cause": str(exc)}
-        sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+        sys.stdout.write(dumps(result, "the result", sort_keys=True) + "\n")
         raise typer.Exit(EXIT_INVALID) from None
-    sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+    result = _strict(result)
+    sys.stdout.write(dumps(result, "the result", sort_keys=True) + "\n")
     if result["status"] != "SUCCEEDED":
         raise typer.Exit(EXIT_FAILED)
+
+
+def _strict(result: dict[str, Any]) -> dict[str, Any]:
+    """The contract's object is strict JSON: an output JSON cannot carry (NaN, Infinity,
+    from a handler) makes the run FAILED, saying so, instead of being printed."""
+    try:
+        dumps(result["output"], "the execution output")
+    except NotJson as exc:
+        return {"status": "FAILED", "output": None, "error": "States.Runtime", "cause": str(exc)}
+    return result
 
 
 def _load_handlers(ref: str) -> Any:

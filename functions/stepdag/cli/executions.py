@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Annotated
 
@@ -15,6 +14,7 @@ from stepdag.cli.remote import Target
 from stepdag.cli.target import client_for, target_options
 from stepdag.cli.views import execution_list, execution_view, timeline
 from stepdag.core.errors import InputValidationError
+from stepdag.core.inputs import dumps
 from stepdag.core.status import RunStatus
 
 
@@ -67,7 +67,7 @@ def execution_output(
         value = rec.output
     else:
         value = client.node_output(execution, node)
-    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True) + "\n")
+    sys.stdout.write(dumps(value, "the output", indent=2, sort_keys=True) + "\n")
 
 
 __all__ = ["execution_output", "list_executions", "show_execution"]

@@ -8,7 +8,6 @@ local checkout.  The replay writes nothing to the recorded execution (see
 
 from __future__ import annotations
 
-import json
 import pdb
 import traceback
 from dataclasses import replace
@@ -24,13 +23,14 @@ from stepdag.cli.args import ExecutionArg
 from stepdag.cli.remote import Target, load_workflows, require_workflow
 from stepdag.cli.target import WorkflowsOpt, client_for, target_options
 from stepdag.cli.views import log_view
+from stepdag.core.inputs import dumps
 from stepdag.runtime.replay import ReplayResult, replay_node
 
 _SHOWN = 2_000  # characters of one input shown; replay is for reading, not dumping
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value, default=str, sort_keys=True)
+    text = dumps(value, "the input", default=str, sort_keys=True)
     return text if len(text) <= _SHOWN else text[:_SHOWN] + f"… ({len(text):,} chars)"
 
 
@@ -66,7 +66,7 @@ def show_result(result: ReplayResult) -> None:
         out.print(f"{result.status}: {result.skip_reason or ''}")
         return
     out.print(Text("output (validated against the return type)", style="bold"))
-    out.print(json.dumps(result.output, indent=2, sort_keys=True, default=str))
+    out.print(dumps(result.output, "the replayed output", indent=2, sort_keys=True, default=str))
     if result.same_output is not None:
         same = "the same as" if result.same_output else "DIFFERENT from"
         out.print(Text(f"output is {same} the recorded output", style="dim"))

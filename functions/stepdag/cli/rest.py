@@ -29,6 +29,7 @@ from stepdag.api.models import (
     NodeOutput,
 )
 from stepdag.cli.client import LogReader, RemoteError, TargetError, read_logs, run_name
+from stepdag.core.inputs import dumps
 from stepdag.core.status import RunStatus
 from stepdag.runtime.logs import LogEntry
 from stepdag.runtime.records import ExecutionRecord, NodeRecord, Page
@@ -200,7 +201,7 @@ class HttpClient:
         params = {k: v for k, v in (query or {}).items() if v is not None}
         if params:
             url += "?" + urlencode(params)
-        data = None if body is None else json.dumps(body).encode()
+        data = None if body is None else dumps(body, "the request body").encode()
         req = urllib.request.Request(url, data=data, method=method)
         req.add_header("Accept", "application/json")
         if data is not None:

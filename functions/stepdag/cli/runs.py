@@ -19,6 +19,7 @@ from stepdag.cli.remote import Target, is_workflow_ref, load_workflows
 from stepdag.cli.session import finish, refuse_local_no_wait, session, watch
 from stepdag.cli.target import WorkflowsOpt, client_for, target_options
 from stepdag.cli.views import execution_view
+from stepdag.core.inputs import check_execution_name, check_input
 
 WaitOpt = Annotated[
     bool, typer.Option(help="--no-wait: start, print the id, return (needs --remote)")
@@ -44,6 +45,11 @@ def run(
     target = replace(target, workflows=(workflow,) if is_workflow_ref(workflow) else ())
     refuse_local_no_wait(target, wait)
     payload = parse_json_arg(input, "--input")
+    # The start rules, before anything is loaded, stored or sent (any target).
+    check_input(payload, "--input")
+    for value, field in ((name, "name"), (idempotency_key, "idempotency key")):
+        if value is not None:
+            check_execution_name(value, field=field)
     loaded = load_workflows(target.workflows) if target.workflows else None
     wf_name = loaded[0].name if loaded else workflow
     with session(client_for(target, loaded)) as client:

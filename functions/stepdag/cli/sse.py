@@ -16,7 +16,6 @@ a quiet run.
 
 from __future__ import annotations
 
-import json
 import re
 import select
 import socket
@@ -25,6 +24,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit
+
+from stepdag.core.inputs import dumps
 
 EVENTS_PATH = re.compile(r"^/v1/executions/(?P<ref>[^/]+)/events$")
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
@@ -56,9 +57,11 @@ def events_ref(target: str) -> str | None:
 
 
 def frame(event: str, data: Any, event_id: int | None = None) -> bytes:
-    # One JSON document on one data line (json.dumps never emits a raw newline).
+    # One JSON document on one data line (json.dumps never emits a raw newline); strict
+    # JSON, or the browser's JSON.parse fails on the frame.
     head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    text = dumps(data, "the event", separators=(",", ":"))
+    return f"{head}event: {event}\ndata: {text}\n\n".encode()
 
 
 def client_gone(conn: socket.socket, timeout: float) -> bool:

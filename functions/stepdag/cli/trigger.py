@@ -11,7 +11,6 @@ a conflict (exit 2), not a redelivery.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 import typer
@@ -22,20 +21,18 @@ from stepdag.cli.remote import Target, load_workflows
 from stepdag.cli.session import session, watch
 from stepdag.cli.target import client_for
 from stepdag.core.errors import InputValidationError
+from stepdag.core.inputs import InvalidExecutionName, check_execution_name
 from stepdag.core.status import RunStatus
 from stepdag.core.triggers import EventTrigger
-
-#: Step Functions execution names: at most 80 characters of letters, digits, '-' and '_'.
-EXECUTION_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
 
 def execution_name(event_id: str, trigger: str, event_triggers: int) -> str:
     """The execution name for one (event, trigger) pair; deterministic, so idempotent."""
     name = event_id if event_triggers == 1 else f"{event_id}-{trigger}"
-    if not EXECUTION_NAME_RE.match(name):
-        raise InputValidationError(
-            f"execution name {name!r} (from the event id) must be 1-80 letters, digits, '-' or '_'"
-        )
+    try:
+        check_execution_name(name)
+    except InvalidExecutionName as exc:
+        raise InvalidExecutionName(f"{exc} (the name comes from the event id)") from None
     return name
 
 

@@ -67,8 +67,22 @@ class ApiApp:
         if self._resolver is None:
             with self._lock:
                 if self._resolver is None:
-                    self._resolver = self._build()
+                    try:
+                        self._resolver = self._build()
+                    except Exception as exc:
+                        # Not cached: the next request tries again.  Meanwhile liveness
+                        # answers and readiness says why (a workflow module that fails
+                        # to import, a workflow without a state machine), instead of
+                        # every request failing the Lambda.
+                        logger.exception("the API could not be built")
+                        return self._unconfigured(exc)
         return self._resolver
+
+    def _unconfigured(self, exc: Exception) -> APIGatewayRestResolver:
+        from stepdag.api.app import build_app
+        from stepdag.api.health import UnconfiguredService
+
+        return build_app(UnconfiguredService(exc), cors_origins=self.settings.cors_origins)
 
     def _build(self) -> APIGatewayRestResolver:
         from stepdag.api.app import build_app
@@ -76,11 +90,14 @@ class ApiApp:
         from stepdag.handlers.app import dynamodb_store, load_workflows
 
         self.tracer.tracer()  # patches botocore before any client exists
+        # The workflows first: a module that does not import is the likeliest failure,
+        # and readiness should name it rather than a secret read that came before it.
+        workflows = load_workflows(self.settings)
         arn = self.settings.pagination_secret_arn
         key = None if arn is None else self.key_reader(arn)
         service = StepFunctionsExecutionService(
             dynamodb_store(self.settings, pagination_key=key),
-            load_workflows(self.settings),
+            workflows,
             self.settings.state_machines,
         )
         return build_app(

@@ -10,7 +10,9 @@ a run gets, how it starts, restarts and stops.  Two launchers exist:
 
 The rules:
 
-* **Start.** The input must fit the workflow; the name is the caller's (or its
+* **Start.** The name must be one Step Functions accepts and the input strict JSON within
+  the size and depth limits (:mod:`stepdag.core.inputs`), both checked before anything is
+  stored; the input must fit the workflow; the name is the caller's (or its
   Idempotency-Key), else a fresh uuid.  The record is stored *before* the launch, under
   the id the engine will give the run, so the node runner finds it instead of adopting
   an unknown execution.  A taken name is a *replay* when tenant and input are the same:
@@ -42,7 +44,7 @@ from typing import Any, Final, Protocol
 
 from stepdag.core.errors import BadRequest, ConditionFailed, Conflict, IdempotencyConflict
 from stepdag.core.graph import downstream
-from stepdag.core.inputs import validate_input
+from stepdag.core.inputs import check_execution_name, validate_input
 from stepdag.core.model import Dag
 from stepdag.core.status import NodeStatus, RunStatus
 from stepdag.runtime.records import ExecutionRecord
@@ -175,8 +177,10 @@ class Executions:
         rerun_of: str | None = None,
         rerun_from: str | None = None,
     ) -> ExecutionRecord:
-        """Validate the input and store a new RUNNING record without launching it;
-        ``DuplicateExecution`` if the name is taken."""
+        """Check the name and the input and store a new RUNNING record without launching
+        it; ``DuplicateExecution`` if the name is taken."""
+        if name is not None:
+            check_execution_name(name)
         validate_input(dag, input)
         name = name or uuid.uuid4().hex
         rec = ExecutionRecord(

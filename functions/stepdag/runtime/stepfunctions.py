@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from stepdag.core.errors import Conflict, WorkflowLoadError
+from stepdag.core.inputs import input_json
 from stepdag.core.model import Dag
 from stepdag.core.status import RunStatus
 from stepdag.runtime.aws import LazyClient, error_code
@@ -91,7 +92,8 @@ class StepFunctionsLauncher:
             out = self.sfn.get().start_execution(
                 stateMachineArn=self.targets[rec.workflow],
                 name=rec.name,
-                input=json.dumps(rec.input),
+                # The text the size rule measured (stepdag.core.inputs): what AWS measures.
+                input=input_json(rec.input),
             )
         except Exception as exc:
             if error_code(exc) != "ExecutionAlreadyExists":

@@ -124,7 +124,10 @@ def test_problem_documents_become_clean_errors(runner: CliRunner) -> None:
         (["executions", "show", "ghost"], "no execution with id or name 'ghost' (HTTP 404)"),
         (["run", "nope", "-i", "{}"], "no workflow named 'nope'"),
         (["executions", "list", "--next-token", "garbage"], "HTTP 400"),
-        (["run", "api_demo", "-i", "{}", "--name", "bad name!"], "body name: String should"),
+        # Refused by the CLI before any request: the start rules (stepdag.core.inputs).
+        (["run", "api_demo", "-i", "{}", "--name", "bad name!"], "execution name 'bad name!'"),
+        # Refused by the server: its problem document, as one line.
+        (["rerun", "ghost", "--from", "first", "--name", "bad name!"], "query name: String"),
     ]
     for args, needle in cases:
         res = runner.invoke(app, args)
@@ -340,3 +343,18 @@ def test_a_remote_that_never_answers_is_its_failure_a_closed_port_the_callers() 
     with pytest.raises(TargetError) as refused:
         HttpClient("http://127.0.0.1:9").get("x")  # the discard port: refused
     assert exit_code(refused.value) == 2
+
+
+def test_any_name_step_functions_accepts_runs_and_reads_back_over_http(
+    runner: CliRunner,
+) -> None:
+    """Outside the old URL-safe subset, inside the one name rule: percent-encoded on the
+    way (``@`` and non-ASCII), decoded by the server, the same run read back."""
+    name = "run@2026-12-04(ü)'1'"
+    res = runner.invoke(app, ["run", "api_demo", "-i", '{"x": 1}', "--name", name])
+    assert res.exit_code == 0, res.output
+    show = runner.invoke(app, ["executions", "show", name])
+    assert show.exit_code == 0 and "SUCCEEDED" in show.output, show.output
+    assert json.loads(runner.invoke(app, ["executions", "output", name]).stdout) == 4
+    over = runner.invoke(app, ["run", "api_demo", "-i", json.dumps({"x": 1, "p": "a" * 300_000})])
+    assert over.exit_code == 2 and "262,144 bytes" in over.output  # refused before sending

@@ -1,0 +1,41 @@
+"""Step Functions' name rule, once: what the interpreter, every entry point and the
+OpenAPI document check an execution (or state machine) name against.
+
+"Names of state machines, executions, and activity tasks must not exceed 80 characters
+... and must not contain: whitespace, wildcard characters (? *), bracket characters
+(< > { } [ ]), special characters (" # % \\ ^ | ~ ` $ & , ; : /), control characters
+(\\u0000 - \\u001f or \\u007f - \\u009f)" (StartExecution's ``name``). Standard library
+only, so the interpreter can import it without the rest of the core.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+MAX_NAME_LENGTH: Final = 80
+
+# Escapes in the syntax Python's re, JSON Schema (ECMA 262) and pydantic-core's Rust
+# regex all read alike, so one pattern serves the check and the OpenAPI document.
+_FORBIDDEN: Final = r'\s<>{}\[\]?*"#%\\^|~`$&,;:/\u0000-\u001F\u007F-\u009F\uFFFE\uFFFF'
+EXECUTION_NAME_PATTERN: Final = rf"^[^{_FORBIDDEN}]{{1,{MAX_NAME_LENGTH}}}$"
+"""The rule as a regular expression (all but surrogates and U+10FFFF, which no HTTP
+header or Rust string can carry; :func:`name_problem` adds them)."""
+_BAD_CHAR: Final = re.compile(rf"[{_FORBIDDEN}\ud800-\udfff\U0010FFFF]")
+
+
+def name_problem(kind: str, name: str) -> str | None:
+    """Why ``name`` is not a valid ``kind`` name (one line: which character, where), or None."""
+    if not 1 <= len(name) <= MAX_NAME_LENGTH:
+        return f"{kind} must be 1-{MAX_NAME_LENGTH} characters, got {len(name)}"
+    bad = _BAD_CHAR.search(name)
+    if bad is not None:
+        return (
+            f"{kind} {name!r}: {bad.group()!r} at position {bad.start() + 1} is not allowed "
+            "(Step Functions refuses whitespace, control characters and "
+            '< > { } [ ] ? * " # % \\ ^ | ~ ` $ & , ; : /)'
+        )
+    return None
+
+
+__all__ = ["EXECUTION_NAME_PATTERN", "MAX_NAME_LENGTH", "name_problem"]
