@@ -143,6 +143,15 @@ def error_class(name: str) -> type[Exception]:
     return type(name, (Exception,), {"__module__": "stepdag.replayed"})
 
 
+def _describe(fn: Callable[..., Any]) -> str:
+    """``<lambda> (wf.py:12)``: which condition, for a message that names it."""
+    code = getattr(fn, "__code__", None)
+    name = getattr(fn, "__qualname__", type(fn).__name__)
+    if code is None:
+        return str(name)
+    return f"{name} ({code.co_filename.rsplit('/', 1)[-1]}:{code.co_firstlineno})"
+
+
 class NodeRunner:
     def __init__(
         self,
@@ -210,7 +219,14 @@ class NodeRunner:
             else:
                 args[name] = self._upstream_value(dag, node, name, req.execution)
         assert node.options.when is not None
-        decision = bool(node.options.when(**args))
+        try:
+            decision = bool(node.options.when(**args))
+        except Exception as exc:
+            # Same error name (a Retry or Catch on it still matches), located message.
+            raise error_class(type(exc).__name__)(
+                f"node {node.name!r}: when= condition {_describe(node.options.when)} "
+                f"raised {type(exc).__name__}: {exc}"
+            ) from exc
         if not decision:
             self._skip(key, "condition is false", req)
         return {"node": node.name, "run": decision}
