@@ -79,4 +79,19 @@ def only(params: dict[str, int]) -> int:
     return params.get("x", 0)
 
 
-ALL = [live, broken, quick]
+mapfail = Workflow("console_mapfail", description="a Map whose item 2 fails, Lambda-style")
+
+
+@mapfail.node
+def rows() -> list[int]:
+    return [0, 1, 2, 3]
+
+
+@mapfail.node(map_over="rows")
+def each(rows: int) -> int:
+    if rows == 2:
+        raise ValueError('{"errorMessage": "row 2 is \x1b[31mbad", "errorType": "KeyError"}')
+    return rows
+
+
+ALL = [live, broken, quick, mapfail]
