@@ -126,7 +126,8 @@ def failures(nodes: Sequence[Any], *, running: bool = False, limit: int = 20) ->
         out.append(f"  {located(n)}", style="yellow" if retrying else "red")
         out.append(" (retrying)\n" if retrying else "\n", style="yellow")
     if len(failed) > limit:
-        out.append(f"  … and {len(failed) - limit} more\n", style="dim")
+        out.append(f"  … and {len(failed) - limit} more", style="dim")
+    out.rstrip()
     return out
 
 
