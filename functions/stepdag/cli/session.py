@@ -81,7 +81,7 @@ def watch(
             while not rec.is_terminal:
                 time.sleep(interval)
                 rec, nodes = client.nodes(execution_id)
-                live.update(live_view(rec, nodes))
+                live.update(live_view(rec, nodes), refresh=True)  # every poll is shown
         return rec, nodes
     except KeyboardInterrupt:
         name = rec.name if rec is not None else execution_id

@@ -179,3 +179,73 @@ def test_a_live_view_counts_items_while_they_run() -> None:
     shown = _render(live_view(ex, nodes))
     assert re.search(r"m\s+RUNNING\s+-\s+\S+\s+items 3/8 done, 2 running, 1 retrying", shown)
     assert "node 'm' item 5, attempt 1: E (retrying)" in shown
+
+
+def test_replay_escapes_control_codes_and_markup_in_errors_inputs_and_outputs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import UTC, datetime
+
+    from stepdag.cli import replay as replay_cli
+    from stepdag.runtime.records import ExecutionRecord
+    from stepdag.runtime.replay import ReplayResult
+
+    console = Console(width=160, record=True, force_terminal=True)
+    monkeypatch.setattr(replay_cli, "out", console)
+    ex = ExecutionRecord(execution_id="e", name="e", workflow="w", started_at=datetime.now(UTC))
+    try:
+        raise RuntimeError("\x1b[2Jcleared\rover")
+    except RuntimeError as exc:
+        error = exc
+    replay_cli.show_result(
+        ReplayResult(ex, "n", None, "FAILED", inputs={"a": "[red]x[/red]"}, error=error)
+    )
+    replay_cli.show_result(ReplayResult(ex, "n", None, "SUCCEEDED", output="[bold]y[/bold]"))
+    text = console.export_text()
+    _no_control(text)
+    assert "FAILED: RuntimeError: \\x1b[2Jcleared\\x0dover" in text
+    assert '"[red]x[/red]"' in text and '"[bold]y[/bold]"' in text  # data, not markup
+
+
+def test_the_live_view_updates_item_counts_on_each_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from stepdag.cli import session as session_cli
+    from stepdag.core.status import NodeStatus, RunStatus
+    from stepdag.runtime.records import ExecutionRecord, NodeRecord
+
+    now = datetime.now(UTC)
+    ex = ExecutionRecord(execution_id="e", name="e", workflow="w", started_at=now)
+    whole = NodeRecord(execution_id="e", node="m", items=3, started_at=now)
+
+    def item(i: int, status: NodeStatus) -> NodeRecord:
+        return NodeRecord(execution_id="e", node="m", map_index=i, status=status, started_at=now)
+
+    run, ok = NodeStatus.RUNNING, NodeStatus.SUCCEEDED
+    polls = [
+        (ex, [whole, item(0, run), item(1, run)]),
+        (ex, [whole, item(0, ok), item(1, run), item(2, run)]),
+        (
+            replace(ex, status=RunStatus.SUCCEEDED, ended_at=now),
+            [replace(whole, status=ok), item(0, ok), item(1, ok), item(2, ok)],
+        ),
+    ]
+    seen = iter(polls)
+
+    class Polled:
+        label = "test"
+        poll_seconds = 0.0
+
+        def nodes(self, ref: str) -> tuple[ExecutionRecord, list[NodeRecord]]:
+            return next(seen)
+
+    console = Console(width=160, record=True, force_terminal=True)
+    monkeypatch.setattr(session_cli, "out", console)
+    monkeypatch.delenv("STEPDAG_NO_LIVE", raising=False)
+    monkeypatch.setenv("STEPDAG_POLL_SECONDS", "0")
+    rec, _ = session_cli.watch(Polled(), "e")  # type: ignore[arg-type]
+    assert rec.status is RunStatus.SUCCEEDED
+    text = console.export_text()
+    assert "items 0/3 done, 2 running" in text, text
+    assert "items 1/3 done, 2 running" in text, text
