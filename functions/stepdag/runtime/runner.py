@@ -222,11 +222,12 @@ class NodeRunner:
         try:
             decision = bool(node.options.when(**args))
         except Exception as exc:
-            # Same error name (a Retry or Catch on it still matches), located message.
-            raise error_class(type(exc).__name__)(
-                f"node {node.name!r}: when= condition {_describe(node.options.when)} "
-                f"raised {type(exc).__name__}: {exc}"
-            ) from exc
+            # Same error name (a Retry or Catch on it still matches), located message;
+            # the node's record says it too, so its row and the console show where.
+            kind = type(exc).__name__
+            what = f"when= condition {_describe(node.options.when)} raised {kind}: {exc}"
+            self._condition_failed(key, req, error_class(kind)(what))
+            raise error_class(kind)(f"node {node.name!r}: {what}") from exc
         if not decision:
             self._skip(key, "condition is false", req)
         return {"node": node.name, "run": decision}
@@ -524,6 +525,14 @@ class NodeRunner:
             if current is None or not current.is_completed:
                 raise
         self.observer.node_finished(req, NodeStatus.SKIPPED.value, 0.0)
+
+    def _condition_failed(self, key: NodeKey, req: NodeRequest, exc: Exception) -> None:
+        owner = self._owner()
+        claim = self.store.claim_node(
+            key, attempt=self._attempt(req), owner=owner, lease_seconds=60.0, now=self.now()
+        )
+        if claim.acquired:  # else another delivery holds it: its outcome is recorded
+            self._fail(key, owner, exc, req, time.perf_counter())
 
     def _fail(
         self, key: NodeKey, owner: str, exc: Exception, req: NodeRequest, started: float

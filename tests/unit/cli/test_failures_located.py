@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from stepdag.api.models import Execution, Node
 from stepdag.cli.main import app
 from stepdag.cli.views import live_view, log_view
+from stepdag.runtime.records import NodeKey
 from stepdag.runtime.sqlite import SqliteStore
 
 WHEN = """
@@ -85,9 +86,17 @@ def test_a_raising_when_condition_names_the_node_and_the_condition(
     assert shown.exit_code == 0 and expected.search(shown.output), shown.output
     with SqliteStore(tmp_path / "home" / "stepdag.db") as store:
         rec = store.get_execution("w1", workflow="whenwf")
+        load = store.get_node(NodeKey(rec.execution_id, "load"))
     api = Execution.of(rec)
     assert api.error == "IndexError"  # the error name a Retry/Catch matches is kept
     assert api.message is not None and expected.search(api.message)
+    # The node's own record says it too: its row, the failures list, the API's node.
+    row = (
+        "node 'load', attempt 1: when= condition <lambda> (whenwf.py:10) raised IndexError: "
+        "list index out of range"
+    )
+    assert row in res.output and row in shown.output, res.output
+    assert load is not None and Node.of(load).message == row
 
 
 def test_a_failed_map_item_is_counted_and_listed_with_index_attempt_and_one_line(
