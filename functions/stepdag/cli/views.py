@@ -155,11 +155,24 @@ def execution_view(rec: Any, nodes: Sequence[Any], *, verbose: bool = False) -> 
             Text(f"rerun of {clean(rec.rerun_of)} from node {clean(rec.rerun_from)}", style="dim")
         )
     if rec.error:
-        parts.append(Text(f"error {one_line(rec.error, rec.cause)}", style="red"))
+        parts.append(Text(f"error {execution_error(rec, nodes)}", style="red"))
     parts.append(live_view(rec, nodes))
     if verbose:
         parts.extend(_causes(rec, nodes))
     return Group(*parts)
+
+
+def execution_error(rec: Any, nodes: Sequence[Any]) -> str:
+    """The execution's error on one line, located when a failed node (or item) carries
+    the same error: Step Functions' own error says what, never where."""
+    what = one_line(rec.error, rec.cause)
+    same = [
+        n for n in nodes if n.status is NodeStatus.FAILED and one_line(n.error, n.cause) == what
+    ]
+    if not same:
+        return what
+    last = max(same, key=lambda n: n.ended_at or datetime.min.astimezone())
+    return located(last)
 
 
 def _causes(rec: Any, nodes: Sequence[Any]) -> list[Text]:

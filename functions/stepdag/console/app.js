@@ -194,6 +194,15 @@ async function showExecution(id, query) {
     el("a", { href: `#/executions/${enc(id)}?node=${enc(r.node)}` }, r.message || r.error),
     again ? " (retrying)" : "");
   });
+  // Step Functions' error says what, never where: a failed node (or item) with the same
+  // one line says where (the latest such, as `cli/views.py: execution_error`).
+  const executionError = (x) => {
+    const what = x.message || x.error;
+    const same = s.nodes.filter((r) => r.status === "FAILED" && r.message
+      && r.message.endsWith(`: ${what}`));
+    same.sort((a, b) => ms(a.ended_at) - ms(b.ended_at));
+    return same.length ? same[same.length - 1].message : what;
+  };
   const fullCause = (cause) => (cause ? el("details", { class: "cause" },
     el("summary", {}, "full cause"), el("pre", {}, cause)) : null);
   const select = (name) => {
@@ -219,7 +228,7 @@ async function showExecution(id, query) {
         x.rerun_of ? [el("dt", {}, "rerun of"), el("dd", {}, el("a", {
           href: `#/executions/${enc(x.rerun_of)}` }, x.rerun_of), ` from ${x.rerun_from}`)] : null),
       x.error ? el("div", { class: "problem", "data-error": "execution" },
-        el("strong", {}, x.message || x.error), fullCause(x.cause)) : null,
+        el("strong", {}, executionError(x)), fullCause(x.cause)) : null,
       (() => {
         const failed = failures();
         return failed.length ? el("div", { class: "failures" }, el("h3", {}, "failures"),
