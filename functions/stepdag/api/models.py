@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from stepdag.core.compile import compile_dag
-from stepdag.core.failures import located, one_line
+from stepdag.core.failures import is_failure, located, one_line
 from stepdag.core.model import Dag
 from stepdag.core.render import render_tree
 from stepdag.core.status import NodeStatus, RunStatus
@@ -136,7 +136,7 @@ class Node(BaseModel):
             ended_at=rec.ended_at,
             error=rec.error,
             cause=rec.cause,
-            message=located(rec) if rec.status is NodeStatus.FAILED else None,
+            message=located(rec) if is_failure(rec.status) else None,
             output_bytes=rec.output_bytes,
             cache_hit=rec.cache_hit,
             items=rec.items,

@@ -15,6 +15,7 @@ from rich.text import Text
 from stepdag.core.failures import (
     MapProgress,
     clean,
+    is_failure,
     is_retrying,
     located,
     message,
@@ -22,7 +23,6 @@ from stepdag.core.failures import (
     progress,
     where,
 )
-from stepdag.core.status import NodeStatus
 from stepdag.runtime.logs import LogEntry
 
 _STYLE = {
@@ -114,7 +114,7 @@ def node_table(nodes: Sequence[Any], *, running: bool = False) -> Table:
 def failures(nodes: Sequence[Any], *, running: bool = False, limit: int = 20) -> Text | None:
     """Every failed node and Map item, one line each: node, item, attempt, error."""
     whole = {n.node: n for n in nodes if n.map_index is None}
-    failed = [n for n in nodes if n.status is NodeStatus.FAILED]
+    failed = [n for n in nodes if is_failure(n.status)]
     if not failed:
         return None
     failed.sort(key=lambda r: (r.node, -1 if r.map_index is None else r.map_index))
@@ -166,9 +166,7 @@ def execution_error(rec: Any, nodes: Sequence[Any]) -> str:
     """The execution's error on one line, located when a failed node (or item) carries
     the same error: Step Functions' own error says what, never where."""
     what = one_line(rec.error, rec.cause)
-    same = [
-        n for n in nodes if n.status is NodeStatus.FAILED and one_line(n.error, n.cause) == what
-    ]
+    same = [n for n in nodes if is_failure(n.status) and one_line(n.error, n.cause) == what]
     if not same:
         return what
     last = max(same, key=lambda n: n.ended_at or datetime.min.astimezone())
@@ -182,7 +180,7 @@ def _causes(rec: Any, nodes: Sequence[Any]) -> list[Text]:
         shown.append(Text(f"execution error {clean(rec.error)}\n", style="bold"))
         shown.append(Text(_indent(clean(rec.cause or "", newlines=True))))
     for n in nodes:
-        if n.status is NodeStatus.FAILED:
+        if is_failure(n.status):
             shown.append(Text(f"{where(n.node, n.map_index, n.attempts)}\n", style="bold"))
             shown.append(Text(_indent(message(n.error, n.cause))))
             if n.cause and message(n.error, n.cause) != clean(n.cause, newlines=True):

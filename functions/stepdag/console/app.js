@@ -186,7 +186,7 @@ async function showExecution(id, query) {
     return { status, line: bits.join(" · ") };
   };
   // Every failed node and item, one line each (node, item, attempt, error).
-  const failures = () => s.nodes.filter((r) => r.status === "FAILED").map((r) => {
+  const failures = () => s.nodes.filter((r) => isFailure(r.status)).map((r) => {
     const parent = r.map_index === null ? null : whole(r.node);
     const again = isRetrying(r, running(), Boolean(parent && NODE_DONE.has(parent.status)));
     return el("li", { "data-failure": r.map_index === null ? r.node : `${r.node}[${r.map_index}]`,
@@ -198,7 +198,7 @@ async function showExecution(id, query) {
   // one line says where (the latest such, as `cli/views.py: execution_error`).
   const executionError = (x) => {
     const what = x.message || x.error;
-    const same = s.nodes.filter((r) => r.status === "FAILED" && r.message
+    const same = s.nodes.filter((r) => isFailure(r.status) && r.message
       && r.message.endsWith(`: ${what}`));
     same.sort((a, b) => ms(a.ended_at) - ms(b.ended_at));
     return same.length ? same[same.length - 1].message : what;
@@ -296,7 +296,7 @@ async function showExecution(id, query) {
         : `(none: ${r.status.toLowerCase()})`),
       mapItems.length ? [el("h3", {}, "map items"), table(["#", "status", "attempts", "error"],
         // Failed items first: the ones a reader looks for among thousands.
-        [...mapItems].sort((a, b) => (b.status === "FAILED") - (a.status === "FAILED")
+        [...mapItems].sort((a, b) => isFailure(b.status) - isFailure(a.status)
           || a.map_index - b.map_index).slice(0, 100).map((it) => el("tr", {
           "data-item": it.map_index, "data-status": itemStatus(it) },
         el("td", {}, it.map_index), el("td", {}, badge(itemStatus(it))),

@@ -27,12 +27,14 @@ const fill = (node, ...children) => { node.replaceChildren(); return build(node,
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]);
 const RUN_STATUSES = ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"];
 
-const NODE_DONE = new Set(["SUCCEEDED", "FAILED", "SKIPPED"]);
+const NODE_DONE = new Set(["SUCCEEDED", "FAILED", "TIMED_OUT", "SKIPPED"]);
+// FAILED, or any other end that is neither a success nor a skip (a time-out).
+const isFailure = (status) => NODE_DONE.has(status) && status !== "SUCCEEDED" && status !== "SKIPPED";
 
 // A FAILED record while its run (and its Map) still goes on is waiting for its retry:
 // the rule of core/failures.py, which the API's `message` fields also come from.
 function isRetrying(rec, running, parentDone) {
-  return rec.status === "FAILED" && running && !parentDone;
+  return isFailure(rec.status) && running && !parentDone;
 }
 
 // A Map's item counts: done / running / retrying / failed (/ skipped) of its total.
@@ -43,7 +45,7 @@ function mapProgress(whole, items, running) {
     if (it.status === "SUCCEEDED") c.done += 1;
     else if (it.status === "RUNNING") c.running += 1;
     else if (it.status === "SKIPPED") c.skipped += 1;
-    else if (it.status === "FAILED") c[isRetrying(it, running, parentDone) ? "retrying" : "failed"] += 1;
+    else if (isFailure(it.status)) c[isRetrying(it, running, parentDone) ? "retrying" : "failed"] += 1;
   }
   return c;
 }

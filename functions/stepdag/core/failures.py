@@ -111,6 +111,11 @@ def located(rec: NodeLike) -> str:
     return f"{where(rec.node, rec.map_index, rec.attempts)}: {one_line(rec.error, rec.cause)}"
 
 
+def is_failure(status: NodeStatus) -> bool:
+    """FAILED, or any other end that is neither a success nor a skip (a time-out)."""
+    return status.is_terminal and status not in (NodeStatus.SUCCEEDED, NodeStatus.SKIPPED)
+
+
 def is_retrying(rec: NodeLike, *, running: bool, parent_done: bool = False) -> bool:
     """Whether a FAILED record is (as far as the records tell) waiting for its retry.
 
@@ -121,7 +126,7 @@ def is_retrying(rec: NodeLike, *, running: bool, parent_done: bool = False) -> b
     a FAILED node of a running execution, is shown as retrying; the window where a final
     failure has been recorded but not yet propagated is milliseconds.
     """
-    return rec.status is NodeStatus.FAILED and running and not parent_done
+    return is_failure(rec.status) and running and not parent_done
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +163,7 @@ def progress(whole: NodeLike, items: Iterable[NodeLike], *, running: bool) -> Ma
             counts["running"] += 1
         elif it.status is NodeStatus.SKIPPED:
             counts["skipped"] += 1
-        elif it.status is NodeStatus.FAILED:
+        elif is_failure(it.status):
             retrying = is_retrying(it, running=running, parent_done=parent_done)
             counts["retrying" if retrying else "failed"] += 1
     return MapProgress(total=whole.items, **counts)
@@ -168,6 +173,7 @@ __all__ = [
     "MapProgress",
     "NodeLike",
     "clean",
+    "is_failure",
     "is_retrying",
     "located",
     "message",
