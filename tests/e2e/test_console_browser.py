@@ -238,3 +238,31 @@ def test_a_failed_map_item_is_located_and_the_map_counts_its_items(
     assert re.search(r"[23]/4 items · 1 failed", page.text_content('[data-detail="each"] + dl'))
     page.click('[data-error="execution"] summary:has-text("full cause")')
     assert '"errorMessage"' in page.text_content('[data-error="execution"] details pre')
+
+
+def test_an_item_waiting_for_its_retry_is_shown_retrying(
+    service: LocalExecutionService, served: tuple[str, Server], page: Any
+) -> None:
+    url, _ = served
+    eid = start(service, "console_retry", None, "retry-run")
+
+    def item_failed() -> bool:
+        return any(
+            r.map_index == 1 and r.status.value == "FAILED"
+            for r in service.store.list_nodes(eid, include_items=True)
+        )
+
+    wait_for(item_failed, what="item 1's first attempt failed")
+    page.goto(f"{url}/#/executions/{quote(eid, safe='')}?node=work")
+    # Within the retry's 5 s interval: the item is retrying, not failed, and so is its Map.
+    li = page.wait_for_selector('li[data-failure="work[1]"][data-retrying="true"]')
+    assert li.text_content() == (
+        "node 'work' item 1, attempt 1: ValueError: first attempt fails (retrying)"
+    )
+    box = node(page, "work", "RUNNING")
+    assert "1 retry" in box.text_content() and "fail" not in box.text_content()
+    page.wait_for_selector('tr[data-item="1"][data-status="RETRYING"]')
+    workflows.GATES["hold"].set()
+    page.wait_for_selector('#exec-status[data-status="SUCCEEDED"]', timeout=20_000)
+    assert "3/3 items" in node(page, "work", "SUCCEEDED").text_content()
+    assert page.locator("li[data-failure]").count() == 0
