@@ -4,6 +4,7 @@ server, during live runs whose nodes the test releases one by one."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -86,7 +87,8 @@ def test_a_failed_node_shows_its_error_as_text(
     assert "RuntimeError" in error
     assert workflows.XSS in error  # shown literally ...
     page.click("summary:has-text('execution input')")
-    assert json.dumps(workflows.XSS) in page.text_content("details pre")
+    shown_input = page.text_content("details:has(summary:has-text('execution input')) pre")
+    assert json.dumps(workflows.XSS) in shown_input
     page.click('[data-node="explode"]')
     page.wait_for_timeout(300)  # ... and never run: no element, no script effect
     assert page.evaluate("window.__xss") is None
@@ -211,3 +213,56 @@ def test_a_failed_output_fetch_is_retried(
     # The failure shows, then the page retries by itself and shows the output.
     assert page.wait_for_selector('[data-output="publish"]:has-text("13")')  # 10 + 2 + 1
     assert len(failed) == 1
+
+
+def test_a_failed_map_item_is_located_and_the_map_counts_its_items(
+    service: LocalExecutionService, served: tuple[str, Server], page: Any
+) -> None:
+    url, _ = served
+    eid = start(service, "console_mapfail", None, "mapfail-run")
+    service.wait_idle()
+    page.goto(f"{url}/#/executions/{quote(eid, safe='')}?node=each")
+    page.wait_for_selector('#exec-status[data-status="FAILED"]')
+    # The Map's own record never finished (its items did): the DAG says how they went.
+    each = node(page, "each", "FAILED")
+    # Item 3 may have been stopped with the Map (Step Functions stops the other items).
+    assert re.search(r"[23]/4, 1 fail", each.text_content()), each.text_content()
+    line = "node 'each' item 2, attempt 1: KeyError: row 2 is \\x1b[31mbad"
+    failure = page.wait_for_selector('li[data-failure="each[2]"]').text_content()
+    assert failure == line
+    assert page.text_content('[data-error="execution"] strong') == line  # located
+    # The detail pane lists the failed item first, with its one line; the full cause stays.
+    first = page.wait_for_selector('tr[data-item="2"][data-status="FAILED"]')
+    assert line in first.text_content()
+    assert page.eval_on_selector("tr[data-item]", "r => r.dataset.item") == "2"
+    assert re.search(r"[23]/4 items · 1 failed", page.text_content('[data-detail="each"] + dl'))
+    page.click('[data-error="execution"] summary:has-text("full cause")')
+    assert '"errorMessage"' in page.text_content('[data-error="execution"] details pre')
+
+
+def test_an_item_waiting_for_its_retry_is_shown_retrying(
+    service: LocalExecutionService, served: tuple[str, Server], page: Any
+) -> None:
+    url, _ = served
+    eid = start(service, "console_retry", None, "retry-run")
+
+    def item_failed() -> bool:
+        return any(
+            r.map_index == 1 and r.status.value == "FAILED"
+            for r in service.store.list_nodes(eid, include_items=True)
+        )
+
+    wait_for(item_failed, what="item 1's first attempt failed")
+    page.goto(f"{url}/#/executions/{quote(eid, safe='')}?node=work")
+    # Within the retry's 5 s interval: the item is retrying, not failed, and so is its Map.
+    li = page.wait_for_selector('li[data-failure="work[1]"][data-retrying="true"]')
+    assert li.text_content() == (
+        "node 'work' item 1, attempt 1: ValueError: first attempt fails (retrying)"
+    )
+    box = node(page, "work", "RUNNING")
+    assert "1 retry" in box.text_content() and "fail" not in box.text_content()
+    page.wait_for_selector('tr[data-item="1"][data-status="RETRYING"]')
+    workflows.GATES["hold"].set()
+    page.wait_for_selector('#exec-status[data-status="SUCCEEDED"]', timeout=20_000)
+    assert "3/3 items" in node(page, "work", "SUCCEEDED").text_content()
+    assert page.locator("li[data-failure]").count() == 0

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import threading
 
-from stepdag import Workflow
+from stepdag import Retry, Workflow
 
 # One gate per blocking node; a test clears them, then sets one to let that node finish.
-GATES = {name: threading.Event() for name in ("extract", "audit", "profile")}
+GATES = {name: threading.Event() for name in ("extract", "audit", "profile", "hold")}
+FAILED_ONCE: set[int] = set()  # console_retry's items that have failed their first attempt
 WAIT = 30.0  # a gate nobody releases still ends (the run then fails visibly, never hangs)
 
 
 def reset() -> None:
     for gate in GATES.values():
         gate.clear()
+    FAILED_ONCE.clear()
 
 
 def release_all() -> None:
@@ -79,4 +81,38 @@ def only(params: dict[str, int]) -> int:
     return params.get("x", 0)
 
 
-ALL = [live, broken, quick]
+mapfail = Workflow("console_mapfail", description="a Map whose item 2 fails, Lambda-style")
+
+
+@mapfail.node
+def rows() -> list[int]:
+    return [0, 1, 2, 3]
+
+
+@mapfail.node(map_over="rows")
+def each(rows: int) -> int:
+    if rows == 2:
+        raise ValueError('{"errorMessage": "row 2 is \x1b[31mbad", "errorType": "KeyError"}')
+    return rows
+
+
+retrying = Workflow("console_retry", description="a Map item waits for its retry")
+
+
+@retrying.node
+def items() -> list[int]:
+    return [0, 1, 2]
+
+
+# A long interval: the test reads the page while item 1 waits for its second attempt.
+@retrying.node(map_over="items", retry=Retry(max_attempts=2, interval=5, errors=("ValueError",)))
+def work(items: int) -> int:
+    if items == 0 and not GATES["hold"].wait(WAIT):
+        raise TimeoutError("the test never released hold")
+    if items == 1 and items not in FAILED_ONCE:
+        FAILED_ONCE.add(items)
+        raise ValueError("first attempt fails")
+    return items
+
+
+ALL = [live, broken, quick, mapfail, retrying]

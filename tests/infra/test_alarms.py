@@ -271,7 +271,7 @@ class _Recorder:
 
 def test_dashboard_reads_the_metrics_the_node_runner_emits(synth: Synthesized) -> None:
     from stepdag.handlers.observability import PowertoolsObserver
-    from stepdag.runtime.runner import NodeRequest
+    from stepdag.runtime.payloads import NodeRequest
 
     recorder = _Recorder()
     observer = PowertoolsObserver(recorder, recorder)  # type: ignore[arg-type]

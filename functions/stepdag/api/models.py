@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from stepdag.core.compile import compile_dag
+from stepdag.core.failures import is_failure, located, one_line
 from stepdag.core.inputs import EXECUTION_NAME_PATTERN, MAX_NAME_LENGTH
 from stepdag.core.model import Dag
 from stepdag.core.render import render_tree
@@ -47,6 +48,9 @@ class ExecutionState(BaseModel):
     ended_at: datetime | None = None
     error: str | None = None
     cause: str | None = None
+    message: str | None = Field(
+        default=None, description="the error on one line: `errorType: errorMessage`"
+    )
     redrive_count: int = 0
     rerun_of: str | None = None
     rerun_from: str | None = None
@@ -76,6 +80,7 @@ def _state(rec: ExecutionRecord) -> dict[str, Any]:
         "ended_at": rec.ended_at,
         "error": rec.error,
         "cause": rec.cause,
+        "message": one_line(rec.error, rec.cause) if rec.error else None,
         "redrive_count": rec.redrive_count,
         "rerun_of": rec.rerun_of,
         "rerun_from": rec.rerun_from,
@@ -124,6 +129,10 @@ class Node(BaseModel):
     ended_at: datetime | None = None
     error: str | None = None
     cause: str | None = None
+    message: str | None = Field(
+        default=None,
+        description="a failure located on one line: `node 'x' item 1, attempt 2: Type: message`",
+    )
     output_bytes: int | None = None
     cache_hit: bool = False
     items: int | None = None
@@ -141,6 +150,7 @@ class Node(BaseModel):
             ended_at=rec.ended_at,
             error=rec.error,
             cause=rec.cause,
+            message=located(rec) if is_failure(rec.status) else None,
             output_bytes=rec.output_bytes,
             cache_hit=rec.cache_hit,
             items=rec.items,

@@ -44,10 +44,17 @@ def list_executions(
 
 
 @target_options
-def show_execution(execution: ExecutionArg, *, target: Target) -> None:
+def show_execution(
+    execution: ExecutionArg,
+    *,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="every failure's full message and cause")
+    ] = False,
+    target: Target,
+) -> None:
     """One execution: nodes with status, attempts, durations, errors, and a timeline."""
     rec, nodes = client_for(target).nodes(execution)
-    out.print(execution_view(rec, nodes))
+    out.print(execution_view(rec, nodes, verbose=verbose))
     out.print(timeline(rec, nodes))
 
 

@@ -23,6 +23,7 @@ from stepdag.cli.args import ExecutionArg
 from stepdag.cli.remote import Target, load_workflows, require_workflow
 from stepdag.cli.target import WorkflowsOpt, client_for, target_options
 from stepdag.cli.views import log_view
+from stepdag.core.failures import clean
 from stepdag.core.inputs import dumps
 from stepdag.runtime.replay import ReplayResult, replay_node
 
@@ -50,7 +51,7 @@ def show_result(result: ReplayResult) -> None:
     where = result.node if result.index is None else f"{result.node}[{result.index}]"
     out.print(Text(f"replay of {where} from {result.execution.name}", style="bold"))
     for name, value in result.inputs.items():
-        out.print(f"  input {name} = {_short(value)}")
+        out.print(Text(f"  input {clean(name)} = {_short(value)}"))
     out.print(Text(result.verification, style="dim"))
     # The failure's own line would repeat the traceback printed below.
     logs = [e for e in result.logs if e.get("message") != "node invocation failed"]
@@ -59,14 +60,18 @@ def show_result(result: ReplayResult) -> None:
         out.print(log_view(logs))
     if result.error is not None:
         tb = user_traceback(result.error)
-        out.print(Text(f"FAILED: {type(result.error).__name__}: {result.error}", style="bold red"))
-        out.print(Text(tb, style="red"))
+        failed = f"FAILED: {type(result.error).__name__}: {result.error}"
+        out.print(Text(clean(failed, newlines=True), style="bold red"))
+        out.print(Text(clean(tb, newlines=True), style="red"))
         return
     if result.status != "SUCCEEDED":
-        out.print(f"{result.status}: {result.skip_reason or ''}")
+        out.print(Text(f"{result.status}: {clean(result.skip_reason or '')}"))
         return
     out.print(Text("output (validated against the return type)", style="bold"))
-    out.print(dumps(result.output, "the replayed output", indent=2, sort_keys=True, default=str))
+    # Text, not markup: an output holding "[red]" is data (the dump escapes controls).
+    out.print(
+        Text(dumps(result.output, "the replayed output", indent=2, sort_keys=True, default=str))
+    )
     if result.same_output is not None:
         same = "the same as" if result.same_output else "DIFFERENT from"
         out.print(Text(f"output is {same} the recorded output", style="dim"))

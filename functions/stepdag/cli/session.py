@@ -17,7 +17,7 @@ from rich.live import Live
 from stepdag.cli.app import EXIT_FAILED, Interrupted, err, out
 from stepdag.cli.client import Client
 from stepdag.cli.remote import Target
-from stepdag.cli.views import execution_view, node_table
+from stepdag.cli.views import execution_view, live_view
 from stepdag.core.errors import InputValidationError
 from stepdag.core.status import RunStatus
 from stepdag.runtime.records import ExecutionRecord, NodeRecord
@@ -57,7 +57,8 @@ def refuse_local_no_wait(target: Target, wait: bool) -> None:
 def watch(
     client: Client, execution_id: str, *, in_process: bool = False
 ) -> tuple[ExecutionRecord, list[NodeRecord]]:
-    """Poll the execution until it ends, showing its node table live on a terminal.
+    """Poll the execution until it ends, showing its node table live on a terminal (a
+    Map's item counts and every failure's one line, updated on each poll).
 
     The same loop serves every target: locally the run is a background thread of this
     process (the service's, ``in_process``), remotely it is Step Functions or a server's
@@ -76,11 +77,11 @@ def watch(
                 time.sleep(interval)
                 rec, nodes = client.nodes(execution_id)
             return rec, nodes
-        with Live(node_table(nodes), console=out, refresh_per_second=8, transient=True) as live:
+        with Live(live_view(rec, nodes), console=out, refresh_per_second=8, transient=True) as live:
             while not rec.is_terminal:
                 time.sleep(interval)
                 rec, nodes = client.nodes(execution_id)
-                live.update(node_table(nodes))
+                live.update(live_view(rec, nodes), refresh=True)  # every poll is shown
         return rec, nodes
     except KeyboardInterrupt:
         name = rec.name if rec is not None else execution_id

@@ -12,6 +12,17 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from stepdag.core.failures import (
+    MapProgress,
+    clean,
+    is_failure,
+    is_retrying,
+    located,
+    message,
+    one_line,
+    progress,
+    where,
+)
 from stepdag.runtime.logs import LogEntry
 
 _STYLE = {
@@ -36,47 +47,149 @@ def _dur(start: datetime | None, end: datetime | None) -> str:
     return f"{(end - start).total_seconds():.3f}s"
 
 
-def node_table(nodes: Sequence[Any]) -> Table:
+def _shown_status(whole: Any, items: Sequence[Any], prog: MapProgress | None, running: bool) -> str:
+    """The status a row shows: the record's own, except a Map whose own record has not
+    caught up with its items yet (it turns terminal only when they all have), and a
+    failed node waiting for its retry."""
+    status: str = whole.status.value
+    if prog is not None and not whole.status.is_terminal and items:
+        if prog.running or prog.retrying:
+            return "RUNNING"
+        if prog.failed:
+            return "FAILED"
+    if prog is None and is_retrying(whole, running=running):
+        return "RETRYING"
+    return status
+
+
+def _span(records: Sequence[Any]) -> tuple[datetime | None, datetime | None]:
+    starts = [r.started_at for r in records if r.started_at is not None]
+    ends = [r.ended_at for r in records if r.ended_at is not None]
+    return (min(starts) if starts else None, max(ends) if ends else None)
+
+
+def _items_by_node(nodes: Sequence[Any]) -> dict[str, list[Any]]:
+    items: dict[str, list[Any]] = {}
+    for n in nodes:
+        if n.map_index is not None:
+            items.setdefault(n.node, []).append(n)
+    return items
+
+
+def node_table(nodes: Sequence[Any], *, running: bool = False) -> Table:
+    """One row per node; a Map's row counts its items (done/running/retrying/failed of
+    total).  ``running``: the execution is still going (a failed attempt may be retried)."""
     table = Table(box=None, pad_edge=False)
     for col in ("NODE", "STATUS", "ATTEMPTS", "DURATION", "DETAIL"):
         table.add_column(col)
+    items_of = _items_by_node(nodes)
     for n in sorted(nodes, key=lambda r: (r.started_at or datetime.max.astimezone(), r.node)):
         if n.map_index is not None:
             continue
-        detail = ""
+        items = items_of.get(n.node, [])
+        is_map = n.items is not None or bool(items)
+        prog = progress(n, items, running=running) if is_map else None
+        bits: list[str] = []
+        if prog is not None:
+            bits.append(f"items {prog}")
         if n.error:
-            detail = f"{n.error}: {(n.cause or '')[:120]}"
+            bits.append(one_line(n.error, n.cause, limit=120))
         elif n.skip_reason:
-            detail = n.skip_reason
-        elif n.items is not None:
-            detail = f"{n.items} items"
+            bits.append(clean(n.skip_reason))
         if n.cache_hit:
-            detail = (detail + " (cache hit)").strip()
+            bits.append("(cache hit)")
+        start, end = (n.started_at, n.ended_at)
+        if is_map and items and not n.status.is_terminal:
+            start, end = _span([n, *items])
         table.add_row(
-            n.node,
-            status_style(n.status.value),
-            str(n.attempts),
-            _dur(n.started_at, n.ended_at),
-            detail,
+            clean(n.node),
+            status_style(_shown_status(n, items, prog, running)),
+            "-" if is_map and not n.attempts else str(n.attempts),
+            _dur(start, end),
+            "  ".join(bits),
         )
     return table
 
 
-def execution_view(rec: Any, nodes: Sequence[Any]) -> Group:
+def failures(nodes: Sequence[Any], *, running: bool = False, limit: int = 20) -> Text | None:
+    """Every failed node and Map item, one line each: node, item, attempt, error."""
+    whole = {n.node: n for n in nodes if n.map_index is None}
+    failed = [n for n in nodes if is_failure(n.status)]
+    if not failed:
+        return None
+    failed.sort(key=lambda r: (r.node, -1 if r.map_index is None else r.map_index))
+    out = Text("failures\n", style="bold")
+    for n in failed[:limit]:
+        parent = whole.get(n.node) if n.map_index is not None else None
+        parent_done = parent is not None and parent.status.is_terminal
+        retrying = is_retrying(n, running=running, parent_done=parent_done)
+        out.append(f"  {located(n)}", style="yellow" if retrying else "red")
+        out.append(" (retrying)\n" if retrying else "\n", style="yellow")
+    if len(failed) > limit:
+        out.append(f"  … and {len(failed) - limit} more", style="dim")
+    out.rstrip()
+    return out
+
+
+def live_view(rec: Any, nodes: Sequence[Any]) -> Group:
+    """What ``run`` shows while the execution runs: the node table and its failures."""
+    running = not rec.is_terminal
+    parts: list[Any] = [node_table(nodes, running=running)]
+    failed = failures(nodes, running=running)
+    if failed is not None:
+        parts.append(failed)
+    return Group(*parts)
+
+
+def execution_view(rec: Any, nodes: Sequence[Any], *, verbose: bool = False) -> Group:
     head = Text.assemble(
-        (f"{rec.name}", "bold"),
-        f"  workflow {rec.workflow}  ",
+        (clean(rec.name), "bold"),
+        f"  workflow {clean(rec.workflow)}  ",
         status_style(rec.status.value),
         f"  {_dur(rec.started_at, rec.ended_at)}",
         f"  redrives {rec.redrive_count}" if rec.redrive_count else "",
     )
-    parts: list[Any] = [head, Text(f"id {rec.execution_id}", style="dim")]
+    parts: list[Any] = [head, Text(f"id {clean(rec.execution_id)}", style="dim")]
     if rec.rerun_of:
-        parts.append(Text(f"rerun of {rec.rerun_of} from node {rec.rerun_from}", style="dim"))
+        parts.append(
+            Text(f"rerun of {clean(rec.rerun_of)} from node {clean(rec.rerun_from)}", style="dim")
+        )
     if rec.error:
-        parts.append(Text(f"error {rec.error}: {rec.cause or ''}", style="red"))
-    parts.append(node_table(nodes))
+        parts.append(Text(f"error {execution_error(rec, nodes)}", style="red"))
+    parts.append(live_view(rec, nodes))
+    if verbose:
+        parts.extend(_causes(rec, nodes))
     return Group(*parts)
+
+
+def execution_error(rec: Any, nodes: Sequence[Any]) -> str:
+    """The execution's error on one line, located when a failed node (or item) carries
+    the same error: Step Functions' own error says what, never where."""
+    what = one_line(rec.error, rec.cause)
+    same = [n for n in nodes if is_failure(n.status) and one_line(n.error, n.cause) == what]
+    if not same:
+        return what
+    last = max(same, key=lambda n: n.ended_at or datetime.min.astimezone())
+    return located(last)
+
+
+def _causes(rec: Any, nodes: Sequence[Any]) -> list[Text]:
+    """``--verbose``: each failure's whole message and its cause as recorded (escaped)."""
+    shown: list[Text] = []
+    if rec.error:
+        shown.append(Text(f"execution error {clean(rec.error)}\n", style="bold"))
+        shown.append(Text(_indent(clean(rec.cause or "", newlines=True))))
+    for n in nodes:
+        if is_failure(n.status):
+            shown.append(Text(f"{where(n.node, n.map_index, n.attempts)}\n", style="bold"))
+            shown.append(Text(_indent(message(n.error, n.cause))))
+            if n.cause and message(n.error, n.cause) != clean(n.cause, newlines=True):
+                shown.append(Text(_indent("cause: " + clean(n.cause, newlines=True))))
+    return shown
+
+
+def _indent(text: str) -> str:
+    return "    " + text.replace("\n", "\n    ") + "\n"
 
 
 def timeline(rec: Any, nodes: Sequence[Any], width: int = 40) -> Text:
@@ -108,8 +221,8 @@ def execution_list(records: Sequence[Any]) -> Table:
     for rec in records:
         dur = (rec.ended_at - rec.started_at).total_seconds() if rec.ended_at else None
         table.add_row(
-            rec.name,
-            rec.workflow,
+            clean(rec.name),
+            clean(rec.workflow),
             status_style(rec.status.value),
             rec.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             "-" if dur is None else f"{dur:.2f}s",
@@ -149,7 +262,7 @@ _STANDARD = frozenset(
 
 
 def _where(entry: LogEntry) -> str:
-    node = str(entry.get("node", "?"))
+    node = clean(entry.get("node", "?"))
     if entry.get("index") is not None:
         node += f"[{entry['index']}]"
     attempt = entry.get("attempt")
@@ -164,19 +277,21 @@ def log_view(entries: Iterable[LogEntry]) -> Group:
         level = str(e.get("level", ""))
         extra = {k: v for k, v in e.items() if k not in _STANDARD}
         line = Text.assemble(
-            (str(e.get("timestamp", "")), "dim"),
+            (clean(e.get("timestamp", "")), "dim"),
             " ",
-            (f"{level:<7}", _LEVEL_STYLE.get(level, "")),
+            (f"{clean(level):<7}", _LEVEL_STYLE.get(level, "")),
             " ",
             (_where(e), "bold"),
             "  ",
-            str(e.get("message", "")),
+            clean(e.get("message", "")),
         )
         if extra:
+            # json.dumps escapes control characters itself (ensure_ascii).
             line.append("  " + json.dumps(extra, default=str, sort_keys=True), style="cyan")
         lines.append(line)
         if e.get("exception"):
-            lines.append(Text("    " + str(e["exception"]).replace("\n", "\n    "), style="red"))
+            exc = clean(e["exception"], newlines=True)
+            lines.append(Text("    " + exc.replace("\n", "\n    "), style="red"))
     if not lines:
         lines.append(Text("no log lines", style="dim"))
     return Group(*lines)

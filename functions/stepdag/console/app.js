@@ -91,6 +91,51 @@ async function showExecutions(query) {
   return () => clearInterval(timer);
 }
 
+async function showExecutions(query) {
+  const filter = { workflow: query.get("workflow") || "", status: query.get("status") || "",
+    limit: query.get("limit") || "" };
+  const tokens = [null]; // tokens[i]: the next_token that opens page i (newest first)
+  let page = 0;
+  const workflows = await Api.get("/v1/workflows").then((d) => d.items.map((w) => w.name),
+    () => []);
+  const select = (name, values, label) => el("select", {
+    name, onchange: (e) => {
+      const q = new URLSearchParams({ ...filter, [name]: e.target.value });
+      for (const [k, v] of [...q]) if (!v) q.delete(k);
+      location.hash = `#/executions?${q}`;
+    },
+  }, el("option", { value: "" }, label),
+  values.map((v) => el("option", { value: v, selected: v === filter[name] ? "" : null }, v)));
+  const body = el("div", {});
+  const pager = el("div", { class: "pager" });
+  show("Executions", el("h1", {}, "Executions"),
+    el("div", { class: "filters" }, select("workflow", workflows, "all workflows"),
+      select("status", RUN_STATUSES, "any status")), body, pager);
+
+  async function load() {
+    const data = await Api.get("/v1/executions",
+      { ...filter, limit: filter.limit || "25", next_token: tokens[page] });
+    tokens[page + 1] = data.next_token;
+    const rows = data.items.map((x) => el("tr", { "data-execution": x.id, "data-status": x.status },
+      el("td", {}, el("a", { href: `#/executions/${enc(x.id)}` }, x.name)),
+      el("td", {}, x.workflow), el("td", {}, badge(x.status)),
+      el("td", {}, fmtTime(x.started_at)), el("td", { class: "num" },
+        duration(x.started_at, x.ended_at))));
+    fill(body, rows.length ? table(["name", "workflow", "status", "started", "duration"],
+      rows) : el("p", { class: "muted" }, "No executions match."));
+    const go = (delta) => () => { page += delta; load().catch(fail); };
+    fill(pager,
+      el("button", { disabled: page === 0 ? "" : null, onclick: go(-1) }, "← newer"),
+      el("span", { class: "muted" }, ` page ${page + 1} `),
+      el("button", { disabled: data.next_token ? null : "", onclick: go(1) }, "older →"));
+  }
+  const fail = (e) => fill(body, problem(e));
+  await load();
+  // The first page follows new runs and status changes; older pages stay put.
+  const timer = setInterval(() => { if (page === 0) load().catch(fail); }, 3000);
+  return () => clearInterval(timer);
+}
+
 function itemCounts(items) {
   const counts = {};
   for (const r of items) counts[r.status] = (counts[r.status] || 0) + 1;
@@ -114,17 +159,52 @@ async function showExecution(id, query) {
 
   const whole = (name) => s.nodes.find((r) => r.node === name && r.map_index === null);
   const items = (name) => s.nodes.filter((r) => r.node === name && r.map_index !== null);
+  const running = () => !TERMINAL.has(s.exec.status);
+  const isMap = (r) => r.items !== null && r.items !== undefined;
+  const progressOf = (name) => mapProgress(whole(name), items(name), running());
+  // The status shown: a Map's own record turns terminal only after its items, so until
+  // then its items say how it goes; a failed node still to be retried is RETRYING.
+  const shownStatus = (name) => {
+    const r = whole(name);
+    if (!r) return "PENDING";
+    if (isMap(r) && !NODE_DONE.has(r.status) && items(name).length) {
+      const c = progressOf(name);
+      if (c.running || c.retrying) return "RUNNING";
+      if (c.failed) return "FAILED";
+    }
+    if (!isMap(r) && isRetrying(r, running(), false)) return "RETRYING";
+    return r.status;
+  };
   const info = (name) => {
     const r = whole(name);
-    const status = r ? r.status : "PENDING";
+    const status = shownStatus(name);
+    // A Map's box says how its items went (its colour says its status).
+    if (r && isMap(r)) return { status, line: progressShort(progressOf(name)) };
     const bits = [status.toLowerCase()];
     if (r && r.attempts > 1) bits.push(`${r.attempts} attempts`);
-    if (r && r.items !== null && r.items !== undefined) {
-      bits.push(`${itemCounts(items(name)).SUCCEEDED || 0}/${r.items} items`);
-    }
     if (r && r.cache_hit) bits.push("cached");
     return { status, line: bits.join(" · ") };
   };
+  // Every failed node and item, one line each (node, item, attempt, error).
+  const failures = () => s.nodes.filter((r) => isFailure(r.status)).map((r) => {
+    const parent = r.map_index === null ? null : whole(r.node);
+    const again = isRetrying(r, running(), Boolean(parent && NODE_DONE.has(parent.status)));
+    return el("li", { "data-failure": r.map_index === null ? r.node : `${r.node}[${r.map_index}]`,
+      "data-retrying": again ? "true" : null, class: again ? "retrying" : null },
+    el("a", { href: `#/executions/${enc(id)}?node=${enc(r.node)}` }, r.message || r.error),
+    again ? " (retrying)" : "");
+  });
+  // Step Functions' error says what, never where: a failed node (or item) with the same
+  // one line says where (the latest such, as `cli/views.py: execution_error`).
+  const executionError = (x) => {
+    const what = x.message || x.error;
+    const same = s.nodes.filter((r) => isFailure(r.status) && r.message
+      && r.message.endsWith(`: ${what}`));
+    same.sort((a, b) => ms(a.ended_at) - ms(b.ended_at));
+    return same.length ? same[same.length - 1].message : what;
+  };
+  const fullCause = (cause) => (cause ? el("details", { class: "cause" },
+    el("summary", {}, "full cause"), el("pre", {}, cause)) : null);
   const select = (name) => {
     s.selected = name;
     history.replaceState(null, "", `#/executions/${enc(id)}?node=${enc(name)}`);
@@ -148,7 +228,12 @@ async function showExecution(id, query) {
         x.rerun_of ? [el("dt", {}, "rerun of"), el("dd", {}, el("a", {
           href: `#/executions/${enc(x.rerun_of)}` }, x.rerun_of), ` from ${x.rerun_from}`)] : null),
       x.error ? el("div", { class: "problem", "data-error": "execution" },
-        el("strong", {}, x.error), x.cause ? el("pre", {}, x.cause) : null) : null,
+        el("strong", {}, executionError(x)), fullCause(x.cause)) : null,
+      (() => {
+        const failed = failures();
+        return failed.length ? el("div", { class: "failures" }, el("h3", {}, "failures"),
+          el("ul", {}, failed.slice(0, 50))) : null;
+      })(),
       el("details", {}, el("summary", {}, "execution input"), el("pre", {}, pretty(x.input))),
       x.output !== null && x.output !== undefined ? el("details", {},
         el("summary", {}, "execution output"), el("pre", {}, pretty(x.output))) : null);
@@ -188,8 +273,10 @@ async function showExecution(id, query) {
     const inputs = spec.data_deps.length
       ? Object.fromEntries(spec.data_deps.map((d) => [d, done(d) ? output(d) : { loading: true }]))
       : null;
+    const itemStatus = (it) => (isRetrying(it, running(), NODE_DONE.has(r.status))
+      ? "RETRYING" : it.status);
     fill(parts.detail,
-      el("h2", { "data-detail": name }, name, " ", badge(r.status)),
+      el("h2", { "data-detail": name }, name, " ", badge(whole(name) ? shownStatus(name) : r.status)),
       el("dl", { class: "facts" },
         row("attempts", `${r.attempts} started` + (r.attempt ? `, retry ${r.attempt}` : "")),
         row("started", fmtTime(r.started_at)), row("ended", fmtTime(r.ended_at)),
@@ -198,11 +285,9 @@ async function showExecution(id, query) {
         r.output_bytes !== null && r.output_bytes !== undefined
           ? row("output size", `${r.output_bytes} bytes`) : null,
         r.skip_reason ? row("skipped", r.skip_reason) : null,
-        r.items !== null && r.items !== undefined ? row("map items", `${r.items} (` + Object
-          .entries(itemCounts(mapItems)).map(([k, v]) => `${v} ${k.toLowerCase()}`).join(", ")
-          + ")") : null),
-      r.error ? el("div", { class: "problem", "data-error": name }, el("strong", {}, r.error),
-        r.cause ? el("pre", {}, r.cause) : null) : null,
+        isMap(r) ? row("map items", progressLine(progressOf(name))) : null),
+      r.error ? el("div", { class: "problem", "data-error": name },
+        el("strong", {}, r.message || r.error), fullCause(r.cause)) : null,
       el("h3", {}, inputs ? "input (upstream outputs)" : "input (execution params)"),
       el("pre", {}, inputs ? Object.entries(inputs).map(([d, o]) => `${d}: ${shown(o)}\n`)
         : pretty(s.exec.input)),
@@ -210,9 +295,13 @@ async function showExecution(id, query) {
       el("pre", { "data-output": name }, r.status === "SUCCEEDED" ? shown(output(name))
         : `(none: ${r.status.toLowerCase()})`),
       mapItems.length ? [el("h3", {}, "map items"), table(["#", "status", "attempts", "error"],
-        mapItems.slice(0, 100).map((it) => el("tr", { "data-item": it.map_index },
-          el("td", {}, it.map_index), el("td", {}, badge(it.status)),
-          el("td", { class: "num" }, it.attempts), el("td", {}, it.error || ""))))] : null);
+        // Failed items first: the ones a reader looks for among thousands.
+        [...mapItems].sort((a, b) => isFailure(b.status) - isFailure(a.status)
+          || a.map_index - b.map_index).slice(0, 100).map((it) => el("tr", {
+          "data-item": it.map_index, "data-status": itemStatus(it) },
+        el("td", {}, it.map_index), el("td", {}, badge(itemStatus(it))),
+        el("td", { class: "num" }, it.attempts), el("td", {}, it.message || it.error || ""))))]
+        : null);
   }
 
   // Fits the card's width (its padding aside), so the axis never hides under a scrollbar.

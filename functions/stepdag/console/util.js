@@ -27,6 +27,43 @@ const fill = (node, ...children) => { node.replaceChildren(); return build(node,
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]);
 const RUN_STATUSES = ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"];
 
+const NODE_DONE = new Set(["SUCCEEDED", "FAILED", "TIMED_OUT", "SKIPPED"]);
+// FAILED, or any other end that is neither a success nor a skip (a time-out).
+const isFailure = (status) => NODE_DONE.has(status) && status !== "SUCCEEDED" && status !== "SKIPPED";
+
+// A FAILED record while its run (and its Map) still goes on is waiting for its retry:
+// the rule of core/failures.py, which the API's `message` fields also come from.
+function isRetrying(rec, running, parentDone) {
+  return isFailure(rec.status) && running && !parentDone;
+}
+
+// A Map's item counts: done / running / retrying / failed (/ skipped) of its total.
+function mapProgress(whole, items, running) {
+  const c = { total: whole.items, done: 0, running: 0, retrying: 0, failed: 0, skipped: 0 };
+  const parentDone = NODE_DONE.has(whole.status);
+  for (const it of items) {
+    if (it.status === "SUCCEEDED") c.done += 1;
+    else if (it.status === "RUNNING") c.running += 1;
+    else if (it.status === "SKIPPED") c.skipped += 1;
+    else if (isFailure(it.status)) c[isRetrying(it, running, parentDone) ? "retrying" : "failed"] += 1;
+  }
+  return c;
+}
+
+// The DAG box's short form (it has room for ~28 characters): "3/8, 2 run, 1 retry, 1 fail".
+function progressShort(c) {
+  const total = c.total === null || c.total === undefined ? "?" : c.total;
+  const more = [["running", "run"], ["retrying", "retry"], ["failed", "fail"], ["skipped", "skip"]]
+    .filter(([k]) => c[k]).map(([k, short]) => `${c[k]} ${short}`);
+  return more.length ? [`${c.done}/${total}`].concat(more).join(", ") : `${c.done}/${total} items`;
+}
+
+function progressLine(c) {
+  const total = c.total === null || c.total === undefined ? "?" : c.total;
+  return [`${c.done}/${total} items`].concat(["running", "retrying", "failed", "skipped"]
+    .filter((k) => c[k]).map((k) => `${c[k]} ${k}`)).join(" · ");
+}
+
 function ms(iso) { return iso ? Date.parse(iso) : NaN; }
 
 function fmtTime(iso) {

@@ -26,7 +26,7 @@ from aws_lambda_powertools.shared.functions import (
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics, Tracer
 
-    from stepdag.runtime.runner import NodeRequest
+    from stepdag.runtime.payloads import NodeRequest
 
 # Payload fields appended to every log line of an invocation (the execution id is the
 # correlation id instead: it is what ties the Lambda logs to one Step Functions run).

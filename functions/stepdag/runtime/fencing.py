@@ -27,8 +27,8 @@ from stepdag.core.errors import Conflict
 from stepdag.core.model import Dag
 from stepdag.core.status import NodeStatus
 from stepdag.runtime.abandoned import timeout_message
+from stepdag.runtime.payloads import NodeRequest
 from stepdag.runtime.records import REDRIVE_STRIDE, ExecutionRecord, NodeKey
-from stepdag.runtime.runner import NodeRequest
 from stepdag.runtime.runs import LocalRun
 from stepdag.runtime.store import ExecutionStore, LeaseHeld
 

@@ -25,9 +25,8 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -43,6 +42,9 @@ from stepdag.core.errors import (
 from stepdag.core.model import PARAMS, Dag, Node, ParamKind, UpstreamSkipped, enum_value
 from stepdag.core.status import NodeStatus
 from stepdag.runtime.abandoned import timeout_message
+from stepdag.runtime.payloads import MISSING as _MISSING
+from stepdag.runtime.payloads import NodeRequest, RunnerObserver
+from stepdag.runtime.payloads import NullObserver as _NullObserver
 from stepdag.runtime.records import (
     REDRIVE_STRIDE,
     CacheEntry,
@@ -58,94 +60,22 @@ if TYPE_CHECKING:
     # node-runner Lambda never imports runtime.logs, a few ms off its cold start.
     from stepdag.runtime.logs import LogCapture
 
-PHASES = ("run", "condition", "plan", "item", "gather", "record_failure")
-_MISSING: Any = object()
 LEASE_MARGIN_S = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class NodeRequest:
-    workflow: str
-    node: str
-    phase: str
-    execution: str
-    attempt: int
-    index: int | None = None
-    params: Any = _MISSING
-    error: str | None = None
-    cause: str | None = None
-    # Set by the local engine, which knows it; absent on AWS (read from the store).
-    redrive: int | None = None
-
-    @classmethod
-    def from_payload(cls, payload: Mapping[str, Any]) -> NodeRequest:
-        """Parse and check a Task payload; a malformed one is an input error, not a crash."""
-        problems = []
-        for key in ("workflow", "node", "execution"):
-            if not isinstance(payload.get(key), str) or not payload.get(key):
-                problems.append(f"{key!r} must be a non-empty string")
-        phase = payload.get("phase", "run")
-        if phase not in PHASES:
-            problems.append(f"'phase' must be one of {', '.join(PHASES)}, got {phase!r}")
-        attempt = payload.get("attempt", 0)
-        if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
-            problems.append(f"'attempt' must be an int >= 0, got {attempt!r}")
-        index = payload.get("index")
-        if phase == "item" and (not isinstance(index, int) or index < 0):
-            problems.append(f"'index' must be an int >= 0 for phase 'item', got {index!r}")
-        if problems:
-            raise StepdagInvalidInput("invalid node-runner payload: " + "; ".join(problems))
-        return cls(
-            workflow=payload["workflow"],
-            node=payload["node"],
-            phase=phase,
-            execution=payload["execution"],
-            attempt=attempt,
-            index=index if phase == "item" else None,
-            params=payload.get("params", _MISSING),
-            error=payload.get("error"),
-            cause=payload.get("cause"),
-            redrive=payload.get("redrive"),
-        )
-
-
-class RunnerObserver(Protocol):
-    """Hooks for logs/metrics/traces (the Lambda handler plugs Powertools in here)."""
-
-    def node_started(self, req: NodeRequest) -> None: ...
-    def node_finished(
-        self,
-        req: NodeRequest,
-        status: str,
-        seconds: float,
-        *,
-        output_bytes: int = 0,
-        cache_hit: bool | None = None,
-        error: str | None = None,
-    ) -> None: ...
-
-
-class _NullObserver:
-    def node_started(self, req: NodeRequest) -> None:
-        return None
-
-    def node_finished(
-        self,
-        req: NodeRequest,
-        status: str,
-        seconds: float,
-        *,
-        output_bytes: int = 0,
-        cache_hit: bool | None = None,
-        error: str | None = None,
-    ) -> None:
-        return None
 
 
 def error_class(name: str) -> type[Exception]:
     """An exception class whose ``__name__`` is ``name``: replays a stored failure with the
     same Step Functions error name (Lambda reports ``type(exc).__name__``)."""
     return type(name, (Exception,), {"__module__": "stepdag.replayed"})
+
+
+def _describe(fn: Callable[..., Any]) -> str:
+    """``<lambda> (wf.py:12)``: which condition, for a message that names it."""
+    code = getattr(fn, "__code__", None)
+    name = getattr(fn, "__qualname__", type(fn).__name__)
+    if code is None:
+        return str(name)
+    return f"{name} ({code.co_filename.rsplit('/', 1)[-1]}:{code.co_firstlineno})"
 
 
 class NodeRunner:
@@ -215,7 +145,15 @@ class NodeRunner:
             else:
                 args[name] = self._upstream_value(dag, node, name, req.execution)
         assert node.options.when is not None
-        decision = bool(node.options.when(**args))
+        try:
+            decision = bool(node.options.when(**args))
+        except Exception as exc:
+            # Same error name (a Retry or Catch on it still matches), located message;
+            # the node's record says it too, so its row and the console show where.
+            kind = type(exc).__name__
+            what = f"when= condition {_describe(node.options.when)} raised {kind}: {exc}"
+            self._condition_failed(key, req, error_class(kind)(what))
+            raise error_class(kind)(f"node {node.name!r}: {what}") from exc
         if not decision:
             self._skip(key, "condition is false", req)
         return {"node": node.name, "run": decision}
@@ -535,6 +473,14 @@ class NodeRunner:
             if current is None or not current.is_completed:
                 raise
         self.observer.node_finished(req, NodeStatus.SKIPPED.value, 0.0)
+
+    def _condition_failed(self, key: NodeKey, req: NodeRequest, exc: Exception) -> None:
+        owner = self._owner()
+        claim = self.store.claim_node(
+            key, attempt=self._attempt(req), owner=owner, lease_seconds=60.0, now=self.now()
+        )
+        if claim.acquired:  # else another delivery holds it: its outcome is recorded
+            self._fail(key, owner, exc, req, time.perf_counter())
 
     def _fail(
         self, key: NodeKey, owner: str, exc: Exception, req: NodeRequest, started: float
