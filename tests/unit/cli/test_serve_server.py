@@ -384,3 +384,21 @@ def test_malformed_requests_are_problem_documents(server: Server) -> None:
 def test_http11_without_host_is_a_bad_request(server: Server) -> None:
     status, body = problem_of(raw(server, b"GET /v1/health HTTP/1.1\r\n\r\n"))
     assert status == 400 and body["code"] == "bad_host"
+
+
+def test_serve_refuses_an_allow_option_that_is_not_a_host_or_origin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from stepdag.cli.main import app
+
+    monkeypatch.setenv("STEPDAG_HOME", str(tmp_path / "home"))
+    empty = tmp_path / "wf"
+    empty.mkdir()
+    for option, value in (("--allow-origin", "console.example"), ("--allow-host", "a/b")):
+        res = CliRunner().invoke(
+            app, ["serve", "--port", "0", "--directory", str(empty), option, value]
+        )
+        assert res.exit_code == 2, res.output
+        assert value in res.output and "Traceback" not in res.output
