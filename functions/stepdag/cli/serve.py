@@ -3,7 +3,7 @@
 Each HTTP request becomes an API Gateway REST proxy event and goes through the same
 resolver the API Lambda runs (``stepdag.api.app.build_app``), so what works here works
 behind API Gateway.  Standard library only: ThreadingHTTPServer, one thread per
-connection and one resolver per request in flight (:class:`ResolverPool`); executions
+connection, one request at a time in the resolver (:class:`SerialResolver`); executions
 themselves run in the service's background threads.  The rules API Gateway and its
 authorizer apply on AWS -- which hosts, origins and bodies are answered -- are
 :mod:`stepdag.cli.guard`'s here.
@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import base64
 import json
-import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -102,50 +100,28 @@ def console_file(path: str) -> tuple[str, bytes] | None:
     return None
 
 
-class ResolverPool:
-    """Resolvers lent out one request at a time, built on demand.
+class SerialResolver:
+    """One request at a time through ``resolver``, as in one Lambda instance.
 
-    Powertools' resolver keeps the request in progress on itself (``current_event``, the
-    route arguments in ``app.context``), so two threads resolving through one resolver
-    can hand one route the other's arguments: seen as ``TypeError:
-    MiddlewareFrame.__call__() got an unexpected keyword argument 'id'`` and a 500 when
-    the console fetched several node outputs at once.  A Lambda instance never runs two
-    requests concurrently; here each request in flight gets a resolver of its own, as
-    each concurrent request on AWS gets an instance of its own.  Idle resolvers are kept
-    for the next requests (building one registers every route: milliseconds).
-
-    ``ResolverPool.of(resolver)`` lends that one resolver only: requests take turns.
+    Powertools' resolver keeps the request in progress on itself (the route arguments in
+    ``app.context``) and, worse, on its *class* (``BaseRouter.current_event``, shared by
+    every resolver in the process, so that sub-routers see it): two threads resolving at
+    once -- through one resolver or through two -- can hand one route the other's
+    arguments or body.  Seen as ``TypeError: MiddlewareFrame.__call__() got an unexpected
+    keyword argument 'id'`` and a 500 when the console fetched several node outputs at
+    once, and, with one resolver per thread, as a start answered with another client's
+    execution.  A Lambda instance never runs two requests concurrently; the threaded
+    server must not either.  The server's threads still accept, read, apply the request
+    rules and write concurrently; event streams hold the lock only per read.
     """
 
-    def __init__(self, build: Callable[[], Any], *, limit: int = 64) -> None:
-        self._build: Callable[[], Any] | None = build
-        self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
-        self._room = threading.Semaphore(limit)
-
-    @classmethod
-    def of(cls, resolver: Any) -> ResolverPool:
-        pool = cls(lambda: resolver, limit=1)
-        pool._build = None
-        pool._idle.put(resolver)
-        return pool
-
-    @contextmanager
-    def lease(self) -> Iterator[Any]:
-        # ``limit`` resolvers at most exist; a request past it waits for an idle one.
-        with self._room:
-            try:
-                resolver = self._idle.get_nowait()
-            except queue.Empty:
-                assert self._build is not None  # a fixed pool's one resolver is idle here
-                resolver = self._build()
-            try:
-                yield resolver
-            finally:
-                self._idle.put(resolver)
+    def __init__(self, resolver: Any) -> None:
+        self._resolver = resolver
+        self._lock = threading.Lock()
 
     def resolve(self, event: dict[str, Any], context: Any) -> Any:
-        with self.lease() as resolver:
-            return resolver.resolve(event, context)
+        with self._lock:
+            return self._resolver.resolve(event, context)
 
 
 class Server(ThreadingHTTPServer):
@@ -195,13 +171,13 @@ def make_server(
     allow_origins: Sequence[str] = (),
     max_body: int = MAX_BODY_BYTES,
 ) -> Server:
-    """A server answering requests through ``resolver`` -- a :class:`ResolverPool` (one
-    resolver per request in flight), or one resolver (requests take turns) -- plus the
-    console's files and the executions' event streams.  Requests the rules refuse
-    (:mod:`stepdag.cli.guard`) never reach the resolver."""
+    """A server answering every request with ``resolver.resolve(event, None)`` (one at a
+    time, see :class:`SerialResolver`), plus the console's files and the executions'
+    event streams.  Requests the rules refuse (:mod:`stepdag.cli.guard`) never reach the
+    resolver."""
     from stepdag.api.errors import PROBLEM_CONTENT_TYPE, problem
 
-    pool = resolver if isinstance(resolver, ResolverPool) else ResolverPool.of(resolver)
+    serial = SerialResolver(resolver)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -230,7 +206,7 @@ def make_server(
                 if ref is not None and self.command == "GET":
                     self._events(ref, headers)
                     return
-            status, merged, data = call(pool, self.command, self.path, headers, body)
+            status, merged, data = call(serial, self.command, self.path, headers, body)
             self._write(status, merged, data)
 
         def _events(self, ref: str, headers: dict[str, str]) -> None:
@@ -242,7 +218,7 @@ def make_server(
             }
 
             def fetch(path: str) -> tuple[int, Any]:
-                status, _, data = call(pool, "GET", path, headers)
+                status, _, data = call(serial, "GET", path, headers)
                 try:
                     return status, json.loads(data or b"null")
                 except ValueError:  # not JSON (never from our routes): end as a problem
@@ -332,9 +308,9 @@ def serve(
     workflows = [lw.workflow for lw in discover(directory)] if directory.is_dir() else []
     service = LocalExecutionService(default_store(home()), workflows)
     origins = list(allow_origin or ())
-    pool = ResolverPool(lambda: build_app(service, cors_origins=origins))
+    app = build_app(service, cors_origins=origins)
     try:
-        server = make_server(pool, host, port, allow_hosts=allow_host or (), allow_origins=origins)
+        server = make_server(app, host, port, allow_hosts=allow_host or (), allow_origins=origins)
     except ValueError as exc:  # an --allow-host/--allow-origin that is not one
         raise typer.BadParameter(str(exc)) from None
     url = f"http://{host}:{server.server_port}"
@@ -373,7 +349,7 @@ def console_export(
 
 __all__ = [
     "MAX_BODY_BYTES",
-    "ResolverPool",
+    "SerialResolver",
     "Server",
     "call",
     "console_export",
