@@ -377,3 +377,22 @@ def test_serve_refuses_an_allow_option_that_is_not_a_host_or_origin(
         )
         assert res.exit_code == 2, res.output
         assert value in res.output and "Traceback" not in res.output
+
+
+def test_answers_are_not_held_back_by_nagles_algorithm(server: Server) -> None:
+    """Headers and body are two writes: with Nagle on, the body of every answer on a
+    kept-alive connection waited for the client's delayed ACK (~40 ms each)."""
+    flags: list[int] = []
+    handler = server.RequestHandlerClass
+    setup = handler.setup
+
+    def spy(self: Any) -> None:
+        setup(self)
+        flags.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    handler.setup = spy  # type: ignore[method-assign]
+    try:
+        assert send(server, "GET", "/v1/health")[0] == 200
+    finally:
+        handler.setup = setup  # type: ignore[method-assign]
+    assert flags and all(flags)
