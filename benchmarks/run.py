@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[Any, bool], dict[str, Any]]]] = {
     "fuzz": ("benchmarks.reliability.fuzz", lambda m, q: m.main(q)),
     "store": ("benchmarks.store", lambda m, q: m.main(q)),
     "cost": ("benchmarks.cost", lambda m, q: m.main(q)),
+    "api_load": ("benchmarks.api_load", lambda m, q: m.main(q)),
 }
 RESULT_FILES = {name: name for name in BENCHMARKS} | {
     "faults": "reliability_faults",
@@ -58,6 +59,9 @@ GOALS = {
     "fault_unexpected_outcomes": ("<=", 0),
     "fault_hangs": ("<=", 0),
     "fuzz_crashes": ("<=", 0),
+    "api_load_errors": ("<=", 0),
+    "api_load_start_p95_ms": ("<=", 1000.0),
+    "api_load_unfinished_runs": ("<=", 0),
 }
 
 
@@ -101,6 +105,10 @@ def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "store_sqlite_put_ratio": get("store", "sqlite", "put", "store_vs_raw_time_ratio"),
         "store_sqlite_get_ratio": get("store", "sqlite", "get", "store_vs_raw_time_ratio"),
         "cost_usd_per_million_nodes_corpus": get("cost", "corpus", "usd_per_million_nodes", "mean"),
+        "api_load_errors": get("api_load", "errors"),  # api_load.json
+        "api_load_start_p95_ms": get("api_load", "start_p95_ms"),
+        "api_load_unfinished_runs": get("api_load", "unfinished_runs"),
+        "api_load_serve_vs_in_process_p95": get("api_load", "serve_vs_in_process_p95"),
     }
 
 
@@ -361,6 +369,7 @@ def report(
             f"{net.get('api_first_call')} s |",
         ]
     lines += reliability_sections(results) + store_cost_sections(results)
+    lines += api_load_section(results)
     if images:
         lines += ["", "## Plots", ""] + [f"![{i}]({i})" for i in images]
     return "\n".join(lines) + "\n"
@@ -450,6 +459,34 @@ def store_cost_sections(results: dict[str, dict[str, Any]]) -> list[str]:
             f"{per_m['mean']} (min {per_m['min']}, max {per_m['max']}); transitions per node "
             f"{c['transitions_per_node_mean']}; failed runs: {len(c['failed_runs'])}.",
         ]
+    return lines
+
+
+def api_load_section(results: dict[str, dict[str, Any]]) -> list[str]:
+    if "api_load" not in results:
+        return []
+    r = results["api_load"]
+    lines = [
+        "",
+        f"## API load ({r['serve']['clients']} concurrent clients, {r['serve']['seconds']} s; "
+        f"{r['method']})",
+        "",
+        "| target | runs | runs/s | errors | resets | start p50 ms | start p95 ms | "
+        "start p99 ms | read p95 ms | not terminal | unreadable |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for target in ("serve", "in_process"):
+        x = r[target]
+        start, read = x["start_latency_ms"], x["read_latency_ms"]
+        lines.append(
+            f"| {target} | {x['runs_started']} | {x['runs_per_s']} | {x['errors']} | "
+            f"{x['connection_resets']} | {start['p50']} | {start['p95']} | {start['p99']} | "
+            f"{read['p95']} | {x.get('runs_not_terminal')} | {x.get('runs_unreadable')} |"
+        )
+    lines += [
+        "",
+        f"`stepdag serve` start p95 ÷ the in-process resolver's: {r['serve_vs_in_process_p95']}.",
+    ]
     return lines
 
 

@@ -41,6 +41,10 @@ KEYS = {
     "store_sqlite_put_ratio",
     "store_sqlite_get_ratio",
     "cost_usd_per_million_nodes_corpus",
+    "api_load_errors",
+    "api_load_start_p95_ms",
+    "api_load_unfinished_runs",
+    "api_load_serve_vs_in_process_p95",
 }
 
 
@@ -77,14 +81,17 @@ def test_quick_harness(tmp_path: Path) -> None:
     assert summary["fault_runs"] > 0 and summary["fuzz_examples"] > 0
     assert (summary["fault_unexpected_outcomes"], summary["fault_hangs"]) == (0, 0)
     assert summary["fuzz_crashes"] == 0
+    # 100 clients against `stepdag serve` for a few seconds: every answer as expected,
+    # every run started ends and reads back.
+    assert (summary["api_load_errors"], summary["api_load_unfinished_runs"]) == (0, 0)
     report = (tmp_path / "REPORT.md").read_text()
     assert "## Headline figures" in report and "![engine.png](engine.png)" in report
     for png in ("makespan.png", "engine.png", "scaling.png"):
         assert (tmp_path / png).stat().st_size > 1000
-    for heading in ("injected faults", "fuzzing", "Store throughput", "Cost per run"):
+    for heading in ("injected faults", "fuzzing", "Store throughput", "Cost per run", "API load"):
         assert heading in report, heading
     names = ("makespan", "engine", "concurrency", "scaling", "reliability_crash", "cold_start")
-    names += ("reliability_faults", "reliability_fuzz", "store", "cost")
+    names += ("reliability_faults", "reliability_fuzz", "store", "cost", "api_load")
     for name in names:
         data = json.loads((tmp_path / f"{name}.json").read_text())
         assert data["machine"]["python"] and data["benchmark"] == name

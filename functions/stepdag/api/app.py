@@ -94,6 +94,19 @@ def cors_config(origins: Sequence[str]) -> CORSConfig | None:
     )
 
 
+def json_body(text: str) -> Any:
+    """The request body as strict JSON (:func:`stepdag.core.inputs.loads`: NaN/Infinity
+    and nesting too deep are 400s); a number Python will not convert -- more digits than
+    ``sys.get_int_max_str_digits()`` (4300), a ValueError that was a 500 -- is an invalid
+    request (400) like any other malformed body."""
+    try:
+        return loads(text, what="the request body")
+    except ValueError as exc:  # loads turned JSONDecodeError (a ValueError) into NotJson
+        reason = str(exc).split(";")[0]  # drop the advice to raise the interpreter's limit
+        error = {"type": "json_invalid", "loc": ("body",), "msg": reason, "input": {}}
+        raise RequestValidationError([error]) from None
+
+
 def build_app(
     service: ExecutionService,
     *,
@@ -110,7 +123,7 @@ def build_app(
         # Strict JSON both ways: a body with NaN/Infinity is a 400 (not an input the
         # store then refuses), nesting too deep for the parser a 400 (not a 500), and no
         # answer ever carries NaN.
-        json_body_deserializer=partial(loads, what="the request body"),
+        json_body_deserializer=json_body,
         serializer=partial(json.dumps, separators=(",", ":"), cls=Encoder, allow_nan=False),
     )
     if rate_limiter is not None:
@@ -313,4 +326,4 @@ def build_app(
     return app
 
 
-__all__ = ["PREFIX", "build_app", "cors_config"]
+__all__ = ["PREFIX", "build_app", "cors_config", "json_body"]

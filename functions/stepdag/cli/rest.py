@@ -3,6 +3,11 @@
 API JSON is turned back into the store's record types, so ``cli/views.py`` renders a
 remote execution exactly like a local one.  Auth: SigV4 (service ``execute-api``) for an
 API Gateway host with IAM auth, or a Cognito ID token (sent raw) for the Cognito authorizer.
+
+Credentials never leave the API's origin: auth headers are *unredirected* headers (urllib
+copies the others onto a redirected request), a redirect to another scheme, host or port
+is refused with an error naming it, and one within the origin is authenticated afresh
+(a SigV4 signature covers the URL it was made for).
 """
 
 from __future__ import annotations
@@ -106,7 +111,7 @@ def id_token(token: str) -> Auth:
         value = value[7:].strip()
 
     def add(req: urllib.request.Request) -> None:
-        req.add_header("Authorization", value)
+        req.add_unredirected_header("Authorization", value)
 
     return add
 
@@ -133,7 +138,8 @@ def sigv4(region: str, credentials: Any) -> Auth:
             aws.headers[key] = value
         signer.add_auth(aws)
         for key, value in aws.headers.items():
-            req.add_header(key, value)
+            if not req.has_header(key.capitalize()):  # Authorization, X-Amz-*: the signature's
+                req.add_unredirected_header(key, value)
 
     return add
 
@@ -166,6 +172,43 @@ def default_auth(url: str, *, token: str | None, region: str | None) -> Auth | N
     return sigv4(found.group(1) if found else str(region), credentials)
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").rstrip("."), parts.port or default
+
+
+class SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects within the API's origin only, authenticating each afresh."""
+
+    def __init__(self, auth: Auth | None) -> None:
+        self.auth = auth
+
+    def redirect_request(  # noqa: PLR0917 -- urllib calls it with these six, by position
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is None:
+            return None
+        if _origin(new.full_url) != _origin(req.full_url):
+            fp.close()
+            scheme, host, port = _origin(req.full_url)
+            raise TargetError(
+                f"{req.get_method()} {req.full_url} redirected (HTTP {code}) to {new.full_url}, "
+                f"outside the API's origin {scheme}://{host}:{port}: not followed, so no "
+                "credentials go to another host (if that is the API, pass it as --remote)"
+            )
+        if self.auth is not None:
+            self.auth(new)
+        return new
+
+
 class HttpClient:
     """The REST API (``stepdag serve`` or API Gateway) over urllib."""
 
@@ -182,6 +225,7 @@ class HttpClient:
         self.label = self.base
         self.full_records = False
         self.auth = auth
+        self._opener = urllib.request.build_opener(SameOriginRedirects(auth))
         self.timeout = timeout
         self.poll_seconds = poll_seconds
         self._logs = logs
@@ -211,7 +255,7 @@ class HttpClient:
         if self.auth is not None:
             self.auth(req)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with self._opener.open(req, timeout=self.timeout) as resp:
                 return resp.status, _decode(resp.read())
         except urllib.error.HTTPError as exc:
             raise _api_error(method, url, exc.code, _decode(exc.read())) from None

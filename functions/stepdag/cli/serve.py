@@ -2,8 +2,11 @@
 
 Each HTTP request becomes an API Gateway REST proxy event and goes through the same
 resolver the API Lambda runs (``stepdag.api.app.build_app``), so what works here works
-behind API Gateway.  Standard library only: ThreadingHTTPServer, one thread per request;
-executions themselves run in the service's background threads.
+behind API Gateway.  Standard library only: ThreadingHTTPServer, one thread per
+connection, one request at a time in the resolver (:class:`SerialResolver`); executions
+themselves run in the service's background threads.  The rules API Gateway and its
+authorizer apply on AWS -- which hosts, origins and bodies are answered -- are
+:mod:`stepdag.cli.guard`'s here.
 
 Two things only this server does, because API Gateway cannot: the console's static files
 at ``/`` (on AWS they are exported and hosted, see ``stepdag console export``) and the
@@ -17,6 +20,8 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Sequence
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -28,6 +33,7 @@ from rich.markup import escape
 from stepdag import console
 from stepdag.cli import sse
 from stepdag.cli.app import err, out
+from stepdag.cli.guard import MAX_BODY_BYTES, METHODS, Policy, Refused, canonical_headers
 from stepdag.cli.target import home
 from stepdag.core.errors import StepdagError
 
@@ -99,33 +105,19 @@ def console_file(path: str) -> tuple[str, bytes] | None:
     return None
 
 
-class Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer whose long-lived event streams end when it closes.
-
-    ``daemon_threads``: a stream's thread never keeps the process alive, and
-    ``server_close`` does not wait for it; ``closing`` tells streams to stop now.
-    """
-
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
-        self.closing = threading.Event()
-        super().__init__(address, handler)
-
-    def server_close(self) -> None:
-        self.closing.set()
-        super().server_close()
-
-
 class SerialResolver:
     """One request at a time through ``resolver``, as in one Lambda instance.
 
-    Powertools' resolver keeps the request in progress on itself (``current_event``, the
-    route arguments in ``app.context``), so two threads resolving at once can hand one
-    route the other's arguments: seen as ``TypeError: MiddlewareFrame.__call__() got an
-    unexpected keyword argument 'id'`` and a 500 when the console fetched several node
-    outputs at once.  A Lambda instance never runs two requests concurrently; the
-    threaded server must not either.  Event streams hold the lock only per read.
+    Powertools' resolver keeps the request in progress on itself (the route arguments in
+    ``app.context``) and, worse, on its *class* (``BaseRouter.current_event``, shared by
+    every resolver in the process, so that sub-routers see it): two threads resolving at
+    once -- through one resolver or through two -- can hand one route the other's
+    arguments or body.  Seen as ``TypeError: MiddlewareFrame.__call__() got an unexpected
+    keyword argument 'id'`` and a 500 when the console fetched several node outputs at
+    once, and, with one resolver per thread, as a start answered with another client's
+    execution.  A Lambda instance never runs two requests concurrently; the threaded
+    server must not either.  The server's threads still accept, read, apply the request
+    rules and write concurrently; event streams hold the lock only per read.
     """
 
     def __init__(self, resolver: Any) -> None:
@@ -137,21 +129,81 @@ class SerialResolver:
             return self._resolver.resolve(event, context)
 
 
-def make_server(resolver: Any, host: str = "127.0.0.1", port: int = 8000) -> Server:
+class Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer with a listen backlog for bursts, its request rules
+    (:class:`~stepdag.cli.guard.Policy`), and long-lived event streams that end when it
+    closes.
+
+    ``request_queue_size``: socketserver's default backlog of 5 reset 39 of 100
+    connections opened at once.  ``daemon_threads``: a stream's thread never keeps the
+    process alive, and ``server_close`` does not wait for it; ``closing`` tells streams to
+    stop now.
+    """
+
+    daemon_threads = True
+    request_queue_size = 1024
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        *,
+        allow_hosts: Sequence[str] = (),
+        allow_origins: Sequence[str] = (),
+        max_body: int = MAX_BODY_BYTES,
+    ) -> None:
+        self.closing = threading.Event()
+        super().__init__(address, handler)
+        self.policy = Policy.local(
+            address[0],
+            self.server_port,
+            allow_hosts=allow_hosts,
+            allow_origins=allow_origins,
+            max_body=max_body,
+        )
+
+    def server_close(self) -> None:
+        self.closing.set()
+        super().server_close()
+
+
+def make_server(
+    resolver: Any,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    allow_hosts: Sequence[str] = (),
+    allow_origins: Sequence[str] = (),
+    max_body: int = MAX_BODY_BYTES,
+) -> Server:
     """A server answering every request with ``resolver.resolve(event, None)`` (one at a
     time, see :class:`SerialResolver`), plus the console's files and the executions'
-    event streams."""
-    resolver = SerialResolver(resolver)
+    event streams.  Requests the rules refuse (:mod:`stepdag.cli.guard`) never reach the
+    resolver."""
+    from stepdag.api.errors import PROBLEM_CONTENT_TYPE, problem
+
+    serial = SerialResolver(resolver)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "stepdag"
+        # A client that stops sending mid-request (or idles on a kept-alive connection)
+        # frees its thread after this long; streams only write, and a stalled write ends
+        # them as the client gone.
+        timeout = 60
+        # Headers and body go out as two writes; with Nagle's algorithm the body waits
+        # for the client's delayed ACK of the headers: ~40 ms on every kept-alive answer.
+        disable_nagle_algorithm = True
         server: Server
 
         def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = self.server.policy.admit(self.command, self.headers, self.request_version)
+            except Refused as refused:
+                self._problem(refused.status, refused.code, refused.detail, refused.headers)
+                return
             body = self.rfile.read(length) if length > 0 else b""
-            headers = dict(self.headers.items())
+            headers = canonical_headers(self.headers.items())
             if self.command in ("GET", "HEAD"):
                 found = console_file(urlsplit(self.path).path)
                 if found is not None:
@@ -162,7 +214,7 @@ def make_server(resolver: Any, host: str = "127.0.0.1", port: int = 8000) -> Ser
                 if ref is not None and self.command == "GET":
                     self._events(ref, headers)
                     return
-            status, merged, data = call(resolver, self.command, self.path, headers, body)
+            status, merged, data = call(serial, self.command, self.path, headers, body)
             self._write(status, merged, data)
 
         def _events(self, ref: str, headers: dict[str, str]) -> None:
@@ -174,7 +226,7 @@ def make_server(resolver: Any, host: str = "127.0.0.1", port: int = 8000) -> Ser
             }
 
             def fetch(path: str) -> tuple[int, Any]:
-                status, _, data = call(resolver, "GET", path, headers)
+                status, _, data = call(serial, "GET", path, headers)
                 try:
                     return status, json.loads(data or b"null")
                 except ValueError:  # not JSON (never from our routes): end as a problem
@@ -192,16 +244,45 @@ def make_server(resolver: Any, host: str = "127.0.0.1", port: int = 8000) -> Ser
                 if key.lower() not in ("content-length", "connection"):
                     self.send_header(key, value)
             self.send_header("Content-Length", str(len(data)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
+
+        def _problem(
+            self, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+        ) -> None:
+            # The request's body (if any) is unread: the connection cannot carry another.
+            self.close_connection = True
+            answer = problem(status, code, detail)
+            data = str(answer.body).encode()
+            self._write(status, {**(headers or {}), "Content-Type": PROBLEM_CONTENT_TYPE}, data)
+
+        def send_error(
+            self, code: int, message: str | None = None, explain: str | None = None
+        ) -> None:
+            """The standard library's own refusals (a malformed request line or header, a
+            URI too long, a method without ``do_*``) as problem documents, not HTML."""
+            if code == HTTPStatus.NOT_IMPLEMENTED:  # its only 501: no do_<METHOD>
+                detail = f"method {self.command} is not supported; use one of {', '.join(METHODS)}"
+                self._problem(405, "method_not_allowed", detail, {"Allow": ", ".join(METHODS)})
+                return
+            phrase = HTTPStatus(code).phrase
+            self._problem(code, phrase.lower().replace(" ", "_"), message or phrase)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
         def log_message(self, format: str, *args: Any) -> None:
             out.print(f"{self.address_string()} {format % args}")
 
-    return Server((host, port), Handler)
+    return Server(
+        (host, port),
+        Handler,
+        allow_hosts=allow_hosts,
+        allow_origins=allow_origins,
+        max_body=max_body,
+    )
 
 
 def serve(
@@ -210,6 +291,20 @@ def serve(
     directory: Annotated[Path, typer.Option(help="where to discover workflows")] = Path(
         "statemachines"
     ),
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="also answer requests for this Host, NAME or NAME:PORT (repeatable); "
+            "loopback names and the bound address always are"
+        ),
+    ] = None,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a web origin (scheme://host[:port]) whose pages may call the API, "
+            "start and cancel runs included (repeatable; CORS is answered for it)"
+        ),
+    ] = None,
 ) -> None:
     """Serve the REST API and the web console locally on the local engine."""
     # Imported here for start-up: the API and the engine load for this command only.
@@ -221,7 +316,12 @@ def serve(
     for reason in skipped:
         err.print(f"[yellow]warning:[/] skipped {escape(reason)}", markup=True)
     service = LocalExecutionService(default_store(home()), workflows)
-    server = make_server(build_app(service), host, port)
+    origins = list(allow_origin or ())
+    app = build_app(service, cors_origins=origins)
+    try:
+        server = make_server(app, host, port, allow_hosts=allow_host or (), allow_origins=origins)
+    except ValueError as exc:  # an --allow-host/--allow-origin that is not one
+        raise typer.BadParameter(str(exc)) from None
     url = f"http://{host}:{server.server_port}"
     note = f", {len(skipped)} skipped" if skipped else ""
     out.print(
@@ -282,6 +382,7 @@ def console_export(
 
 
 __all__ = [
+    "MAX_BODY_BYTES",
     "SerialResolver",
     "Server",
     "call",
