@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from stepdag.asl.clock import ClockEvent, RealClock
+from stepdag.asl.clock import ClockEvent, RealClock, VirtualClock
 from stepdag.asl.errors import ExecutionAborted, StatesError
 from stepdag.asl.runtime import Frame
 
@@ -132,6 +132,17 @@ def run_concurrently(
             count=count,
             frame=frame,
         )
+    elif ramp_up and isinstance(clock, VirtualClock):
+        _lazy(
+            clock,
+            worker,
+            workers=workers,
+            state=state,
+            lock=lock,
+            done=done,
+            count=count,
+            frame=frame,
+        )
     else:
         state["running"] = workers
         for n in range(workers):
@@ -143,6 +154,46 @@ def run_concurrently(
     # The parent's next event follows the last event any child emitted.
     frame.previous_event_id = last_event[0]
     return outcomes, bool(state["stopped"])
+
+
+def _lazy(
+    clock: VirtualClock,
+    worker: Callable[[], None],
+    *,
+    workers: int,
+    state: dict[str, int],
+    lock: threading.Lock,
+    done: ClockEvent,
+    count: int,
+    frame: Frame,
+) -> None:
+    """Virtual time: add a worker only when every participant is blocked, before time
+    moves on. Makespans are those of starting all ``workers`` at once (a job that
+    blocks lets the next one start at the same instant), but jobs that never block run
+    on one thread instead of waking hundreds on every clock event."""
+    spawned = [0]
+
+    def hook() -> bool:
+        # Runs with the clock's lock held. A thread holding ``lock`` is not blocked on
+        # the clock, so when every participant is blocked ``lock`` is free.
+        if not lock.acquire(blocking=False):
+            return False
+        try:
+            pending = state["next"] < count and not state["stopped"] and not frame.cancelled
+            if spawned[0] >= workers or not pending:
+                return False
+            state["running"] += 1
+            spawned[0] += 1
+        finally:
+            lock.release()
+        clock.spawn_when_idle(worker, name=f"asl-worker-{spawned[0] - 1}")
+        return True
+
+    clock.add_idle_hook(hook)
+    try:
+        done.wait()
+    finally:
+        clock.remove_idle_hook(hook)
 
 
 def _ramp(
