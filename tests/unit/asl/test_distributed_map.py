@@ -122,6 +122,15 @@ def test_item_batcher_makes_one_child_per_batch() -> None:
     assert result.output == [{"n": 4}, {"n": 4}, {"n": 2}]
 
 
+def test_item_selector_applies_to_each_item_before_batching() -> None:
+    selector = {"v.$": "$$.Map.Item.Value", "i.$": "$$.Map.Item.Index"}
+    definition = _dmap(ItemBatcher={"MaxItemsPerBatch": 2}, ItemSelector=selector)
+    assert run(definition, ["a", "b", "c"]).output == [
+        {"Items": [{"v": "a", "i": 0}, {"v": "b", "i": 1}]},
+        {"Items": [{"v": "c", "i": 2}]},
+    ]
+
+
 def test_express_children_time_out_after_five_minutes() -> None:
     states = {"W": {"Type": "Wait", "Seconds": 400, "End": True}}
     definition = _dmap(states, execution_type="EXPRESS", ToleratedFailureCount=1)

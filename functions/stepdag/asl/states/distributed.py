@@ -147,8 +147,13 @@ class DistributedMapState(MapState):
                     RUNTIME, f"Map state input must be an array but was: {json_type(items)}"
                 )
         concurrency, tolerated_count, tolerated_pct = self.settings(frame, effective, context)
-        if self.batcher is not None:
-            items = self._batches(frame, items, effective, context)
+        batched = self.batcher is not None
+        if batched:
+            # The ASL spec batches the *selected* items: ItemSelector applies per item.
+            selected = [
+                self.item_input(frame, effective, context, i, v) for i, v in enumerate(items)
+            ]
+            items = self._batches(frame, selected, effective, context)
         total = len(items)
         execution = frame.execution
         entered = frame.previous_event_id
@@ -172,7 +177,9 @@ class DistributedMapState(MapState):
         def work(i: int, child_frame: Frame) -> _Child:
             from stepdag.asl.interpreter import ExecutionHandle
 
-            item_input = self.item_input(frame, effective, context, i, items[i])
+            item_input = (
+                items[i] if batched else self.item_input(frame, effective, context, i, items[i])
+            )
             name = str(uuid.uuid5(uuid.UUID(run_id), str(i)))
             seed = random.Random(f"{execution.seed}{frame.key}/{entered}/{i}").getrandbits(63)
             start = clock.now_iso()
