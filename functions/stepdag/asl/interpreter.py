@@ -71,6 +71,9 @@ class StartOptions(TypedDict, total=False):
     """Answers a Distributed Map's ``ItemReader`` (``s3:getObject``/``s3:listObjectsV2``)."""
     result_writer: ResultWriter | None
     """Stores a Distributed Map's ``ResultWriter`` files (``s3:putObject``)."""
+    on_child_event: Callable[[str, HistoryEvent], None] | None
+    """Called with (child execution ARN, event) for each event of a Distributed Map's
+    child executions, whose histories are otherwise only counted, never kept."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,7 @@ class ExecutionHandle:
             item_reader=options.get("item_reader"),
             result_writer=options.get("result_writer"),
             owner=machine,
+            on_child_event=options.get("on_child_event"),
         )
         self._root = Frame(self._execution, previous_event_id=0)
         self._finished_event = self.clock.event()

@@ -134,6 +134,7 @@ class Execution:
         item_reader: Any = None,
         result_writer: Any = None,
         owner: Any = None,
+        on_child_event: Callable[[str, Any], None] | None = None,
     ) -> None:
         self.region = region
         # Distributed Map's S3 ports (item_io.ItemReader / ResultWriter), and the
@@ -141,6 +142,7 @@ class Execution:
         self.item_reader = item_reader
         self.result_writer = result_writer
         self.owner = owner
+        self.on_child_event = on_child_event
         # Per-decision random streams (retry jitter) are derived from this seed plus
         # where the decision happens, so concurrent branches draw reproducibly.
         self.seed = seed if seed is not None else rng.getrandbits(64)

@@ -39,6 +39,25 @@ def test_10000_items_succeed_with_a_constant_parent_history() -> None:
     ]
 
 
+def test_child_events_are_streamed_to_on_child_event_not_kept() -> None:
+    seen: dict[str, list[str]] = {}
+
+    def on_child_event(arn: str, event: Any) -> None:
+        seen.setdefault(arn, []).append(event.type)
+
+    result = run(_dmap(), [1, 2], on_child_event=on_child_event)
+    assert result.status == "SUCCEEDED"
+    assert len(seen) == 2
+    for arn, events in seen.items():
+        assert ":execution:StateMachine/" in arn
+        assert events == [
+            "ExecutionStarted",
+            "PassStateEntered",
+            "PassStateExited",
+            "ExecutionSucceeded",
+        ]
+
+
 def test_parent_history_size_does_not_depend_on_item_count() -> None:
     assert len(run(_dmap(), [1]).history) == len(run(_dmap(), list(range(3000))).history)
 

@@ -11,6 +11,7 @@ or, with a ``ResultWriter``, to files through the execution's ``result_writer`` 
 
 from __future__ import annotations
 
+import functools
 import random
 import uuid
 from typing import TYPE_CHECKING, Any, Final
@@ -183,12 +184,16 @@ class DistributedMapState(MapState):
             name = str(uuid.uuid5(uuid.UUID(run_id), str(i)))
             seed = random.Random(f"{execution.seed}{frame.key}/{entered}/{i}").getrandbits(63)
             start = clock.now_iso()
+            arn = arn_base + name
+            stream = execution.on_child_event
             handle = ExecutionHandle(
                 child_machine,
                 item_input,
                 child_of=child_frame,
                 name=name,
-                execution_id=arn_base + name,
+                execution_id=arn,
+                on_event=None if stream is None else functools.partial(stream, arn),
+                on_child_event=stream,
                 clock=clock,
                 task_handler=execution.handler,
                 seed=seed,
