@@ -33,8 +33,6 @@ from stepdag.asl.states.parallel import MapState, allowed_failures, json_type
 if TYPE_CHECKING:
     from stepdag.asl.interpreter import ExecutionResult, StateMachine
 
-# "Distributed mode supports up to 10,000 parallel child workflow executions."
-MAX_CHILD_CONCURRENCY: Final = 10_000
 THRESHOLD_CAUSE: Final = "The specified tolerated failure threshold was exceeded"
 _NAMESPACE: Final = uuid.UUID("6f1d3c1e-3b5e-4c1a-9a61-0b6a2f5c7d10")
 
@@ -211,11 +209,9 @@ class DistributedMapState(MapState):
             failures[0] += 1
             return failures[0] > allowed
 
-        bound = (
-            MAX_CHILD_CONCURRENCY if concurrency == 0 else min(concurrency, MAX_CHILD_CONCURRENCY)
-        )
-        # One worker thread per running child, up to the engine's thread cap.
-        workers = min(bound, DISTRIBUTED_MAP_CONCURRENCY)
+        # 0 is AWS's ceiling; one worker thread per child running at once.
+        cap = DISTRIBUTED_MAP_CONCURRENCY
+        workers = cap if concurrency == 0 else min(concurrency, cap)
         outcomes, stopped = run_concurrently(frame, total, workers, work, judge, ramp_up=True)
         children = [o.value for o in outcomes if o is not None and not o.aborted]
         if stopped:
@@ -297,4 +293,4 @@ def _transform(children: list[_Child], machine_arn: str, transformation: str) ->
     return out
 
 
-__all__ = ["MAX_CHILD_CONCURRENCY", "DistributedMapState"]
+__all__ = ["DistributedMapState"]
