@@ -141,6 +141,17 @@ def test_item_batcher_makes_one_child_per_batch() -> None:
     assert result.output == [{"n": 4}, {"n": 4}, {"n": 2}]
 
 
+def test_item_batcher_max_input_bytes_per_batch() -> None:
+    # {"Items":["aaaa","bbbb"]} is 24 bytes; a 30-byte limit fits two 6-byte items.
+    batcher = {"MaxInputBytesPerBatch": 30}
+    result = run(_dmap(ItemBatcher=batcher), ["aaaa", "bbbb", "cccc", "dddd", "eeee"])
+    batches = [b["Items"] for b in result.output]
+    assert batches == [["aaaa", "bbbb"], ["cccc", "dddd"], ["eeee"]]
+    assert all(len(json.dumps({"Items": b}, separators=(",", ":"))) <= 30 for b in batches)
+    both = run(_dmap(ItemBatcher={**batcher, "MaxItemsPerBatch": 1}), ["a", "b"]).output
+    assert [b["Items"] for b in both] == [["a"], ["b"]]
+
+
 def test_item_selector_applies_to_each_item_before_batching() -> None:
     selector = {"v.$": "$$.Map.Item.Value", "i.$": "$$.Map.Item.Index"}
     definition = _dmap(ItemBatcher={"MaxItemsPerBatch": 2}, ItemSelector=selector)

@@ -182,10 +182,20 @@ class MapState(_Composite):
         if batch_input is not None and not self.jsonata:
             node = payload.compile_template(batch_input, self.name, [])
             batch_input = payload.evaluate(node, effective, context, frame.execution.rng)
+        max_bytes = cfg.get("MaxInputBytesPerBatch")
+        if not self.jsonata and "MaxInputBytesPerBatchPath" in cfg:
+            max_bytes = _sample(compile_path(cfg["MaxInputBytesPerBatchPath"]), effective)
+        if max_bytes is not None and (
+            isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0
+        ):
+            raise StatesError(
+                RUNTIME,
+                f"MaxInputBytesPerBatch must be a positive integer, got: {to_json(max_bytes)}",
+            )
         batches = []
-        for start in range(0, len(items), size):
+        for group in _groups(items, size, max_bytes, batch_input):
             batch: dict[str, Any] = {} if batch_input is None else {"BatchInput": batch_input}
-            batch["Items"] = items[start : start + size]
+            batch["Items"] = group
             batches.append(batch)
         return batches
 
@@ -309,6 +319,31 @@ class MapState(_Composite):
                 assert outcome.error is not None
                 results.append(failure_output(outcome.error))
         return results
+
+
+def _groups(
+    items: list[Any], size: int, max_bytes: int | None, batch_input: Any
+) -> list[list[Any]]:
+    """Consecutive groups of at most ``size`` items whose batch JSON stays within
+    ``max_bytes`` (an item too big on its own still gets a batch of its own)."""
+    if max_bytes is None:
+        return [items[start : start + size] for start in range(0, len(items), size)]
+    # The batch's JSON is its empty form plus each item and the commas between them.
+    empty: dict[str, Any] = {} if batch_input is None else {"BatchInput": batch_input}
+    base = len(to_json({**empty, "Items": []}).encode())
+    groups: list[list[Any]] = []
+    current: list[Any] = []
+    used = base
+    for item in items:
+        cost = len(to_json(item).encode()) + (1 if current else 0)
+        if current and (len(current) >= size or used + cost > max_bytes):
+            groups.append(current)
+            current, used, cost = [], base, cost - 1
+        current.append(item)
+        used += cost
+    if current:
+        groups.append(current)
+    return groups
 
 
 def allowed_failures(total: int, count: int, pct: float) -> int:
