@@ -471,3 +471,43 @@ def test_distributed_fields_are_validated(change: dict[str, Any], fragment: str)
     with pytest.raises(AslDefinitionError) as info:
         StateMachine(_dmap(**change))
     assert any(fragment in p for p in info.value.problems), info.value.problems
+
+
+def test_jsonata_reader_and_writer_arguments_and_max_items() -> None:
+    objects = MemoryObjects({"b/k.json": [1, 2, 3]})
+    definition = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "ItemReader": {
+                    "Resource": "arn:aws:states:::s3:getObject",
+                    "ReaderConfig": {"InputType": "JSON", "MaxItems": "{% $states.input.n %}"},
+                    "Arguments": {"Bucket": "{% $states.input.bucket %}", "Key": "k.json"},
+                },
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                    "StartAt": "P",
+                    "States": {
+                        "P": {"Type": "Pass", "Output": "{% $states.input * 2 %}", "End": True}
+                    },
+                },
+                "ResultWriter": {
+                    "Resource": "arn:aws:states:::s3:putObject",
+                    "Arguments": {"Bucket": "out", "Prefix": "{% $states.input.bucket %}"},
+                    "WriterConfig": {"Transformation": "COMPACT"},
+                },
+                "End": True,
+            }
+        },
+    }
+    result = run(
+        definition, {"bucket": "b", "n": 2}, item_reader=objects.read, result_writer=objects.write
+    )
+    assert result.status == "SUCCEEDED", result.cause
+    key = result.output["ResultWriterDetails"]["Key"]
+    assert key.startswith("b/")
+    manifest = objects.json(f"out/{key}")
+    (entry,) = manifest["ResultFiles"]["SUCCEEDED"]
+    assert objects.json(f"out/{entry['Key']}") == [2, 4]
