@@ -60,6 +60,11 @@ class Fixture:
         return self.data.get("input")
 
     @property
+    def objects(self) -> dict[str, Any]:
+        """S3 objects (``"bucket/key": body``) served to a Distributed Map's ItemReader."""
+        return dict(self.data.get("objects") or {})
+
+    @property
     def expected(self) -> dict[str, Any]:
         return dict(self.data["expected"])
 

@@ -65,12 +65,18 @@ def run_locally(fixture: Fixture) -> dict[str, Any]:
         from stepdag.asl.clock import VirtualClock as clock_cls
     identity = _identity(fixture)
     machine = asl.StateMachine(fixture.definition, **_accepted(asl.StateMachine, identity))
+    # A Distributed Map's S3 side (ItemReader/ResultWriter), when the engine has the ports.
+    ports: dict[str, Any] = {}
+    objects_cls = getattr(asl, "MemoryObjects", None)
+    if objects_cls is not None:
+        objects = objects_cls(fixture.objects)
+        ports = {"item_reader": objects.read, "result_writer": objects.write}
     result = machine.execute(
         fixture.input,
         task_handler=local_task_handler(FakeLambdas().functions),
         name="conformance",
         clock=clock_cls(),
-        **_accepted(machine.execute, identity),
+        **_accepted(machine.execute, {**identity, **ports}),
     )
     return dict(result.to_contract())
 

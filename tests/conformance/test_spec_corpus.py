@@ -15,7 +15,17 @@ import pytest
 from tests.conformance.corpus import CONTRACT_FIELDS, Fixture, load_spec_fixtures
 
 SPEC_FIXTURES = load_spec_fixtures()
-ALLOWED_KEYS = {"description", "source", "definition", "input", "expected", "ignore", "notes"}
+# ``objects``: S3 objects (``"bucket/key": body``) a Distributed Map's ItemReader reads.
+ALLOWED_KEYS = {
+    "description",
+    "source",
+    "definition",
+    "input",
+    "expected",
+    "ignore",
+    "notes",
+    "objects",
+}
 STATUSES = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 

@@ -11,6 +11,7 @@ from stepdag.asl.clock import Clock, ClockEvent, RealClock, VirtualClock
 from stepdag.asl.errors import AslDefinitionError, StatesError, TaskFailure
 from stepdag.asl.history import HistoryEvent
 from stepdag.asl.interpreter import ExecutionHandle, ExecutionResult, StartOptions, StateMachine
+from stepdag.asl.item_io import ItemReader, MemoryObjects, ResultWriter
 from stepdag.asl.runtime import TaskContext, TaskHandler
 
 __all__ = [
@@ -20,7 +21,10 @@ __all__ = [
     "ExecutionHandle",
     "ExecutionResult",
     "HistoryEvent",
+    "ItemReader",
+    "MemoryObjects",
     "RealClock",
+    "ResultWriter",
     "StartOptions",
     "StateMachine",
     "StatesError",

@@ -90,10 +90,14 @@ class RealClock(Clock):
 
 
 class _Waiter:
-    __slots__ = ("woken",)
+    """One blocked thread. Its own condition (on the clock's lock) is notified alone,
+    so an event wakes only its waiters, not every blocked participant."""
 
-    def __init__(self) -> None:
+    __slots__ = ("cond", "woken")
+
+    def __init__(self, lock: threading.Lock) -> None:
         self.woken = False
+        self.cond = threading.Condition(lock)
 
 
 class _VirtualEvent(ClockEvent):
@@ -111,7 +115,6 @@ class _VirtualEvent(ClockEvent):
             for waiter in self._waiters:
                 clock._wake(waiter)
             self._waiters.clear()
-            clock._cond.notify_all()
 
     def is_set(self) -> bool:
         with self._clock._cond:
@@ -124,7 +127,7 @@ class _VirtualEvent(ClockEvent):
                 return True
             if timeout is not None and timeout <= 0:
                 return False
-            waiter = _Waiter()
+            waiter = _Waiter(clock._lock)
             self._waiters.append(waiter)
             clock._block(waiter, None if timeout is None else clock._now + timeout)
             if waiter in self._waiters:
@@ -142,11 +145,15 @@ class VirtualClock(Clock):
     """
 
     def __init__(self, start: float = 0.0) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._now = float(start)
         self._active = 0
         self._timers: list[tuple[float, int, _Waiter]] = []
         self._seq = itertools.count()
+        # Called (lock held) when every participant is blocked, before time advances;
+        # a hook that starts a participant (``spawn_when_idle``) keeps time still.
+        self._idle_hooks: list[Callable[[], bool]] = []
 
     def now(self) -> float:
         with self._cond:
@@ -161,12 +168,18 @@ class VirtualClock(Clock):
         with self._cond:
             if seconds <= 0:
                 return
-            self._block(_Waiter(), self._now + seconds)
+            self._block(_Waiter(self._lock), self._now + seconds)
 
     def event(self) -> ClockEvent:
         return _VirtualEvent(self)
 
     def spawn(self, target: Callable[[], None], name: str = "asl") -> threading.Thread:
+        with self._cond:
+            # Counted before the thread starts so time cannot jump in between.
+            self._active += 1
+        return self._start(target, name)
+
+    def _start(self, target: Callable[[], None], name: str) -> threading.Thread:
         def run() -> None:
             try:
                 target()
@@ -175,12 +188,27 @@ class VirtualClock(Clock):
                     self._active -= 1
                     self._maybe_advance()
 
-        with self._cond:
-            # Counted before the thread starts so time cannot jump in between.
-            self._active += 1
         thread = threading.Thread(target=run, name=name, daemon=True)
         thread.start()
         return thread
+
+    def add_idle_hook(self, hook: Callable[[], bool]) -> None:
+        """``hook()`` runs, with the clock's lock held, whenever every participant is
+        blocked and before time advances; it returns True if it started a participant
+        with :meth:`spawn_when_idle` (then time stays where it is)."""
+        with self._cond:
+            self._idle_hooks.append(hook)
+            self._maybe_advance()
+
+    def remove_idle_hook(self, hook: Callable[[], bool]) -> None:
+        with self._cond:
+            if hook in self._idle_hooks:
+                self._idle_hooks.remove(hook)
+
+    def spawn_when_idle(self, target: Callable[[], None], name: str = "asl") -> None:
+        """:meth:`spawn` for idle hooks (the caller holds the clock's lock)."""
+        self._active += 1
+        self._start(target, name)
 
     # -- internals (called with self._cond held) -----------------------------------
 
@@ -190,15 +218,18 @@ class VirtualClock(Clock):
         self._active -= 1
         self._maybe_advance()
         while not waiter.woken:
-            self._cond.wait()
+            waiter.cond.wait()
 
     def _wake(self, waiter: _Waiter) -> None:
         if not waiter.woken:
             waiter.woken = True
             self._active += 1
+            waiter.cond.notify()
 
     def _maybe_advance(self) -> None:
         while self._active <= 0:
+            if any(hook() for hook in list(self._idle_hooks)):
+                return
             while self._timers and self._timers[0][2].woken:
                 heapq.heappop(self._timers)
             if not self._timers:
@@ -208,7 +239,6 @@ class VirtualClock(Clock):
             while self._timers and self._timers[0][0] <= deadline:
                 _, _, waiter = heapq.heappop(self._timers)
                 self._wake(waiter)
-            self._cond.notify_all()
 
 
 class CancellableClock(Clock):

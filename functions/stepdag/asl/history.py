@@ -46,6 +46,9 @@ _DETAILS_KEY: Final[dict[str, str]] = {
     "MapIterationSucceeded": "mapIterationSucceededEventDetails",
     "MapIterationFailed": "mapIterationFailedEventDetails",
     "MapIterationAborted": "mapIterationAbortedEventDetails",
+    "MapRunStarted": "mapRunStartedEventDetails",
+    "MapRunFailed": "mapRunFailedEventDetails",
+    "MapRunRedriven": "mapRunRedrivenEventDetails",
 }
 
 
@@ -101,11 +104,15 @@ class HistoryRecorder:
         *,
         max_events: int | None = None,
         on_limit: Callable[[], None] | None = None,
+        retain: bool = True,
     ) -> None:
         self._clock = clock
         self._on_event = on_event
         self._lock = threading.Lock()
         self.events: list[HistoryEvent] = []
+        # A Distributed Map's child executions only count their events (bounded memory).
+        self._retain = retain
+        self.count = 0
         self._closed = False
         self._max_events = max_events
         self._on_limit = on_limit
@@ -127,7 +134,7 @@ class HistoryRecorder:
                 # A straggler thread of a finished execution (e.g. a branch unwinding
                 # after a stop): the history is already complete.
                 return previous
-            event_id = len(self.events) + 1
+            event_id = self.count + 1
             if (
                 self._max_events is not None
                 and event_id >= self._max_events
@@ -145,7 +152,9 @@ class HistoryRecorder:
                 type=event_type,
                 details=details or {},
             )
-            self.events.append(event)
+            self.count = event_id
+            if self._retain:
+                self.events.append(event)
             # Streamed under the lock so listeners see events in id order.
             if self._on_event is not None:
                 try:

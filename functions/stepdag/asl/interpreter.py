@@ -26,6 +26,7 @@ from stepdag.asl.history import (
     HistoryEvent,
     HistoryRecorder,
 )
+from stepdag.asl.item_io import ItemReader, ResultWriter
 from stepdag.asl.machine import Machine
 from stepdag.asl.quotas import definition_size_problem, name_problem
 from stepdag.asl.runtime import Execution, Frame, TaskHandler
@@ -66,6 +67,13 @@ class StartOptions(TypedDict, total=False):
     """Merged into the context object (``$$``), e.g. ``Execution.RedriveCount``."""
     seed: int | None
     """Seeds retry jitter, ``States.UUID`` and unseeded ``States.MathRandom``."""
+    item_reader: ItemReader | None
+    """Answers a Distributed Map's ``ItemReader`` (``s3:getObject``/``s3:listObjectsV2``)."""
+    result_writer: ResultWriter | None
+    """Stores a Distributed Map's ``ResultWriter`` files (``s3:putObject``)."""
+    on_child_event: Callable[[str, HistoryEvent], None] | None
+    """Called with (child execution ARN, event) for each event of a Distributed Map's
+    child executions, whose histories are otherwise only counted, never kept."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,16 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 class ExecutionHandle:
     """A running execution: wait for it, stop it, or answer its callback tasks."""
 
-    def __init__(self, machine: StateMachine, input: Any, **options: Unpack[StartOptions]) -> None:
+    def __init__(
+        self,
+        machine: StateMachine,
+        input: Any,
+        *,
+        child_of: Frame | None = None,
+        **options: Unpack[StartOptions],
+    ) -> None:
+        """``child_of``: a Distributed Map's child execution, run by the caller's thread
+        (:meth:`run_here`), cancelled with that frame, keeping no events in memory."""
         name = options.get("name")
         if name is not None:
             problem = name_problem("execution name", name)
@@ -127,6 +144,7 @@ class ExecutionHandle:
             options.get("on_event"),
             max_events=MAX_HISTORY_EVENTS if machine.machine_type == STANDARD else None,
             on_limit=lambda: self._terminate(FAILED, None, RUNTIME, HISTORY_LIMIT_CAUSE),
+            retain=child_of is None,
         )
         self._done = threading.Event()
         self._result: ExecutionResult | None = None
@@ -154,10 +172,23 @@ class ExecutionHandle:
             context_base=context_base,
             region=machine.region,
             seed=seed,
+            item_reader=options.get("item_reader"),
+            result_writer=options.get("result_writer"),
+            owner=machine,
+            on_child_event=options.get("on_child_event"),
         )
         self._root = Frame(self._execution, previous_event_id=0)
         self._finished_event = self.clock.event()
-        self.clock.spawn(self._run, name=f"asl-exec-{self.name}")
+        if child_of is None:
+            self.clock.spawn(self._run, name=f"asl-exec-{self.name}")
+        else:
+            child_of.adopt(self._root)
+
+    def run_here(self) -> ExecutionResult:
+        """Run a ``child_of`` execution to its end in the calling thread."""
+        self._run()
+        assert self._result is not None
+        return self._result
 
     # -- public -------------------------------------------------------------------------
 
@@ -331,6 +362,21 @@ class StateMachine:
                 self.timeout_seconds or EXPRESS_MAX_DURATION_SECONDS, EXPRESS_MAX_DURATION_SECONDS
             )
         self.machine = Machine(definition)
+
+    def child_machine(self, machine: Machine, label: str, execution_type: str) -> StateMachine:
+        """A Distributed Map's ItemProcessor as the state machine its child executions
+        run: named ``<parent>/<label>`` as on AWS, Standard or Express quotas."""
+        child = object.__new__(StateMachine)
+        child.definition = {}
+        child.name = f"{self.name}/{label}"
+        child.role_arn = self.role_arn
+        child.region = self.region
+        child.account_id = self.account_id
+        child.arn = f"arn:aws:states:{self.region}:{self.account_id}:stateMachine:{child.name}"
+        child.machine_type = execution_type
+        child.timeout_seconds = EXPRESS_MAX_DURATION_SECONDS if execution_type == EXPRESS else None
+        child.machine = machine
+        return child
 
     def start(self, input: Any = None, **options: Unpack[StartOptions]) -> ExecutionHandle:
         """Start an execution in the background and return its handle (the options:

@@ -7,6 +7,7 @@ from typing import Any, Final
 from stepdag.asl import jsonata, variables
 from stepdag.asl.runtime import Frame
 from stepdag.asl.states.base import State
+from stepdag.asl.states.distributed import DistributedMapState
 from stepdag.asl.states.flow import ChoiceState, FailState, PassState, SucceedState, WaitState
 from stepdag.asl.states.parallel import MapState, ParallelState
 from stepdag.asl.states.task import TaskState
@@ -23,6 +24,14 @@ STATE_TYPES: Final[dict[str, type[State]]] = {
 }
 
 
+def _state_type(spec: dict[str, Any]) -> type[State]:
+    if spec["Type"] == "Map":
+        processor = spec.get("ItemProcessor") or spec.get("Iterator") or {}
+        if (processor.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED":
+            return DistributedMapState
+    return STATE_TYPES[spec["Type"]]
+
+
 class Machine:
     """States plus ``StartAt``; assumes the definition was validated."""
 
@@ -31,7 +40,7 @@ class Machine:
         language = raw.get("QueryLanguage", query_language)
         # A state without its own QueryLanguage inherits the machine's.
         self.states: dict[str, State] = {
-            name: STATE_TYPES[spec["Type"]](
+            name: _state_type(spec)(
                 name, spec if "QueryLanguage" in spec else {**spec, "QueryLanguage": language}
             )
             for name, spec in raw["States"].items()

@@ -131,8 +131,18 @@ class Execution:
         context_base: dict[str, Any],
         region: str = "us-east-1",
         seed: int | None = None,
+        item_reader: Any = None,
+        result_writer: Any = None,
+        owner: Any = None,
+        on_child_event: Callable[[str, Any], None] | None = None,
     ) -> None:
         self.region = region
+        # Distributed Map's S3 ports (item_io.ItemReader / ResultWriter), and the
+        # StateMachine this execution runs (its identity names the child executions).
+        self.item_reader = item_reader
+        self.result_writer = result_writer
+        self.owner = owner
+        self.on_child_event = on_child_event
         # Per-decision random streams (retry jitter) are derived from this seed plus
         # where the decision happens, so concurrent branches draw reproducibly.
         self.seed = seed if seed is not None else rng.getrandbits(64)
@@ -196,6 +206,14 @@ class Frame:
         if cancelled:
             frame.cancel()
         return frame
+
+    def adopt(self, frame: Frame) -> None:
+        """Cancel ``frame`` (another execution's root) whenever this frame is cancelled."""
+        with self._lock:
+            self._children.append(frame)
+            cancelled = self.cancelled
+        if cancelled:
+            frame.cancel()
 
     def forget(self, frame: Frame) -> None:
         with self._lock:

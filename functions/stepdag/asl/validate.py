@@ -14,6 +14,7 @@ from stepdag.asl import validate_query as vq
 from stepdag.asl.errors import ALL, KNOWN_STATES_ERRORS
 from stepdag.asl.paths import PathSyntaxError, compile_path
 from stepdag.asl.quotas import MAX_NAME_LENGTH
+from stepdag.asl.validate_distributed import distributed_problems
 
 _COMMON: Final = frozenset({"Type", "Comment"})
 _IO: Final = frozenset({"InputPath", "OutputPath"})
@@ -264,9 +265,7 @@ class _Validator:
                 self.add(where, "requires 'ItemProcessor' (or the legacy 'Iterator')")
             else:
                 self.machine(spec[key], f"{where}.{key}", top=False)
-            for key in ("ItemReader", "ResultWriter"):
-                if key in spec:
-                    self.add(f"{where}.{key}", "distributed Map features are not supported")
+            self._distributed(spec, where)
 
     def _transitions(
         self, typ: str, spec: dict[str, Any], where: str, scope: dict[str, Any]
@@ -422,9 +421,7 @@ class _Validator:
             self.add(where, "cannot have both 'ItemSelector' and 'Parameters'")
         if "ItemsPath" in spec:
             self._path(spec["ItemsPath"], f"{where}.ItemsPath", reference=True, nullable=False)
-        for key in ("ItemReader", "ResultWriter"):
-            if key in spec:
-                self.add(f"{where}.{key}", "distributed Map features are not supported")
+        self._distributed(spec, where)
         self._exclusive_int(spec, where, "MaxConcurrency", 0, None)
         self._exclusive_int(spec, where, "ToleratedFailureCount", 0, None)
         if "ToleratedFailurePercentage" in spec:
@@ -442,6 +439,10 @@ class _Validator:
                 reference=True,
                 nullable=False,
             )
+
+    def _distributed(self, spec: dict[str, Any], where: str) -> None:
+        for problem in distributed_problems(spec, where):
+            self.add(*problem)
 
     def _exclusive_int(
         self, spec: dict[str, Any], where: str, key: str, lo: int, hi: int | None

@@ -294,7 +294,7 @@ def test_all_problems_reported_together() -> None:
                 },
             },
             "States.A.ItemReader",
-            "not supported",
+            "only allowed in a DISTRIBUTED Map",
         ),
         (
             {"StartAt": "A", "States": {"A": {"Type": "Pass", "Assign": {"1x": 1}, "End": True}}},

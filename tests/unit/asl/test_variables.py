@@ -195,7 +195,8 @@ def test_map_iterations_read_outer_variables_distributed_ones_do_not() -> None:
                     "Type": "Map",
                     "Items": [1, 2],
                     "ItemProcessor": {
-                        "ProcessorConfig": {"Mode": mode},
+                        "ProcessorConfig": {"Mode": mode}
+                        | ({"ExecutionType": "EXPRESS"} if mode == "DISTRIBUTED" else {}),
                         "StartAt": "X",
                         "States": {
                             "X": {

@@ -13,16 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from stepdag.asl.clock import ClockEvent, RealClock
+from stepdag.asl.clock import ClockEvent, RealClock, VirtualClock
 from stepdag.asl.errors import ExecutionAborted, StatesError
 from stepdag.asl.runtime import Frame
 
 # AWS runs at most 40 iterations of an inline Map at once, whatever MaxConcurrency
 # says; using the same bound keeps virtual-time makespans faithful and threads few.
 INLINE_MAP_CONCURRENCY: Final = 40
-# Distributed Map allows up to 10,000 child executions at once; running it in-process
-# we cap the worker threads (a documented deviation for very wide distributed maps).
-DISTRIBUTED_MAP_CONCURRENCY: Final = 256
+# Distributed Map runs up to 10,000 child executions at once, one worker thread each
+# while they block (workers are added only when all are blocked, so instant children
+# share one): 10,000 blocked children measured at ~330 MB peak RSS.
+DISTRIBUTED_MAP_CONCURRENCY: Final = 10_000
 # How long every worker may sit on its current job before another worker is added.
 RAMP_INTERVAL: Final = 0.002
 # While jobs keep completing, the check backs off up to this interval.
@@ -132,6 +133,17 @@ def run_concurrently(
             count=count,
             frame=frame,
         )
+    elif ramp_up and isinstance(clock, VirtualClock):
+        _lazy(
+            clock,
+            worker,
+            workers=workers,
+            state=state,
+            lock=lock,
+            done=done,
+            count=count,
+            frame=frame,
+        )
     else:
         state["running"] = workers
         for n in range(workers):
@@ -143,6 +155,46 @@ def run_concurrently(
     # The parent's next event follows the last event any child emitted.
     frame.previous_event_id = last_event[0]
     return outcomes, bool(state["stopped"])
+
+
+def _lazy(
+    clock: VirtualClock,
+    worker: Callable[[], None],
+    *,
+    workers: int,
+    state: dict[str, int],
+    lock: threading.Lock,
+    done: ClockEvent,
+    count: int,
+    frame: Frame,
+) -> None:
+    """Virtual time: add a worker only when every participant is blocked, before time
+    moves on. Makespans are those of starting all ``workers`` at once (a job that
+    blocks lets the next one start at the same instant), but jobs that never block run
+    on one thread instead of waking hundreds on every clock event."""
+    spawned = [0]
+
+    def hook() -> bool:
+        # Runs with the clock's lock held. A thread holding ``lock`` is not blocked on
+        # the clock, so when every participant is blocked ``lock`` is free.
+        if not lock.acquire(blocking=False):
+            return False
+        try:
+            pending = state["next"] < count and not state["stopped"] and not frame.cancelled
+            if spawned[0] >= workers or not pending:
+                return False
+            state["running"] += 1
+            spawned[0] += 1
+        finally:
+            lock.release()
+        clock.spawn_when_idle(worker, name=f"asl-worker-{spawned[0] - 1}")
+        return True
+
+    clock.add_idle_hook(hook)
+    try:
+        done.wait()
+    finally:
+        clock.remove_idle_hook(hook)
 
 
 def _ramp(

@@ -1,4 +1,4 @@
-"""Parallel and Map (inline) states."""
+"""Parallel and Map (inline) states; ``distributed.py`` runs DISTRIBUTED Maps."""
 
 from __future__ import annotations
 
@@ -11,13 +11,7 @@ from stepdag.asl.paths import JsonPath, NoMatch, compile_path
 from stepdag.asl.runtime import Frame, failure_output
 from stepdag.asl.states import query
 from stepdag.asl.states.base import State, no_results, shown
-from stepdag.asl.states.concurrent import (
-    DISTRIBUTED_MAP_CONCURRENCY,
-    INLINE_MAP_CONCURRENCY,
-    Outcome,
-    run_concurrently,
-)
-from stepdag.asl.variables import Scope
+from stepdag.asl.states.concurrent import INLINE_MAP_CONCURRENCY, Outcome, run_concurrently
 
 if TYPE_CHECKING:
     from stepdag.asl.machine import Machine
@@ -79,10 +73,6 @@ class MapState(_Composite):
 
         processor: dict[str, Any] = raw.get("ItemProcessor") or raw["Iterator"]
         self.processor: Machine = Machine(processor, raw.get("QueryLanguage", query.JSONPATH))
-        # Distributed mode is run in-process too; what differs is its failure rule:
-        # any failure beyond the threshold (default 0) is ExceedToleratedFailureThreshold.
-        config = processor.get("ProcessorConfig") or {}
-        self.distributed = config.get("Mode") == "DISTRIBUTED"
         self.items_path = compile_path(raw.get("ItemsPath", "$"))
         selector = raw.get("ItemSelector", raw.get("Parameters"))
         problems: list[str] = []
@@ -160,7 +150,7 @@ class MapState(_Composite):
             if not isinstance(items, list):
                 raise StatesError(
                     jsonata.QUERY_EVALUATION_ERROR,
-                    f"The Items field must evaluate to a JSON array, got: {_json_type(items)}",
+                    f"The Items field must evaluate to a JSON array, got: {json_type(items)}",
                 )
             return items
         try:
@@ -192,10 +182,20 @@ class MapState(_Composite):
         if batch_input is not None and not self.jsonata:
             node = payload.compile_template(batch_input, self.name, [])
             batch_input = payload.evaluate(node, effective, context, frame.execution.rng)
+        max_bytes = cfg.get("MaxInputBytesPerBatch")
+        if not self.jsonata and "MaxInputBytesPerBatchPath" in cfg:
+            max_bytes = _sample(compile_path(cfg["MaxInputBytesPerBatchPath"]), effective)
+        if max_bytes is not None and (
+            isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0
+        ):
+            raise StatesError(
+                RUNTIME,
+                f"MaxInputBytesPerBatch must be a positive integer, got: {to_json(max_bytes)}",
+            )
         batches = []
-        for start in range(0, len(items), size):
+        for group in _groups(items, size, max_bytes, batch_input):
             batch: dict[str, Any] = {} if batch_input is None else {"BatchInput": batch_input}
-            batch["Items"] = items[start : start + size]
+            batch["Items"] = group
             batches.append(batch)
         return batches
 
@@ -221,32 +221,47 @@ class MapState(_Composite):
             values.append(value)
         return int(values[0]), int(values[1]), float(values[2])
 
+    def item_input(
+        self, frame: Frame, effective: Any, context: dict[str, Any], i: int, item: Any
+    ) -> Any:
+        """Item ``i``'s input: the ItemSelector applied with ``$$.Map.Item``, or the item."""
+        if self.jsonata_selector is not None:
+            # JSONata's context names where the items came from (the state input).
+            ctx = {
+                **context,
+                "Map": {"Item": {"Index": i, "Value": item, "Source": "STATE_DATA"}},
+            }
+            bound = query.bindings(frame, effective, ctx)
+            return jsonata.evaluate(self.jsonata_selector, bound)
+        if self.item_selector is not None:
+            ctx = {**context, "Map": {"Item": {"Index": i, "Value": item}}}
+            return payload.evaluate(self.item_selector, effective, ctx, frame.execution.rng)
+        return item
+
+    def settings(
+        self, frame: Frame, effective: Any, context: dict[str, Any]
+    ) -> tuple[int, int, float]:
+        """(MaxConcurrency, ToleratedFailureCount, ToleratedFailurePercentage) for this run."""
+        if self.jsonata:
+            return self._jsonata_numbers(frame, effective, context)
+        return self._settings(frame, effective)
+
     def attempt(self, frame: Frame, data: Any, context: dict[str, Any]) -> Any:
         effective = self.effective_input(data, frame)
         items = self._items(frame, effective, context)
         if not isinstance(items, list):
             raise StatesError(
-                RUNTIME, f"Map state input must be an array but was: {_json_type(items)}"
+                RUNTIME, f"Map state input must be an array but was: {json_type(items)}"
             )
-        if self.jsonata:
-            concurrency, tolerated_count, tolerated_pct = self._jsonata_numbers(
-                frame, effective, context
-            )
-        else:
-            concurrency, tolerated_count, tolerated_pct = self._settings(frame, effective)
+        concurrency, tolerated_count, tolerated_pct = self.settings(frame, effective, context)
         if self.batcher is not None:
             items = self._batches(frame, items, effective, context)
         total = len(items)
         frame.event("MapStateStarted", {"length": total})
-        tolerant = self.distributed or tolerated_count > 0 or tolerated_pct > 0
-        # Failures allowed before the Map fails (AWS: exceeding either threshold fails it).
-        allowed = tolerated_count if tolerated_count > 0 else (0 if tolerated_pct <= 0 else total)
-        if tolerated_pct > 0:
-            allowed_pct = math.floor(total * tolerated_pct / 100.0 + 1e-9)
-            allowed = min(allowed, allowed_pct) if tolerated_count > 0 else allowed_pct
+        tolerant = tolerated_count > 0 or tolerated_pct > 0
+        allowed = allowed_failures(total, tolerated_count, tolerated_pct)
         failures = [0]
         trigger: list[StatesError] = []
-        rng = frame.execution.rng
 
         def work(i: int, child: Frame) -> Any:
             # ItemSelector's ``$var`` paths read the Map state's own variables.
@@ -260,23 +275,8 @@ class MapState(_Composite):
             item = items[i]
             details = {"name": self.name, "index": i}
             child.event("MapIterationStarted", details)
-            if self.distributed:
-                # Child executions on AWS: they do not see the parent's variables.
-                child.scope = Scope()
             try:
-                if self.jsonata_selector is not None:
-                    # JSONata's context names where the items came from (the state input).
-                    ctx = {
-                        **context,
-                        "Map": {"Item": {"Index": i, "Value": item, "Source": "STATE_DATA"}},
-                    }
-                    bound = query.bindings(frame, effective, ctx)
-                    item_input = jsonata.evaluate(self.jsonata_selector, bound)
-                elif self.item_selector is not None:
-                    ctx = {**context, "Map": {"Item": {"Index": i, "Value": item}}}
-                    item_input = payload.evaluate(self.item_selector, effective, ctx, rng)
-                else:
-                    item_input = item
+                item_input = self.item_input(frame, effective, context, i, item)
                 result = self.processor.run(child, item_input)
             except StatesError:
                 child.event("MapIterationFailed", details)
@@ -298,7 +298,7 @@ class MapState(_Composite):
                 return True
             return False
 
-        cap = DISTRIBUTED_MAP_CONCURRENCY if self.distributed else INLINE_MAP_CONCURRENCY
+        cap = INLINE_MAP_CONCURRENCY
         bound = cap if concurrency == 0 else min(concurrency, cap)
         outcomes, stopped = run_concurrently(frame, total, bound, work, judge, ramp_up=True)
         if stopped:
@@ -321,6 +321,40 @@ class MapState(_Composite):
         return results
 
 
+def _groups(
+    items: list[Any], size: int, max_bytes: int | None, batch_input: Any
+) -> list[list[Any]]:
+    """Consecutive groups of at most ``size`` items whose batch JSON stays within
+    ``max_bytes`` (an item too big on its own still gets a batch of its own)."""
+    if max_bytes is None:
+        return [items[start : start + size] for start in range(0, len(items), size)]
+    # The batch's JSON is its empty form plus each item and the commas between them.
+    empty: dict[str, Any] = {} if batch_input is None else {"BatchInput": batch_input}
+    base = len(to_json({**empty, "Items": []}).encode())
+    groups: list[list[Any]] = []
+    current: list[Any] = []
+    used = base
+    for item in items:
+        cost = len(to_json(item).encode()) + (1 if current else 0)
+        if current and (len(current) >= size or used + cost > max_bytes):
+            groups.append(current)
+            current, used, cost = [], base, cost - 1
+        current.append(item)
+        used += cost
+    if current:
+        groups.append(current)
+    return groups
+
+
+def allowed_failures(total: int, count: int, pct: float) -> int:
+    """Failures allowed before a Map fails (AWS: exceeding either threshold fails it)."""
+    allowed = count if count > 0 else (0 if pct <= 0 else total)
+    if pct > 0:
+        allowed_pct = math.floor(total * pct / 100.0 + 1e-9)
+        allowed = min(allowed, allowed_pct) if count > 0 else allowed_pct
+    return allowed
+
+
 def _opt(raw: dict[str, Any], key: str) -> JsonPath | None:
     return compile_path(raw[key]) if key in raw else None
 
@@ -332,7 +366,7 @@ def _sample(path: JsonPath, data: Any) -> Any:
         raise no_results(path) from exc
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -344,4 +378,4 @@ def _json_type(value: Any) -> str:
     return "object"
 
 
-__all__ = ["MapState", "ParallelState"]
+__all__ = ["MapState", "ParallelState", "allowed_failures", "json_type"]
