@@ -10,6 +10,7 @@ import pytest
 
 from stepdag.api.app import build_app, json_body
 from stepdag.api.service import LocalExecutionService
+from stepdag.core.inputs import NotJson
 from stepdag.runtime.sqlite import SqliteStore
 from tests.unit.api import workflows
 from tests.unit.api.conftest import event
@@ -32,7 +33,11 @@ def test_a_five_thousand_digit_integer_is_an_invalid_request(tmp_path: Path) -> 
     store.close()
 
 
-def test_json_body_keeps_decode_errors_for_powertools() -> None:
+def test_json_body_refuses_malformed_and_non_strict_json_in_one_line() -> None:
+    # One parser for every entry (core.inputs.loads): the position of a syntax error, and
+    # NaN refused, both as NotJson (a 400 problem document, code not_json).
     assert json_body('{"a": [1, 2.5, "x"]}') == {"a": [1, 2.5, "x"]}
-    with pytest.raises(json.JSONDecodeError):
+    with pytest.raises(NotJson, match="not valid JSON: Expecting value at line 1 column 7"):
         json_body('{"a": ')
+    with pytest.raises(NotJson, match="NaN"):
+        json_body('{"a": NaN}')
