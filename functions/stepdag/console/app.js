@@ -91,51 +91,6 @@ async function showExecutions(query) {
   return () => clearInterval(timer);
 }
 
-async function showExecutions(query) {
-  const filter = { workflow: query.get("workflow") || "", status: query.get("status") || "",
-    limit: query.get("limit") || "" };
-  const tokens = [null]; // tokens[i]: the next_token that opens page i (newest first)
-  let page = 0;
-  const workflows = await Api.get("/v1/workflows").then((d) => d.items.map((w) => w.name),
-    () => []);
-  const select = (name, values, label) => el("select", {
-    name, onchange: (e) => {
-      const q = new URLSearchParams({ ...filter, [name]: e.target.value });
-      for (const [k, v] of [...q]) if (!v) q.delete(k);
-      location.hash = `#/executions?${q}`;
-    },
-  }, el("option", { value: "" }, label),
-  values.map((v) => el("option", { value: v, selected: v === filter[name] ? "" : null }, v)));
-  const body = el("div", {});
-  const pager = el("div", { class: "pager" });
-  show("Executions", el("h1", {}, "Executions"),
-    el("div", { class: "filters" }, select("workflow", workflows, "all workflows"),
-      select("status", RUN_STATUSES, "any status")), body, pager);
-
-  async function load() {
-    const data = await Api.get("/v1/executions",
-      { ...filter, limit: filter.limit || "25", next_token: tokens[page] });
-    tokens[page + 1] = data.next_token;
-    const rows = data.items.map((x) => el("tr", { "data-execution": x.id, "data-status": x.status },
-      el("td", {}, el("a", { href: `#/executions/${enc(x.id)}` }, x.name)),
-      el("td", {}, x.workflow), el("td", {}, badge(x.status)),
-      el("td", {}, fmtTime(x.started_at)), el("td", { class: "num" },
-        duration(x.started_at, x.ended_at))));
-    fill(body, rows.length ? table(["name", "workflow", "status", "started", "duration"],
-      rows) : el("p", { class: "muted" }, "No executions match."));
-    const go = (delta) => () => { page += delta; load().catch(fail); };
-    fill(pager,
-      el("button", { disabled: page === 0 ? "" : null, onclick: go(-1) }, "← newer"),
-      el("span", { class: "muted" }, ` page ${page + 1} `),
-      el("button", { disabled: data.next_token ? null : "", onclick: go(1) }, "older →"));
-  }
-  const fail = (e) => fill(body, problem(e));
-  await load();
-  // The first page follows new runs and status changes; older pages stay put.
-  const timer = setInterval(() => { if (page === 0) load().catch(fail); }, 3000);
-  return () => clearInterval(timer);
-}
-
 function itemCounts(items) {
   const counts = {};
   for (const r of items) counts[r.status] = (counts[r.status] || 0) + 1;
