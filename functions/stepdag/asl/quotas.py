@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 # One name rule for the interpreter and every entry point (re-exported here).
-from stepdag.core.names import MAX_NAME_LENGTH, name_problem
+from stepdag.core.quotas import MAX_NAME_LENGTH, name_problem
 
 # "Maximum size of state machine definition: 1 MB" (a hard quota).
 MAX_DEFINITION_BYTES: Final = 1024 * 1024

@@ -32,9 +32,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from stepdag.core.errors import BadRequest, InputValidationError
 from stepdag.core.model import PARAMS, Dag
-from stepdag.core.names import EXECUTION_NAME_PATTERN, MAX_NAME_LENGTH, name_problem
+from stepdag.core.quotas import (
+    EXECUTION_NAME_PATTERN,
+    MAX_NAME_LENGTH,
+    MAX_PAYLOAD_BYTES,
+    name_problem,
+)
 
-MAX_INPUT_BYTES: Final = 256 * 1024
+MAX_INPUT_BYTES: Final = MAX_PAYLOAD_BYTES
 MAX_INPUT_DEPTH: Final = 64
 
 

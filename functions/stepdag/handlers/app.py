@@ -57,7 +57,7 @@ def load_workflows(settings: Settings) -> dict[str, Dag]:
     """The deployed DAGs by workflow name: the configured references, else discovery."""
     from stepdag.constants import ENV_WORKFLOW_MODULES
     from stepdag.core.errors import WorkflowLoadError
-    from stepdag.core.loader import discover, load_workflow
+    from stepdag.core.loader import discover, load_workflow, unique
 
     refs = settings.workflow_refs()
     if refs:
@@ -74,17 +74,8 @@ def load_workflows(settings: Settings) -> dict[str, Dag]:
             loaded.append(lw)
     else:
         loaded = discover(settings.workflows_dir)
-    dags: dict[str, Dag] = {}
-    sources: dict[str, str] = {}
-    for lw in loaded:
-        name = lw.workflow.name
-        if name in sources and sources[name] != lw.ref:
-            # Two DAGs answering to one name would make payloads ambiguous.
-            raise WorkflowLoadError(
-                f"workflow name {name!r} is defined twice ({sources[name]} and {lw.ref})"
-            )
-        sources[name] = lw.ref
-        dags[name] = lw.workflow.build()
+    # Two DAGs answering to one name would make payloads ambiguous: the loader's rule.
+    dags = {lw.workflow.name: lw.workflow.build() for lw in unique(loaded)}
     if not dags:
         where = [ref for _, ref in refs] or [settings.workflows_dir]
         raise WorkflowLoadError(f"no workflows found in {', '.join(where)}")

@@ -575,3 +575,13 @@ def test_real_xray_subsegment_is_sent_after_a_lazy_first_use(tmp_path: Path) -> 
         "status": "SUCCEEDED",
     }
     assert node["trace_id"] == TRACE_ID
+
+
+def test_load_workflows_refuses_two_modules_defining_one_workflow_name(tmp_path: Path) -> None:
+    # The loader's one rule (core.loader.unique), as the CLI and serve apply it.
+    source = (REPO / "statemachines" / "etl.py").read_text()
+    (tmp_path / "etl.py").write_text(source)
+    (tmp_path / "etl_copy.py").write_text(source)
+    env = {"STEPDAG_TABLE_NAME": "tbl", "STEPDAG_WORKFLOWS_DIR": str(tmp_path)}
+    with pytest.raises(WorkflowLoadError, match="workflow name 'etl' is defined twice"):
+        load_workflows(load_settings(env))

@@ -27,8 +27,8 @@ from stepdag.asl.errors import (
 from stepdag.asl.paths import JsonPath, NoMatch, compile_path, describe_no_results
 from stepdag.asl.runtime import Frame, failure_output, sleep_or_cancel
 from stepdag.asl.states import query
+from stepdag.core.quotas import MAX_PAYLOAD_BYTES
 
-MAX_PAYLOAD_BYTES: Final = 256 * 1024
 # States whose work produces ``$states.result`` in JSONata.
 _RESULT_STATES: Final = frozenset({"Task", "Parallel", "Map"})
 _PREFIXED: Final = frozenset({RUNTIME, jsonata.QUERY_EVALUATION_ERROR})

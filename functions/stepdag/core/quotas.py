@@ -1,5 +1,7 @@
-"""Step Functions' name rule, once: what the interpreter, every entry point and the
-OpenAPI document check an execution (or state machine) name against.
+"""Step Functions' quotas that every layer enforces, written once: the name rule (what
+the interpreter, every entry point and the OpenAPI document check an execution or state
+machine name against) and the payload size (execution input, state input/output, task
+results).
 
 "Names of state machines, executions, and activity tasks must not exceed 80 characters
 ... and must not contain: whitespace, wildcard characters (? *), bracket characters
@@ -14,6 +16,9 @@ import re
 from typing import Final
 
 MAX_NAME_LENGTH: Final = 80
+# "Maximum input or output size for a task, state, or execution: 256 KiB of data as a
+# UTF-8 encoded string" (a hard quota).
+MAX_PAYLOAD_BYTES: Final = 256 * 1024
 
 # Escapes in the syntax Python's re, JSON Schema (ECMA 262) and pydantic-core's Rust
 # regex all read alike, so one pattern serves the check and the OpenAPI document.
@@ -38,4 +43,4 @@ def name_problem(kind: str, name: str) -> str | None:
     return None
 
 
-__all__ = ["EXECUTION_NAME_PATTERN", "MAX_NAME_LENGTH", "name_problem"]
+__all__ = ["EXECUTION_NAME_PATTERN", "MAX_NAME_LENGTH", "MAX_PAYLOAD_BYTES", "name_problem"]
