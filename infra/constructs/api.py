@@ -1,6 +1,7 @@
 """``StepdagApi``: the REST API (API Gateway, Lambda proxy) in front of the API function.
 
-* Every method requires AWS_IAM (SigV4) by default; with ``stepdag:apiUserPoolArn`` a
+* Every method but ``GET /v1/health/live`` (a liveness probe, no data) requires AWS_IAM
+  (SigV4) by default; with ``stepdag:apiUserPoolArn`` a
   Cognito user pool authorizer instead, with ``stepdag:apiOidcIssuer`` (+ audience, JWKS)
   the OIDC TOKEN authorizer (``api_auth.py``); their claims carry tenant and roles (see
   ``stepdag.api.auth``), and the API refuses callers without a tenant (multi-tenant
@@ -184,18 +185,18 @@ class StepdagApi(Construct):
         self.alias = live_alias(self, self.function)
         integration = apigw.LambdaIntegration(self.alias, proxy=True)
         v1 = self.rest_api.root.add_resource(c.API_ROUTE_PREFIX)
-        proxy = v1.add_proxy(
-            default_integration=integration,
-            any_method=True,
-            default_method_options=apigw.MethodOptions(
-                authorization_type=method_options.authorization_type,
-                authorizer=method_options.authorizer,
-                request_validator=validator,
-            ),
+        authorized = apigw.MethodOptions(
+            authorization_type=method_options.authorization_type,
+            authorizer=method_options.authorizer,
+            request_validator=validator,
         )
-        self.preflight: apigw.Method | None = None
+        proxy = v1.add_proxy(
+            default_integration=integration, any_method=True, default_method_options=authorized
+        )
+        self.liveness, health = self._health(v1, integration, authorized, validator)
+        self.preflights: list[apigw.Method] = []
         if self.cors_origins:
-            self._cors(proxy)
+            self._cors([proxy, *health])
         # Webhook starts without the Lambda (IAM only: the gateway checks no roles/tenants).
         self.hooks: StepdagHooks | None = None
         if not auth.token_auth:
@@ -209,7 +210,46 @@ class StepdagApi(Construct):
             )
         self._acknowledge(storage, workflows)
 
-    def _cors(self, proxy: apigw.ProxyResource) -> None:
+    def _health(
+        self,
+        v1: apigw.Resource,
+        integration: apigw.LambdaIntegration,
+        authorized: apigw.MethodOptions,
+        validator: apigw.RequestValidator,
+    ) -> tuple[apigw.Method, list[apigw.Resource]]:
+        """``GET /v1/health/live`` without authorization: a liveness probe from outside.
+
+        The function answers it from the process alone (no store, no Step Functions, no
+        caller data).  API Gateway routes to the most specific resource and never falls
+        back to ``/v1/{proxy+}``, so ``/v1/health`` and everything else under it (``ready``:
+        its details name the store and the failing call) get authorized methods of their own.
+        """
+        health = v1.add_resource(c.API_HEALTH_PATH, default_method_options=authorized)
+        health.add_method("ANY", integration)
+        rest = health.add_proxy(default_integration=integration, any_method=True)
+        live = health.add_resource(c.API_LIVE_PATH)
+        # NONE with no authorizer given: CDK drops the inherited authorizer for this method.
+        method = live.add_method(
+            "GET",
+            integration,
+            authorization_type=apigw.AuthorizationType.NONE,
+            request_validator=validator,
+        )
+        acknowledge(
+            method,
+            "AwsSolutions-APIG4",
+            "Liveness probe (GET /v1/health/live): callable without credentials by design; "
+            "the function answers {status: ok} from the process alone, no data, no calls.",
+        )
+        acknowledge(
+            method,
+            "AwsSolutions-COG4",
+            "Liveness probe (GET /v1/health/live): a probe from outside carries no token; it "
+            "returns no data. /v1/health and /v1/health/ready keep the API's authorizer.",
+        )
+        return method, [health, rest, live]
+
+    def _cors(self, resources: Sequence[apigw.Resource]) -> None:
         """Browsers on ``cors_origins`` may call the API (the console hosted elsewhere).
 
         A preflight carries no credentials, so it cannot pass IAM or Cognito auth: the
@@ -218,30 +258,34 @@ class StepdagApi(Construct):
         4XX/5XX (a refused token, throttling) get them too, or the console would see a bare
         network error instead of the 401/429.  Those can name one origin only: the first.
         """
-        self.preflight = proxy.add_cors_preflight(
-            allow_origins=list(self.cors_origins),
-            allow_headers=list(CORS_HEADERS),
-            allow_methods=["GET", "POST", "OPTIONS"],
-            max_age=Duration.seconds(CORS_MAX_AGE_S),
-        )
+        for resource in resources:
+            self.preflights.append(
+                resource.add_cors_preflight(
+                    allow_origins=list(self.cors_origins),
+                    allow_headers=list(CORS_HEADERS),
+                    allow_methods=["GET", "POST", "OPTIONS"],
+                    max_age=Duration.seconds(CORS_MAX_AGE_S),
+                )
+            )
         headers = {"Access-Control-Allow-Origin": f"'{self.cors_origins[0]}'", "Vary": "'Origin'"}
         for response_type, name in (
             (apigw.ResponseType.DEFAULT_4_XX, "Default4xx"),
             (apigw.ResponseType.DEFAULT_5_XX, "Default5xx"),
         ):
             self.rest_api.add_gateway_response(name, type=response_type, response_headers=headers)
-        acknowledge(
-            self.preflight,
-            "AwsSolutions-APIG4",
-            "CORS preflight (OPTIONS): browsers send it without credentials, so it cannot be "
-            "authorized; a MOCK integration answers it with the CORS headers, no data.",
-        )
-        acknowledge(
-            self.preflight,
-            "AwsSolutions-COG4",
-            "CORS preflight (OPTIONS) carries no token by the CORS protocol; it reaches no "
-            "function and returns no data.",
-        )
+        for preflight in self.preflights:
+            acknowledge(
+                preflight,
+                "AwsSolutions-APIG4",
+                "CORS preflight (OPTIONS): browsers send it without credentials, so it cannot "
+                "be authorized; a MOCK integration answers it with the CORS headers, no data.",
+            )
+            acknowledge(
+                preflight,
+                "AwsSolutions-COG4",
+                "CORS preflight (OPTIONS) carries no token by the CORS protocol; it reaches no "
+                "function and returns no data.",
+            )
 
     def _function(
         self,
@@ -332,8 +376,9 @@ class StepdagApi(Construct):
         acknowledge(
             self.rest_api,
             "AwsSolutions-APIG3",
-            "No WAF web ACL: every method requires SigV4 (IAM) or a Cognito token, and the "
-            "stage throttles; attach a web ACL per account policy if the API is public.",
+            "No WAF web ACL: every method but the liveness probe (GET /v1/health/live, no "
+            "data) requires SigV4 (IAM) or a token, and the stage throttles; attach a web "
+            "ACL per account policy if the API is public.",
         )
         cw_role = self.rest_api.node.try_find_child("CloudWatchRole")
         if cw_role is not None:

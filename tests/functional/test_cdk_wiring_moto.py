@@ -6,8 +6,9 @@
 * Scheduler: the schedule's expression, time zone, target and input read back unchanged.
 * API Gateway: every resource, method and integration of the template is created in moto;
   every route of the Lambda API's OpenAPI document must then resolve (most specific
-  resource first, as API Gateway routes) to the API function's live alias with AWS_IAM, and only the
-  hook routes reach Step Functions directly.
+  resource first, as API Gateway routes) to the API function's live alias with AWS_IAM --
+  ``GET /v1/health/live`` alone without authorization -- and only the hook routes reach
+  Step Functions directly.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ ETL = load_workflow("statemachines/etl.py:wf").workflow
 (SCHEDULE,) = [t for t in ETL.triggers if isinstance(t, ScheduleTrigger)]
 ALIAS = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:Stepdag-etl:live"
 API_ID = "a1b2c3d4e5"
+LIVE = f"/{c.API_ROUTE_PREFIX}/{c.API_HEALTH_PATH}/{c.API_LIVE_PATH}"  # no authorization
 # With the API (this module's template) the etl rule targets the events route, not ALIAS.
 EVENTS_ROUTE = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}/prod/POST/v1/hooks/etl/events"
 
@@ -283,7 +285,7 @@ def _tree(apigw: Any, rest_api: str) -> dict[str, Any]:
     return root
 
 
-def test_every_lambda_route_reaches_the_api_function_with_iam(
+def test_every_lambda_route_reaches_the_api_function_with_iam_but_liveness(
     synth: Synthesized, aws: None, tmp_path: Path
 ) -> None:
     apigw = boto3.client("apigateway", region_name=REGION)
@@ -298,13 +300,31 @@ def test_every_lambda_route_reaches_the_api_function_with_iam(
     fn_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{fn_id}:{c.STATE_MACHINE_ALIAS}"
     routes = _lambda_routes(tmp_path)
     assert len(routes) >= 13  # 11 documented routes, the document and Swagger UI
+    # The health routes have resources of their own so that liveness alone can be open.
+    expected = {
+        ("GET", LIVE): (LIVE, "NONE"),
+        ("GET", "/v1/health"): ("/v1/health", "AWS_IAM"),
+        ("GET", "/v1/health/ready"): ("/v1/health/{proxy+}", "AWS_IAM"),
+    }
+    assert set(expected) <= set(routes)
     for verb, path in routes:
         resource, method = _route(tree, verb, path)
-        assert resource == "/v1/{proxy+}", (verb, path, resource)
-        assert method["authorizationType"] == "AWS_IAM"
+        want = expected.get((verb, path), ("/v1/{proxy+}", "AWS_IAM"))
+        assert (resource, method["authorizationType"]) == want, (verb, path)
         integration = method["methodIntegration"]
         assert integration["type"] == "AWS_PROXY"
         assert integration["uri"].endswith(f"/functions/{fn_arn}/invocations")
+
+    # Liveness only: another verb there is no route, and the probe is GET alone open.
+    with pytest.raises(AssertionError, match="has no such method"):
+        _route(tree, "POST", LIVE)
+    open_methods = [
+        (node["path"], verb)
+        for node in _nodes(tree)
+        for verb, m in node["methods"].items()
+        if m["authorizationType"] == "NONE"
+    ]
+    assert open_methods == [(LIVE, "GET")]
 
     # The hook routes are the only other methods, each a direct StartExecution.
     for name in ("etl", "documents", "features"):
@@ -317,6 +337,12 @@ def test_every_lambda_route_reaches_the_api_function_with_iam(
         assert integration["credentials"].endswith(":role/" + _hooks_role(synth))
         with pytest.raises(AssertionError, match="has no such method"):
             _route(tree, "GET", f"/v1/{c.HOOKS_PATH}/{name}")
+
+
+def _nodes(tree: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield tree
+    for child in tree["children"].values():
+        yield from _nodes(child)
 
 
 def _hooks_role(synth: Synthesized) -> str:

@@ -48,6 +48,31 @@ class Synthesized:
         ]
         return found
 
+    def methods(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """``{(path, HTTP method): properties}`` of every API Gateway method."""
+        resources = self.resources
+
+        def path(ref: dict[str, Any]) -> str:
+            if "Ref" not in ref:  # the API's root resource
+                return ""
+            props = resources[ref["Ref"]]["Properties"]
+            return f"{path(props['ParentId'])}/{props['PathPart']}"
+
+        return {
+            (path(m["Properties"]["ResourceId"]) or "/", m["Properties"]["HttpMethod"]): m[
+                "Properties"
+            ]
+            for m in self.of_type("AWS::ApiGateway::Method").values()
+        }
+
+    def open_methods(self) -> list[tuple[str, str]]:
+        """Methods callable without authorization, CORS preflights (OPTIONS) aside."""
+        return sorted(
+            k
+            for k, m in self.methods().items()
+            if m["AuthorizationType"] == "NONE" and k[1] != "OPTIONS"
+        )
+
     def nag_report(self) -> Any:
         """cdk-nag's AwsSolutions validation report of the stack."""
         return AwsSolutionsChecks(self.app).validate_scope(self.stack)

@@ -60,19 +60,40 @@ def test_api_is_in_the_default_synth_and_can_be_left_out(
     assert not plain.of_type("AWS::ApiGateway::Account")
 
 
-def test_every_method_requires_iam(synth: Synthesized) -> None:
-    methods = synth.of_type("AWS::ApiGateway::Method")
+LIVE = f"/{c.API_ROUTE_PREFIX}/{c.API_HEALTH_PATH}/{c.API_LIVE_PATH}"
+LAMBDA_PATHS = {c.API_ROUTE_PREFIX, "{proxy+}", c.API_HEALTH_PATH, c.API_LIVE_PATH}
+
+
+def test_every_method_but_liveness_requires_iam(synth: Synthesized) -> None:
+    methods = synth.methods()
     assert methods
-    for method in methods.values():
-        assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
+    assert synth.open_methods() == [(LIVE, "GET")]
+    for key, method in methods.items():
+        if key != (LIVE, "GET"):
+            assert method["AuthorizationType"] == "AWS_IAM", key
+    # /v1/health and the rest under it (ready) keep IAM: API Gateway would not fall back
+    # from the health resource to /v1/{proxy+}.
+    health = f"/{c.API_ROUTE_PREFIX}/{c.API_HEALTH_PATH}"
+    for key in ((health, "ANY"), (f"{health}/{{proxy+}}", "ANY"), ("/v1/{proxy+}", "ANY")):
+        assert methods[key]["AuthorizationType"] == "AWS_IAM", key
     paths = {
         r["Properties"]["PathPart"] for r in synth.of_type("AWS::ApiGateway::Resource").values()
     }
-    # The Lambda API's one proxy resource, and the webhook routes (one per workflow, each
-    # with its /events route for EventBridge rules).
-    assert paths == {c.API_ROUTE_PREFIX, "{proxy+}", c.HOOKS_PATH, *WORKFLOWS, EVENTS_PATH}
-    proxied = [m for m in methods.values() if m["Properties"]["HttpMethod"] == "ANY"]
-    assert proxied and all(m["Properties"]["Integration"]["Type"] == "AWS_PROXY" for m in proxied)
+    # The Lambda API's proxy and health resources, and the webhook routes (one per
+    # workflow, each with its /events route for EventBridge rules).
+    assert paths == {*LAMBDA_PATHS, c.HOOKS_PATH, *WORKFLOWS, EVENTS_PATH}
+    proxied = [m for m in methods.values() if m["HttpMethod"] == "ANY"]
+    assert proxied and all(m["Integration"]["Type"] == "AWS_PROXY" for m in proxied)
+
+
+def test_liveness_proxies_to_the_api_alias_like_every_lambda_route(synth: Synthesized) -> None:
+    methods = synth.methods()
+    live = methods[(LIVE, "GET")]
+    assert "AuthorizerId" not in live
+    assert live["Integration"]["Type"] == "AWS_PROXY"
+    assert live["Integration"]["Uri"] == methods[("/v1/{proxy+}", "ANY")]["Integration"]["Uri"]
+    # GET only: another verb on /v1/health/live is the gateway's 403, never unauthenticated.
+    assert [k for k in methods if k[0] == LIVE] == [(LIVE, "GET")]
 
 
 def test_stage_throttles_traces_and_logs(synth: Synthesized) -> None:
@@ -158,14 +179,17 @@ def test_cognito_authorizer_replaces_iam_when_configured(tmp_path: Path) -> None
     (authorizer,) = cognito.of_type("AWS::ApiGateway::Authorizer").values()
     assert authorizer["Properties"]["Type"] == "COGNITO_USER_POOLS"
     assert authorizer["Properties"]["ProviderARNs"] == [USER_POOL]
-    for method in cognito.of_type("AWS::ApiGateway::Method").values():
-        assert method["Properties"]["AuthorizationType"] == "COGNITO_USER_POOLS"
+    assert cognito.open_methods() == [(LIVE, "GET")]
+    for key, method in cognito.methods().items():
+        if key != (LIVE, "GET"):
+            assert method["AuthorizationType"] == "COGNITO_USER_POOLS", key
+            assert "AuthorizerId" in method, key
     # No webhook routes: the gateway could not check the token's roles or tenant.
     assert cognito.stack.api is not None and cognito.stack.api.hooks is None
     paths = {
         r["Properties"]["PathPart"] for r in cognito.of_type("AWS::ApiGateway::Resource").values()
     }
-    assert paths == {c.API_ROUTE_PREFIX, "{proxy+}"}
+    assert paths == LAMBDA_PATHS
     # So the etl rule keeps its direct Step Functions target (no event-id names there).
     (rule,) = cognito.stack.triggers["etl"].rules.values()
     (target,) = cognito.template.to_json()["Resources"][
@@ -374,16 +398,25 @@ def test_cors_origins_add_a_gateway_preflight_and_the_function_setting(tmp_path:
         tmp_path,
         {c.CTX_API_ENABLED: "true", c.CTX_API_CORS_ORIGINS: f"{CONSOLE},http://localhost:5173"},
     )
-    methods = [m["Properties"] for m in cors.of_type("AWS::ApiGateway::Method").values()]
-    (preflight,) = [m for m in methods if m["HttpMethod"] == "OPTIONS"]
-    # Browsers send preflights without credentials: answered by the gateway, no Lambda.
-    assert preflight["AuthorizationType"] == "NONE"
-    assert preflight["Integration"]["Type"] == "MOCK"
-    (response,) = preflight["Integration"]["IntegrationResponses"]
-    params = response["ResponseParameters"]
-    assert "Idempotency-Key" in params["method.response.header.Access-Control-Allow-Headers"]
-    # Every other method keeps its authorization.
-    assert all(m["AuthorizationType"] == "AWS_IAM" for m in methods if m is not preflight)
+    methods = cors.methods()
+    preflights = {k[0]: m for k, m in methods.items() if k[1] == "OPTIONS"}
+    # Every resource the Lambda API answers on: the proxy and the health resources.
+    health = f"/{c.API_ROUTE_PREFIX}/{c.API_HEALTH_PATH}"
+    assert set(preflights) == {"/v1/{proxy+}", health, f"{health}/{{proxy+}}", LIVE}
+    for preflight in preflights.values():
+        # Browsers send preflights without credentials: answered by the gateway, no Lambda.
+        assert preflight["AuthorizationType"] == "NONE"
+        assert preflight["Integration"]["Type"] == "MOCK"
+        (response,) = preflight["Integration"]["IntegrationResponses"]
+        params = response["ResponseParameters"]
+        assert "Idempotency-Key" in params["method.response.header.Access-Control-Allow-Headers"]
+    # Every other method keeps its authorization, the liveness probe aside.
+    assert cors.open_methods() == [(LIVE, "GET")]
+    assert all(
+        m["AuthorizationType"] == "AWS_IAM"
+        for k, m in methods.items()
+        if k[1] != "OPTIONS" and k != (LIVE, "GET")
+    )
     _, fn = cors.function(c.API_HANDLER)
     env = fn["Environment"]["Variables"]
     assert env[c.ENV_CORS_ORIGINS] == f"{CONSOLE},http://localhost:5173"

@@ -75,9 +75,11 @@ def test_the_oidc_authorizer_guards_every_method(oidc: Synthesized) -> None:
     assert props["Type"] == "TOKEN"
     assert props["IdentitySource"] == "method.request.header.Authorization"
     assert props["AuthorizerResultTtlInSeconds"] == c.AUTHORIZER_CACHE_TTL_S
-    for method in oidc.of_type("AWS::ApiGateway::Method").values():
-        if method["Properties"]["HttpMethod"] != "OPTIONS":
-            assert method["Properties"]["AuthorizationType"] == "CUSTOM"
+    live = f"/{c.API_ROUTE_PREFIX}/{c.API_HEALTH_PATH}/{c.API_LIVE_PATH}"
+    assert oidc.open_methods() == [(live, "GET")]  # the liveness probe, and only it
+    for key, method in oidc.methods().items():
+        if key[1] != "OPTIONS" and key != (live, "GET"):
+            assert method["AuthorizationType"] == "CUSTOM", key
     assert oidc.stack.api is not None and oidc.stack.api.hooks is None  # no IAM-only routes
     env = _env(oidc, c.AUTHORIZER_HANDLER)
     assert env[contract.ENV_OIDC_ISSUER] == OIDC[c.CTX_API_OIDC_ISSUER]
