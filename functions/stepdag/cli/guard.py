@@ -36,7 +36,8 @@ LOOPBACK = ("localhost", "127.0.0.1", "::1")
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 JSON_MEDIA_TYPE = "application/json"
-_WILDCARDS = ("", "0.0.0.0", "::")
+# Recognised in --host (which address the server listens on), never bound here.
+_WILDCARDS = ("", "0.0.0.0", "::")  # nosec B104
 
 
 class Refused(Exception):

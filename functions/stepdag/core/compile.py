@@ -274,7 +274,7 @@ class _Builder:
 
     def unique(self, name: str) -> str:
         if len(name) > MAX_STATE_NAME:
-            digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+            digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:8]
             name = name[: MAX_STATE_NAME - 10] + "~" + digest
         base, n = name, 1
         while name in self.names:
