@@ -103,18 +103,23 @@ def test_store_pickles_by_path_and_refuses_memory(tmp_path: Path) -> None:
 
 def test_each_thread_gets_its_own_connection(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "s.db")
-    seen: list[int] = []
+    # The connections themselves, all four threads alive at once: an id() of a finished
+    # thread's (collected) connection can be reused by the next one, which made this flaky.
+    seen: list[object] = []
+    together = threading.Barrier(4)
 
     def grab() -> None:
-        seen.append(id(store._conn()))
-        assert store._conn() is store._conn()
+        conn = store._conn()
+        assert store._conn() is conn
+        seen.append(conn)
+        together.wait(timeout=10)
 
     threads = [threading.Thread(target=grab) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(set(seen)) == 4
+    assert len({id(c) for c in seen}) == 4
     store.close()
 
 
