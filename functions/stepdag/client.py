@@ -179,13 +179,9 @@ class Deployment:
     ) -> Run:
         """Start an execution (non-blocking).  The same ``idempotency_key`` (which is the
         execution's name) with the same input returns the existing run."""
-        from stepdag.cli.client import run_name
-
+        # Every Client applies the key-is-the-name rule itself (cli.client.run_name).
         record, _created = self.client.start(
-            workflow,
-            input,
-            name=run_name(name, idempotency_key),
-            idempotency_key=idempotency_key,
+            workflow, input, name=name, idempotency_key=idempotency_key
         )
         return Run(self, record)
 
