@@ -22,7 +22,8 @@ sys.path.insert(0, str(REPO))
 from stepdag.api.service import LocalExecutionService  # noqa: E402
 from stepdag.runtime.sqlite import SqliteStore  # noqa: E402
 from tests.e2e import workflows  # noqa: E402
-from tests.e2e.harness import chromium, node_status, serving, wait_for  # noqa: E402
+from tests.e2e.harness import chromium, node_status, wait_for  # noqa: E402
+from tests.support.api_server import serving_server as serving  # noqa: E402
 
 
 def main(out: Path) -> None:

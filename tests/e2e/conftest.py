@@ -17,7 +17,8 @@ from stepdag.api.service import LocalExecutionService
 from stepdag.cli.serve import Server
 from stepdag.runtime.sqlite import SqliteStore
 from tests.e2e import workflows
-from tests.e2e.harness import BrowserMissing, chromium, serving
+from tests.e2e.harness import BrowserMissing, chromium
+from tests.support.api_server import serving_server as serving
 
 
 @pytest.fixture

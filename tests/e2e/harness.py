@@ -1,19 +1,16 @@
 """The machinery of the console's browser tests and of scripts/console_screenshot.py:
-``stepdag serve``'s server on a free port in a thread, and Debian's headless Chromium
-driven by playwright (never a downloaded browser build: none can be fetched here)."""
+Debian's headless Chromium driven by playwright (never a downloaded browser build: none
+can be fetched here); the server is ``tests.support.api_server.serving_server``."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from stepdag.api.app import build_app
 from stepdag.api.service import LocalExecutionService
-from stepdag.cli.serve import Server, make_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags Chromium phones home at start, and the closed
@@ -40,20 +37,6 @@ def require_chromium() -> None:
             f"{CHROMIUM} is missing: run `make browser` (scripts/install-browser.sh installs "
             "Debian's chromium package); the console's browser tests need it"
         )
-
-
-@contextmanager
-def serving(service: LocalExecutionService) -> Iterator[tuple[str, Server]]:
-    """``stepdag serve``'s server for ``service`` on a free port: (base URL, server)."""
-    server = make_server(build_app(service), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @contextmanager
