@@ -8,7 +8,6 @@ every answer: no 5xx, and status code, content type and body as documented.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,10 +24,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from stepdag.api.app import build_app
 from stepdag.api.service import LocalExecutionService
-from stepdag.cli.serve import make_server
 from stepdag.runtime.sqlite import SqliteStore
+from tests.support.api_server import serving_server
 from tests.unit.api import workflows
 
 EXAMPLES_PER_OPERATION = 25
@@ -46,16 +44,10 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workflows.GATE.set()  # nothing the fuzzer starts may block
     store = SqliteStore(Path(tmp_path_factory.mktemp("serve")) / "api.db")
     service = LocalExecutionService(store, workflows.ALL)
-    server = make_server(build_app(service), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        service.wait_idle()
-        store.close()
+    with serving_server(service) as (url, _server):
+        yield url
+    service.wait_idle()
+    store.close()
 
 
 def test_serve_conforms_to_its_openapi_document(base_url: str) -> None:
