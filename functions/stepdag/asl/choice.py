@@ -224,33 +224,33 @@ def validate_rule(rule: Any, where: str, top: bool, problems: list[str]) -> None
         key = combinators[0]
         value = rule[key]
         if key == "Not":
-            validate_rule(value, f"{where}.Not", False, problems)
+            validate_rule(value, f"{where}/Not", False, problems)
         elif not isinstance(value, list) or not value:
-            problems.append(f"{where}.{key}: must be a non-empty array of choice rules")
+            problems.append(f"{where}/{key}: must be a non-empty array of choice rules")
         else:
             for i, sub in enumerate(value):
-                validate_rule(sub, f"{where}.{key}[{i}]", False, problems)
+                validate_rule(sub, f"{where}/{key}[{i}]", False, problems)
         return
     op = comparisons[0]
     operand = rule[op]
     if "Variable" not in rule:
         problems.append(f"{where}: comparison '{op}' requires a 'Variable'")
     elif not _definite_path_ok(rule["Variable"]):
-        problems.append(f"{where}.Variable: '{rule['Variable']}' is not a valid reference path")
+        problems.append(f"{where}/Variable: '{rule['Variable']}' is not a valid reference path")
     if op.endswith("Path"):
         if not _definite_path_ok(operand):
-            problems.append(f"{where}.{op}: '{operand}' is not a valid reference path")
+            problems.append(f"{where}/{op}: '{operand}' is not a valid reference path")
     elif op in TYPE_TESTS or op == "BooleanEquals":
         if not isinstance(operand, bool):
-            problems.append(f"{where}.{op}: must be a boolean")
+            problems.append(f"{where}/{op}: must be a boolean")
     elif op in NUMERIC_OPS:
         if not _is_number(operand):
-            problems.append(f"{where}.{op}: must be a number")
+            problems.append(f"{where}/{op}: must be a number")
     elif op in TIMESTAMP_OPS:
         if parse_timestamp(operand) is None:
-            problems.append(f"{where}.{op}: '{operand}' is not a valid RFC 3339 timestamp")
+            problems.append(f"{where}/{op}: '{operand}' is not a valid RFC 3339 timestamp")
     elif not isinstance(operand, str):
-        problems.append(f"{where}.{op}: must be a string")
+        problems.append(f"{where}/{op}: must be a string")
 
 
 __all__ = [

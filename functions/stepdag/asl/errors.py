@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
+from stepdag.asl.diagnostics import aws_message, diagnostics
+
 ALL: Final = "States.ALL"
 TASK_FAILED: Final = "States.TaskFailed"
 TIMEOUT: Final = "States.Timeout"
@@ -52,12 +54,19 @@ def to_json(value: Any) -> str:
 
 
 class AslDefinitionError(ValueError):
-    """The definition is invalid; ``problems`` lists every problem found, each naming its path."""
+    """The definition is invalid, as ``CreateStateMachine`` would refuse it.
+
+    ``diagnostics`` are what ``ValidateStateMachineDefinition`` returns (code, message,
+    location); ``problems`` the same as one line each (``CODE: message at /States/X/F``);
+    ``aws_message`` the ``InvalidDefinition`` text of ``CreateStateMachine``.
+    """
 
     def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
+        self.diagnostics = diagnostics(problems)
+        self.problems = [str(d) for d in self.diagnostics]
+        self.aws_message = aws_message(self.diagnostics)
         count = len(self.problems)
-        header = f"Invalid state machine definition ({count} problem{'s' if count != 1 else ''}):"
+        header = f"Invalid State Machine Definition ({count} problem{'s' if count != 1 else ''}):"
         super().__init__("\n".join([header, *(f"  - {p}" for p in self.problems)]))
 
 

@@ -32,7 +32,7 @@ from typing import Any, Final, TypeAlias
 
 from stepdag.asl.clock import Clock
 from stepdag.asl.errors import StatesError
-from stepdag.asl.jsonata_messages import js_message
+from stepdag.asl.jsonata_messages import js_message, js_syntax_message
 
 QUERY_EVALUATION_ERROR: Final = "States.QueryEvaluationError"
 _HASH_ALGORITHMS: Final = {
@@ -147,10 +147,13 @@ def _compile(text: str) -> Any:
     try:
         compiled = jsonatapy.compile('{"v": (' + text + "\n)}")
     except ValueError as exc:
-        message = str(exc)
-        if message.startswith(_PARSE_PREFIX):
-            message = message[len(_PARSE_PREFIX) :]
-        raise JsonataSyntaxError(f"invalid JSONata expression '{text}': {message}") from exc
+        # The parser's message for the expression as written, not for the wrapper.
+        try:
+            jsonatapy.compile(text)
+            message = str(exc)
+        except ValueError as bare:
+            message = str(bare)
+        raise JsonataSyntaxError(js_syntax_message(message)) from exc
     for name, fn in _FUNCTIONS.items():
         compiled.register(name, fn)
     for name, fn in _OVERRIDES.items():
@@ -226,7 +229,7 @@ def template_problems(value: Any, where: str, field: str) -> list[str]:
     try:
         compile_template(value, field)
     except JsonataSyntaxError as exc:
-        return [f"{where}: {exc}"]
+        return [f"{where}: JSONata expression does not parse: {exc}"]
     return []
 
 

@@ -70,4 +70,33 @@ def js_message(message: str, text: str) -> str:
     return message
 
 
-__all__ = ["js_message"]
+_TOKENS: Final = {
+    "LeftBracket": "[", "RightBracket": "]", "LeftParen": "(", "RightParen": ")",
+    "LeftBrace": "{", "RightBrace": "}", "Comma": ",", "Colon": ":", "Semicolon": ";",
+    "At": "@", "Dot": ".", "Hash": "#", "Question": "?", "Caret": "^", "Pipe": "|",
+}  # fmt: skip
+_TOKEN: Final = re.compile(
+    r"\b(" + "|".join(_TOKENS) + r")\b|(?:Identifier|Number|String)\((.*?)\)(?=[ ,]|$)"
+)
+
+
+def _token(match: re.Match[str]) -> str:
+    if match.group(1):
+        return json.dumps(_TOKENS[match.group(1)])
+    value = match.group(2).strip('"')
+    if re.fullmatch(r"-?\d+\.0", value):
+        value = value[:-2]
+    return json.dumps(value)
+
+
+def js_syntax_message(message: str) -> str:
+    """jsonatapy's parse error → jsonata-js's text without its code, which is what AWS
+    reports (``INVALID_JSONATA_EXPRESSION: Expected "]", got ","``)."""
+    message = message.removeprefix("Parse error: ").removeprefix("Invalid syntax: ")
+    message = re.sub(r"^[A-Z]\d{4}: ", "", message)
+    if message.startswith("Syntax error: "):
+        return "Syntax error: " + _TOKEN.sub(_token, message[len("Syntax error: ") :])
+    return _TOKEN.sub(_token, message)
+
+
+__all__ = ["js_message", "js_syntax_message"]

@@ -32,17 +32,28 @@ def _state_type(spec: dict[str, Any]) -> type[State]:
     return STATE_TYPES[spec["Type"]]
 
 
+def _inherit(spec: dict[str, Any], language: str) -> dict[str, Any]:
+    """A state without its own QueryLanguage takes its machine's; so do the machines
+    nested in it (AWS: the states of a Map's ItemProcessor or a Parallel's branches
+    follow the state machine's QueryLanguage, not the Map's or Parallel's own)."""
+    if "QueryLanguage" not in spec:
+        spec = {**spec, "QueryLanguage": language}
+    if "Branches" in spec and isinstance(spec["Branches"], list):
+        spec = {**spec, "Branches": [{"QueryLanguage": language, **b} for b in spec["Branches"]]}
+    for key in ("ItemProcessor", "Iterator"):
+        if isinstance(spec.get(key), dict):
+            spec = {**spec, key: {"QueryLanguage": language, **spec[key]}}
+    return spec
+
+
 class Machine:
     """States plus ``StartAt``; assumes the definition was validated."""
 
     def __init__(self, raw: dict[str, Any], query_language: str = "JSONPath") -> None:
         self.start_at: str = raw["StartAt"]
         language = raw.get("QueryLanguage", query_language)
-        # A state without its own QueryLanguage inherits the machine's.
         self.states: dict[str, State] = {
-            name: _state_type(spec)(
-                name, spec if "QueryLanguage" in spec else {**spec, "QueryLanguage": language}
-            )
+            name: _state_type(spec)(name, _inherit(spec, language))
             for name, spec in raw["States"].items()
         }
 

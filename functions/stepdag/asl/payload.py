@@ -56,9 +56,9 @@ def compile_template(template: Any, where: str, problems: list[str]) -> Node:
             if isinstance(key, str) and key.endswith(".$"):
                 dynamic = True
                 name = key[:-2]
-                fields.append((name, _compile_dynamic(key, value, f"{where}.{key}", problems)))
+                fields.append((name, _compile_dynamic(key, value, f"{where}/{key}", problems)))
             else:
-                node = compile_template(value, f"{where}.{key}", problems)
+                node = compile_template(value, f"{where}/{key}", problems)
                 dynamic = dynamic or not isinstance(node, Const)
                 fields.append((key, node))
         if not dynamic:

@@ -1,6 +1,7 @@
 """Load-time validation of a definition, collecting every problem like Step Functions does.
 
-Each problem names where it is, e.g. ``States.P.Branches[0].States.B.Next: ...``.
+Each problem names where it is, AWS-style: ``States/P/Branches[0]/States/B/Next: ...``
+(diagnostics.py turns it into AWS's ``CODE: message at /location``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any, Final
 
 from stepdag.asl import choice, payload
 from stepdag.asl import validate_query as vq
+from stepdag.asl.diagnostics import ROOT
 from stepdag.asl.errors import ALL, KNOWN_STATES_ERRORS
 from stepdag.asl.paths import PathSyntaxError, compile_path
 from stepdag.asl.quotas import MAX_NAME_LENGTH
@@ -86,7 +88,8 @@ class _Validator:
     def __init__(self) -> None:
         self.problems: list[str] = []
         self.names: dict[str, str] = {}  # state name → where first defined
-        self.language = vq.JSONPATH  # of the machine being validated
+        self.language = vq.JSONPATH  # of the state being validated
+        self.machine_language = vq.JSONPATH  # the state machine's (nested machines inherit)
         self.outer_variables: frozenset[str] = frozenset()  # assigned by enclosing machines
 
     def add(self, where: str, msg: str) -> None:
@@ -101,16 +104,21 @@ class _Validator:
             return
         allowed = _TOP_FIELDS | {"QueryLanguage"} if top else {"StartAt", "States", "Comment"}
         if not top:
-            allowed = allowed | {"ProcessorConfig", "QueryLanguage"}
-        prefix = f"{where}." if where else ""
+            processor = where.endswith(("/ItemProcessor", "/Iterator"))
+            allowed = allowed | ({"ProcessorConfig"} if processor else {"QueryLanguage"})
+        prefix = f"{where}/" if where else ""
         for key in raw:
             if key not in allowed:
-                self.add(f"{prefix}{key}", "unknown field")
-        outer = self.language
+                self.add(where, f"Field '{key}' is not supported")
+        outer, outer_machine = self.language, self.machine_language
+        # AWS: a Map's or Parallel's own QueryLanguage does not reach the states inside
+        # it; they take the state machine's (and an ItemProcessor cannot name one).
+        self.language = self.machine_language
         if "QueryLanguage" in raw:
             self._query_language(raw["QueryLanguage"], f"{prefix}QueryLanguage")
             if raw["QueryLanguage"] in (vq.JSONATA, vq.JSONPATH):
                 self.language = raw["QueryLanguage"]
+        self.machine_language = self.language
         if (
             top
             and "TimeoutSeconds" in raw
@@ -135,16 +143,20 @@ class _Validator:
         if not isinstance(start, str):
             self.add(f"{prefix}StartAt", "is required and must be a string")
         elif start not in states:
-            self.add(f"{prefix}StartAt", f"state '{start}' does not exist")
+            self.add(f"{prefix}StartAt", f"Missing 'Next' target: {start}")
         here, problems = vq.scope_problems(states, prefix, self.outer_variables)
         self.problems.extend(problems)
         enclosing = self.outer_variables
         self.outer_variables = enclosing | here
         for name, spec in states.items():
-            self.state(name, spec, f"{prefix}States.{name}", states)
+            self.state(name, spec, f"{prefix}States/{name}", states)
         self.outer_variables = enclosing
-        self.language = outer
-        if isinstance(start, str) and start in states:
+        self.language, self.machine_language = outer, outer_machine
+        if top and states and not any(_terminal(spec) for spec in states.values()):
+            # AWS reports this alone (no reachability walk). Measured for the top level
+            # only: a branch or iteration that loops forever stays loadable.
+            self.add(ROOT, "Workflow has no terminal state")
+        elif isinstance(start, str) and start in states:
             self._reachability(start, states, prefix)
 
     def _query_language(self, value: Any, where: str) -> None:
@@ -165,33 +177,37 @@ class _Validator:
                     todo.append(target)
         for name in states:
             if name not in seen:
-                self.add(f"{prefix}States.{name}", "state is not reachable from StartAt")
+                self.add(f"{prefix}States/{name}", f'State "{name}" is not reachable.')
 
     # -- states ---------------------------------------------------------------------------
 
     def state(self, name: str, spec: Any, where: str, scope: dict[str, Any]) -> None:
         if len(name) > MAX_NAME_LENGTH:
-            self.add(where, f"state name exceeds {MAX_NAME_LENGTH} characters")
+            self.add(where, f"State name exceeds {MAX_NAME_LENGTH} characters")
         if name == "":
-            self.add(where, "state name must not be empty")
+            self.add(where, "State name must not be empty")
         if name in self.names:
-            self.add(where, f"duplicate state name '{name}' (also defined at {self.names[name]})")
+            self.add(where, f"Duplicate State name: {name}")
         else:
             self.names[name] = where
         if not isinstance(spec, dict):
             self.add(where, "state must be a JSON object")
             return
         typ = spec.get("Type")
+        if "Type" not in spec:
+            self.add(where, "These fields are required: [Type]")
+            return
         if typ not in _FIELDS:
-            self.add(f"{where}.Type", f"unknown or missing state type {typ!r}")
+            self.add(f"{where}/Type", f"unknown state type {typ!r}")
             return
         language = spec.get("QueryLanguage", self.language)
         if "QueryLanguage" in spec:
-            self._query_language(spec["QueryLanguage"], f"{where}.QueryLanguage")
+            self._query_language(spec["QueryLanguage"], f"{where}/QueryLanguage")
             if self.language == vq.JSONATA and language == vq.JSONPATH:
                 self.add(
-                    f"{where}.QueryLanguage",
-                    "a state cannot use JSONPath when the state machine's QueryLanguage is JSONata",
+                    where,
+                    "'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state "
+                    "machine",
                 )
         if language not in (vq.JSONATA, vq.JSONPATH):
             language = self.language
@@ -215,13 +231,13 @@ class _Validator:
             if key in allowed:
                 continue
             if jsonata_state and key in _FIELDS[typ]:
-                self.add(f"{where}.{key}", f"field is not supported in a JSONata {typ} state")
+                self.add(where, vq.only_in(key, vq.JSONPATH))
             elif not jsonata_state and key in vq.JSONATA_FIELDS[typ]:
-                self.add(f"{where}.{key}", "field is only supported in JSONata states")
+                self.add(where, vq.only_in(key, vq.JSONATA))
             else:
-                self.add(f"{where}.{key}", f"field is not allowed in a {typ} state")
+                self.add(where, f"Field '{key}' is not supported")
         if "Comment" in spec and not isinstance(spec["Comment"], str):
-            self.add(f"{where}.Comment", "must be a string")
+            self.add(f"{where}/Comment", "must be a string")
         self._transitions(typ, spec, where, scope)
         if jsonata_state:
             self.problems.extend(vq.jsonata_state_problems(typ, spec, where))
@@ -231,12 +247,12 @@ class _Validator:
             getattr(self, f"_{typ.lower()}")(spec, where, scope)
             if "Assign" in spec and typ in vq.ASSIGNABLE:
                 self.problems.extend(
-                    vq.assign_problems(spec["Assign"], f"{where}.Assign", vq.JSONPATH)
+                    vq.assign_problems(spec["Assign"], f"{where}/Assign", vq.JSONPATH)
                 )
         if "Retry" in spec:
-            self._retry(spec["Retry"], f"{where}.Retry")
+            self._retry(spec["Retry"], f"{where}/Retry")
         if "Catch" in spec:
-            self._catch(spec["Catch"], f"{where}.Catch", scope)
+            self._catch(spec["Catch"], f"{where}/Catch", scope)
 
     def _jsonata_structure(
         self, typ: str, spec: dict[str, Any], where: str, scope: dict[str, Any]
@@ -245,16 +261,16 @@ class _Validator:
         if typ == "Choice":
             rules = spec.get("Choices")
             if not isinstance(rules, list) or not rules:
-                self.add(f"{where}.Choices", "must be a non-empty array")
+                self.add(f"{where}/Choices", "must be a non-empty array")
                 rules = []
             for i, rule in enumerate(rules):
                 if isinstance(rule, dict) and isinstance(rule.get("Next"), str):
-                    self._target(rule["Next"], f"{where}.Choices[{i}].Next", scope)
+                    self._target(rule["Next"], f"{where}/Choices[{i}].Next", scope)
             if "Default" in spec:
-                self._target(spec["Default"], f"{where}.Default", scope)
+                self._target(spec["Default"], f"{where}/Default", scope)
         elif typ == "Task":
             if not isinstance(spec.get("Resource"), str) or not spec["Resource"]:
-                self.add(f"{where}.Resource", "is required and must be a non-empty string")
+                self._resource(spec, where)
         elif typ == "Parallel":
             self._parallel(spec, where, scope)
         elif typ == "Map":
@@ -264,7 +280,7 @@ class _Validator:
             if key not in spec:
                 self.add(where, "requires 'ItemProcessor' (or the legacy 'Iterator')")
             else:
-                self.machine(spec[key], f"{where}.{key}", top=False)
+                self.machine(spec[key], f"{where}/{key}", top=False)
             self._distributed(spec, where)
 
     def _transitions(
@@ -273,24 +289,25 @@ class _Validator:
         has_next, has_end = "Next" in spec, "End" in spec
         if typ in _NON_TERMINAL:
             if has_end and spec["End"] is not True:
-                self.add(f"{where}.End", "must be true when present")
+                self.add(f"{where}/End", "must be true when present")
             if has_next and has_end:
                 self.add(where, "cannot have both 'Next' and 'End'")
             elif not has_next and not (has_end and spec["End"] is True):
                 self.add(where, "must have either 'Next' or 'End': true")
         else:
             if has_next:
-                self.add(f"{where}.Next", f"a {typ} state cannot have 'Next'")
+                self.add(f"{where}/Next", f"a {typ} state cannot have 'Next'")
             if has_end:
-                self.add(f"{where}.End", f"a {typ} state cannot have 'End'")
+                self.add(f"{where}/End", f"a {typ} state cannot have 'End'")
         if has_next and typ in _NON_TERMINAL:
-            self._target(spec["Next"], f"{where}.Next", scope)
+            self._target(spec["Next"], f"{where}/Next", scope)
 
     def _target(self, target: Any, where: str, scope: dict[str, Any]) -> None:
         if not isinstance(target, str):
             self.add(where, "must be a string")
         elif target not in scope:
-            self.add(where, f"transition to undefined state '{target}'")
+            # AWS says 'Next' whichever field (Default, Choices[i].Next, Catch[i].Next) it is.
+            self.add(where, f"Missing 'Next' target: {target}")
 
     def _path(
         self, value: Any, where: str, *, reference: bool, nullable: bool, context: bool = True
@@ -319,12 +336,12 @@ class _Validator:
     def _io(self, typ: str, spec: dict[str, Any], where: str) -> None:
         for key in ("InputPath", "OutputPath"):
             if key in spec:
-                self._path(spec[key], f"{where}.{key}", reference=False, nullable=True)
+                self._path(spec[key], f"{where}/{key}", reference=False, nullable=True)
         if "ResultPath" in spec:
-            self._result_path(spec["ResultPath"], f"{where}.ResultPath")
+            self._result_path(spec["ResultPath"], f"{where}/ResultPath")
         for key in ("Parameters", "ResultSelector", "ItemSelector"):
             if key in spec:
-                self._template(spec[key], f"{where}.{key}", must_be_object=key != "Parameters")
+                self._template(spec[key], f"{where}/{key}", must_be_object=key != "Parameters")
 
     def _template(self, value: Any, where: str, must_be_object: bool = True) -> None:
         if must_be_object and not isinstance(value, dict):
@@ -333,6 +350,12 @@ class _Validator:
         problems: list[str] = []
         payload.compile_template(value, where, problems)
         self.problems.extend(problems)
+
+    def _resource(self, spec: dict[str, Any], where: str) -> None:
+        if "Resource" not in spec:
+            self.add(where, "These fields are required: [Resource]")
+        elif not isinstance(spec["Resource"], str) or not spec["Resource"]:
+            self.add(f"{where}/Resource", "must be a non-empty string")
 
     # -- per type ------------------------------------------------------------------------------
 
@@ -344,18 +367,18 @@ class _Validator:
 
     def _task(self, spec: dict[str, Any], where: str, scope: dict[str, Any]) -> None:
         if not isinstance(spec.get("Resource"), str) or not spec["Resource"]:
-            self.add(f"{where}.Resource", "is required and must be a non-empty string")
+            self._resource(spec, where)
         for key in ("TimeoutSeconds", "HeartbeatSeconds"):
             if key in spec:
                 if not (_is_int(spec[key]) and spec[key] > 0):
-                    self.add(f"{where}.{key}", "must be a positive integer")
+                    self.add(f"{where}/{key}", "must be a positive integer")
                 if f"{key}Path" in spec:
                     self.add(where, f"cannot have both '{key}' and '{key}Path'")
             if f"{key}Path" in spec:
-                self._path(spec[f"{key}Path"], f"{where}.{key}Path", reference=True, nullable=False)
+                self._path(spec[f"{key}Path"], f"{where}/{key}Path", reference=True, nullable=False)
         t, h = spec.get("TimeoutSeconds"), spec.get("HeartbeatSeconds")
         if isinstance(t, int) and isinstance(h, int) and h >= t:
-            self.add(f"{where}.HeartbeatSeconds", "must be smaller than TimeoutSeconds")
+            self.add(f"{where}/HeartbeatSeconds", "must be smaller than TimeoutSeconds")
 
     def _wait(self, spec: dict[str, Any], where: str, scope: dict[str, Any]) -> None:
         keys = [k for k in ("Seconds", "Timestamp", "SecondsPath", "TimestampPath") if k in spec]
@@ -366,48 +389,48 @@ class _Validator:
                 f" (found {', '.join(keys) or 'none'})",
             )
         if "Seconds" in spec and not (_is_int(spec["Seconds"]) and spec["Seconds"] >= 0):
-            self.add(f"{where}.Seconds", "must be a non-negative integer")
+            self.add(f"{where}/Seconds", "must be a non-negative integer")
         if "Timestamp" in spec and choice.parse_timestamp(spec["Timestamp"]) is None:
             self.add(
-                f"{where}.Timestamp", f"'{spec['Timestamp']}' is not a valid RFC 3339 timestamp"
+                f"{where}/Timestamp", f"'{spec['Timestamp']}' is not a valid RFC 3339 timestamp"
             )
         for key in ("SecondsPath", "TimestampPath"):
             if key in spec:
-                self._path(spec[key], f"{where}.{key}", reference=True, nullable=False)
+                self._path(spec[key], f"{where}/{key}", reference=True, nullable=False)
 
     def _fail(self, spec: dict[str, Any], where: str, scope: dict[str, Any]) -> None:
         for key in ("Error", "Cause"):
             if key in spec and f"{key}Path" in spec:
                 self.add(where, f"cannot have both '{key}' and '{key}Path'")
             if key in spec and not isinstance(spec[key], str):
-                self.add(f"{where}.{key}", "must be a string")
+                self.add(f"{where}/{key}", "must be a string")
             if f"{key}Path" in spec:
-                self._template({"v.$": spec[f"{key}Path"]}, f"{where}.{key}Path")
+                self._template({"v.$": spec[f"{key}Path"]}, f"{where}/{key}Path")
 
     def _choice(self, spec: dict[str, Any], where: str, scope: dict[str, Any]) -> None:
         rules = spec.get("Choices")
         if not isinstance(rules, list) or not rules:
-            self.add(f"{where}.Choices", "must be a non-empty array")
+            self.add(f"{where}/Choices", "must be a non-empty array")
             rules = []
         for i, rule in enumerate(rules):
-            rw = f"{where}.Choices[{i}]"
+            rw = f"{where}/Choices[{i}]"
             choice.validate_rule(rule, rw, True, self.problems)
             if isinstance(rule, dict) and "Assign" in rule:
                 self.problems.extend(
-                    vq.assign_problems(rule["Assign"], f"{rw}.Assign", vq.JSONPATH)
+                    vq.assign_problems(rule["Assign"], f"{rw}/Assign", vq.JSONPATH)
                 )
             if isinstance(rule, dict) and isinstance(rule.get("Next"), str):
-                self._target(rule["Next"], f"{rw}.Next", scope)
+                self._target(rule["Next"], f"{rw}/Next", scope)
         if "Default" in spec:
-            self._target(spec["Default"], f"{where}.Default", scope)
+            self._target(spec["Default"], f"{where}/Default", scope)
 
     def _parallel(self, spec: dict[str, Any], where: str, scope: dict[str, Any]) -> None:
         branches = spec.get("Branches")
         if not isinstance(branches, list) or not branches:
-            self.add(f"{where}.Branches", "must be a non-empty array of state machines")
+            self.add(f"{where}/Branches", "must be a non-empty array of state machines")
             return
         for i, branch in enumerate(branches):
-            self.machine(branch, f"{where}.Branches[{i}]", top=False)
+            self.machine(branch, f"{where}/Branches[{i}]", top=False)
 
     def _map(self, spec: dict[str, Any], where: str, scope: dict[str, Any]) -> None:
         if "ItemProcessor" in spec and "Iterator" in spec:
@@ -416,11 +439,11 @@ class _Validator:
         if processor_key not in spec:
             self.add(where, "requires 'ItemProcessor' (or the legacy 'Iterator')")
         else:
-            self.machine(spec[processor_key], f"{where}.{processor_key}", top=False)
+            self.machine(spec[processor_key], f"{where}/{processor_key}", top=False)
         if "ItemSelector" in spec and "Parameters" in spec:
             self.add(where, "cannot have both 'ItemSelector' and 'Parameters'")
         if "ItemsPath" in spec:
-            self._path(spec["ItemsPath"], f"{where}.ItemsPath", reference=True, nullable=False)
+            self._path(spec["ItemsPath"], f"{where}/ItemsPath", reference=True, nullable=False)
         self._distributed(spec, where)
         self._exclusive_int(spec, where, "MaxConcurrency", 0, None)
         self._exclusive_int(spec, where, "ToleratedFailureCount", 0, None)
@@ -428,14 +451,14 @@ class _Validator:
             v = spec["ToleratedFailurePercentage"]
             if not (_is_number(v) and 0 <= v <= 100):
                 self.add(
-                    f"{where}.ToleratedFailurePercentage", "must be a number between 0 and 100"
+                    f"{where}/ToleratedFailurePercentage", "must be a number between 0 and 100"
                 )
             if "ToleratedFailurePercentagePath" in spec:
                 self.add(where, "cannot have both 'ToleratedFailurePercentage' and its Path form")
         if "ToleratedFailurePercentagePath" in spec:
             self._path(
                 spec["ToleratedFailurePercentagePath"],
-                f"{where}.ToleratedFailurePercentagePath",
+                f"{where}/ToleratedFailurePercentagePath",
                 reference=True,
                 nullable=False,
             )
@@ -450,11 +473,11 @@ class _Validator:
         if key in spec:
             v = spec[key]
             if not (_is_int(v) and v >= lo and (hi is None or v <= hi)):
-                self.add(f"{where}.{key}", f"must be an integer >= {lo}")
+                self.add(f"{where}/{key}", f"must be an integer >= {lo}")
             if f"{key}Path" in spec:
                 self.add(where, f"cannot have both '{key}' and '{key}Path'")
         if f"{key}Path" in spec:
-            self._path(spec[f"{key}Path"], f"{where}.{key}Path", reference=True, nullable=False)
+            self._path(spec[f"{key}Path"], f"{where}/{key}Path", reference=True, nullable=False)
 
     # -- retry / catch -----------------------------------------------------------------------
 
@@ -487,24 +510,24 @@ class _Validator:
                        "MaxDelaySeconds", "JitterStrategy", "Comment"}  # fmt: skip
             for key in r:
                 if key not in allowed:
-                    self.add(f"{rw}.{key}", "unknown field in retrier")
-            self._error_equals(r.get("ErrorEquals"), f"{rw}.ErrorEquals", i == len(value) - 1)
+                    self.add(f"{rw}/{key}", "unknown field in retrier")
+            self._error_equals(r.get("ErrorEquals"), f"{rw}/ErrorEquals", i == len(value) - 1)
             if "IntervalSeconds" in r and not (
                 _is_int(r["IntervalSeconds"]) and r["IntervalSeconds"] >= 1
             ):
-                self.add(f"{rw}.IntervalSeconds", "must be a positive integer")
+                self.add(f"{rw}/IntervalSeconds", "must be a positive integer")
             if "MaxAttempts" in r and not (_is_int(r["MaxAttempts"]) and r["MaxAttempts"] >= 0):
-                self.add(f"{rw}.MaxAttempts", "must be a non-negative integer")
+                self.add(f"{rw}/MaxAttempts", "must be a non-negative integer")
             if "BackoffRate" in r and not (
                 _is_number(r["BackoffRate"]) and r["BackoffRate"] >= 1.0
             ):
-                self.add(f"{rw}.BackoffRate", "must be a number >= 1.0")
+                self.add(f"{rw}/BackoffRate", "must be a number >= 1.0")
             if "MaxDelaySeconds" in r and not (
                 _is_int(r["MaxDelaySeconds"]) and r["MaxDelaySeconds"] >= 1
             ):
-                self.add(f"{rw}.MaxDelaySeconds", "must be a positive integer")
+                self.add(f"{rw}/MaxDelaySeconds", "must be a positive integer")
             if "JitterStrategy" in r and r["JitterStrategy"] not in ("FULL", "NONE"):
-                self.add(f"{rw}.JitterStrategy", "must be FULL or NONE")
+                self.add(f"{rw}/JitterStrategy", "must be FULL or NONE")
 
     def _catch(self, value: Any, where: str, scope: dict[str, Any]) -> None:
         if not isinstance(value, list):
@@ -517,15 +540,21 @@ class _Validator:
                 continue
             for key in c:
                 if key not in {"ErrorEquals", "Next", "ResultPath", "Comment", "Assign", "Output"}:
-                    self.add(f"{cw}.{key}", "unknown field in catcher")
+                    self.add(f"{cw}/{key}", "unknown field in catcher")
             self.problems.extend(vq.catcher_problems(c, cw, self.language))
-            self._error_equals(c.get("ErrorEquals"), f"{cw}.ErrorEquals", i == len(value) - 1)
+            self._error_equals(c.get("ErrorEquals"), f"{cw}/ErrorEquals", i == len(value) - 1)
             if "Next" not in c:
                 self.add(cw, "catcher requires 'Next'")
             else:
-                self._target(c["Next"], f"{cw}.Next", scope)
+                self._target(c["Next"], f"{cw}/Next", scope)
             if "ResultPath" in c and self.language == vq.JSONPATH:
-                self._result_path(c["ResultPath"], f"{cw}.ResultPath")
+                self._result_path(c["ResultPath"], f"{cw}/ResultPath")
+
+
+def _terminal(spec: Any) -> bool:
+    return isinstance(spec, dict) and (
+        spec.get("Type") in ("Succeed", "Fail") or spec.get("End") is True
+    )
 
 
 def _targets(spec: dict[str, Any]) -> Iterable[str]:

@@ -84,7 +84,7 @@ def expression_problems(
             p
             for k, v in value.items()
             for p in expression_problems(
-                v, f"{where}.{k}", f"{field}/{k}", result=result, error=error
+                v, f"{where}/{k}", f"{field}/{k}", result=result, error=error
             )
         ]
     if isinstance(value, list):
@@ -125,12 +125,12 @@ def assigned_names(spec: Any) -> list[tuple[str, str]]:
         items = spec.get(group)
         if isinstance(items, list):
             blocks += [
-                (f"{group}[{i}].Assign", c.get("Assign"))
+                (f"{group}[{i}]/Assign", c.get("Assign"))
                 for i, c in enumerate(items)
                 if isinstance(c, dict)
             ]
     return [
-        (key[:-2] if key.endswith(".$") else key, f"{label}.{key}")
+        (key[:-2] if key.endswith(".$") else key, f"{label}/{key}")
         for label, block in blocks
         if isinstance(block, dict)
         for key in block
@@ -149,7 +149,7 @@ def scope_problems(
             here.add(variable)
             if variable in outer:
                 problems.append(
-                    f"{prefix}States.{name}.{rel}: variable '{variable}' is already assigned "
+                    f"{prefix}States/{name}/{rel}: variable '{variable}' is already assigned "
                     "in an outer scope"
                 )
     return frozenset(here), problems
@@ -171,7 +171,7 @@ def assign_problems(
         name = key[:-2] if language == JSONPATH and key.endswith(".$") else key
         problem = variables.name_problem(name)
         if problem is not None:
-            problems.append(f"{where}.{key}: {problem}")
+            problems.append(f"{where}/{key}: {problem}")
     if language == JSONPATH:
         payload.compile_template(value, where, problems)
     else:
@@ -193,11 +193,11 @@ def jsonata_state_problems(typ: str, spec: dict[str, Any], where: str) -> list[s
     ):
         if key in spec:
             ok = has_result and key == "Output"
-            problems.extend(expression_problems(spec[key], f"{where}.{key}", key, result=ok))
+            problems.extend(expression_problems(spec[key], f"{where}/{key}", key, result=ok))
     if "Items" in spec and not (
         isinstance(spec["Items"], list) or jsonata.is_expression(spec["Items"])
     ):
-        problems.append(f"{where}.Items: must be a JSON array or a JSONata expression")
+        problems.append(f"{where}/Items: must be a JSON array or a JSONata expression")
     if typ == "Choice":
         problems.extend(_choice_rules(spec.get("Choices"), where))
     if typ == "Wait":
@@ -205,23 +205,23 @@ def jsonata_state_problems(typ: str, spec: dict[str, Any], where: str) -> list[s
         if len(keys) != 1:
             problems.append(f"{where}: must have exactly one of Seconds, Timestamp")
         if "Seconds" in spec and _bad_int(spec["Seconds"], 0):
-            problems.append(f"{where}.Seconds: must be a non-negative integer or JSONata")
+            problems.append(f"{where}/Seconds: must be a non-negative integer or JSONata")
         stamp = spec.get("Timestamp")
         if (
             "Timestamp" in spec
             and not jsonata.is_expression(stamp)
             and choice.parse_timestamp(stamp) is None
         ):
-            problems.append(f"{where}.Timestamp: '{stamp}' is not a valid RFC 3339 timestamp")
+            problems.append(f"{where}/Timestamp: '{stamp}' is not a valid RFC 3339 timestamp")
     for key in ("TimeoutSeconds", "HeartbeatSeconds"):
         if key in spec and _bad_int(spec[key], 1):
-            problems.append(f"{where}.{key}: must be a positive integer or JSONata")
+            problems.append(f"{where}/{key}: must be a positive integer or JSONata")
     for key in ("Error", "Cause"):
         if key in spec and not isinstance(spec[key], str):
-            problems.append(f"{where}.{key}: must be a string")
+            problems.append(f"{where}/{key}: must be a string")
     if "Assign" in spec:
         problems.extend(
-            assign_problems(spec["Assign"], f"{where}.Assign", JSONATA, result=has_result)
+            assign_problems(spec["Assign"], f"{where}/Assign", JSONATA, result=has_result)
         )
     return problems
 
@@ -239,30 +239,39 @@ def _choice_rules(rules: Any, where: str) -> list[str]:
     problems: list[str] = []
     allowed = {"Condition", "Next", "Output", "Assign", "Comment"}
     for i, rule in enumerate(rules):
-        rw = f"{where}.Choices[{i}]"
+        rw = f"{where}/Choices[{i}]"
         if not isinstance(rule, dict):
             problems.append(f"{rw}: a choice rule must be an object")
             continue
         for key in rule:
             if key not in allowed:
                 problems.append(
-                    f"{rw}.{key}: field is not supported in a JSONata choice rule (use Condition)"
+                    f"{rw}/{key}: field is not supported in a JSONata choice rule (use Condition)"
                 )
         if "Condition" not in rule:
             problems.append(f"{rw}: a JSONata choice rule requires 'Condition'")
         else:
             cond = rule["Condition"]
             if isinstance(cond, str):
-                problems.extend(expression_problems(cond, f"{rw}.Condition", "Condition"))
+                problems.extend(expression_problems(cond, f"{rw}/Condition", "Condition"))
             if not jsonata.is_expression(cond) and not isinstance(cond, bool):
-                problems.append(f"{rw}.Condition: must be a JSONata expression or a boolean")
+                problems.append(f"{rw}/Condition: must be a JSONata expression or a boolean")
         if not isinstance(rule.get("Next"), str):
             problems.append(f"{rw}: a top-level choice rule must have a string 'Next'")
         if "Output" in rule:
-            problems.extend(expression_problems(rule["Output"], f"{rw}.Output", "Output"))
+            problems.extend(expression_problems(rule["Output"], f"{rw}/Output", "Output"))
         if "Assign" in rule:
-            problems.extend(assign_problems(rule["Assign"], f"{rw}.Assign", JSONATA))
+            problems.extend(assign_problems(rule["Assign"], f"{rw}/Assign", JSONATA))
     return problems
+
+
+def only_in(key: str, language: str) -> str:
+    """AWS's message for a field of the other query language."""
+    other = JSONATA if language == JSONPATH else JSONPATH
+    return (
+        f"The QueryLanguage is set to '{other}', but field '{key}' is only supported for "
+        f"the '{language}' QueryLanguage"
+    )
 
 
 def catcher_problems(c: dict[str, Any], where: str, language: str) -> list[str]:
@@ -271,15 +280,15 @@ def catcher_problems(c: dict[str, Any], where: str, language: str) -> list[str]:
     if language == JSONATA:
         for key in ("ResultPath",):
             if key in c:
-                problems.append(f"{where}.{key}: field is not supported in JSONata states")
+                problems.append(f"{where}: {only_in(key, JSONPATH)}")
         if "Output" in c:
             problems.extend(
-                expression_problems(c["Output"], f"{where}.Output", "Output", error=True)
+                expression_problems(c["Output"], f"{where}/Output", "Output", error=True)
             )
     elif "Output" in c:
-        problems.append(f"{where}.Output: field is only supported in JSONata states")
+        problems.append(f"{where}: {only_in('Output', JSONATA)}")
     if "Assign" in c:
-        problems.extend(assign_problems(c["Assign"], f"{where}.Assign", language, error=True))
+        problems.extend(assign_problems(c["Assign"], f"{where}/Assign", language, error=True))
     return problems
 
 
@@ -293,4 +302,5 @@ __all__ = [
     "catcher_problems",
     "jsonata_state_problems",
     "language_problem",
+    "only_in",
 ]

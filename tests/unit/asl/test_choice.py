@@ -247,7 +247,10 @@ def test_parse_timestamp_forms() -> None:
         ),
         ({"Not": [{"Variable": "$.x", "IsNull": True}], "Next": "D"}, "must be an object"),
         ({"Variable": "$.x", "NumericEquals": 1, "StringEquals": "a", "Next": "D"}, "exactly one"),
-        ({"Variable": "$.x", "NumericEquals": 1, "Next": "Nowhere"}, "undefined state 'Nowhere'"),
+        (
+            {"Variable": "$.x", "NumericEquals": 1, "Next": "Nowhere"},
+            "Missing 'Next' target: Nowhere",
+        ),
         ({"Variable": "$.x", "Bogus": 1, "Next": "D"}, "unknown field 'Bogus'"),
     ],
 )
@@ -261,6 +264,6 @@ def test_rule_validation(rule: dict[str, Any], fragment: str) -> None:
     }
     with pytest.raises(AslDefinitionError) as info:
         StateMachine(definition)
-    assert any(fragment in p and "States.C.Choices[0]" in p for p in info.value.problems), (
+    assert any(fragment in p and " at /States/C/Choices[0]" in p for p in info.value.problems), (
         info.value.problems
     )

@@ -442,10 +442,10 @@ def test_result_writer_jsonl_output_type() -> None:
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [
-        ({"execution_type": None}, "ExecutionType: is required in DISTRIBUTED mode"),
+        ({"execution_type": None}, "The field 'ExecutionType' is required in DISTRIBUTED mode"),
         (
             {"ItemReader": {"Resource": "arn:aws:states:::s3:getObject", "Parameters": {}}},
-            "InputType: is required",
+            "The field 'InputType' is required",
         ),
         (
             {
@@ -458,11 +458,14 @@ def test_result_writer_jsonl_output_type() -> None:
         ),
         (
             {"ItemReader": {"Resource": "arn:aws:states:::s3:get"}},
-            "ItemReader.Resource: must be one of",
+            "listObjectsV2 at /States/Map/ItemReader/Resource",
         ),
-        ({"ResultWriter": {}}, "ResultWriter: must be a non-empty object"),
+        ({"ResultWriter": {}}, "The field 'ResultWriter' must be a non-empty object"),
         ({"ResultWriter": {"Resource": "arn:aws:states:::s3:putObject"}}, "go together"),
-        ({"Label": "x" * 41}, "Label: must be a string of 1 to 40 characters"),
+        (
+            {"Label": "x" * 41},
+            "INVALID_LABEL_NAME: Label must be a string of 1 to 40 characters at /States/Map/Label",
+        ),
     ],
 )
 def test_distributed_fields_are_validated(change: dict[str, Any], fragment: str) -> None:

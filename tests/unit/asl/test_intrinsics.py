@@ -314,7 +314,7 @@ def test_intrinsic_failure_is_a_runtime_error_not_caught_by_all() -> None:
 def test_invalid_intrinsic_rejected_at_load() -> None:
     with pytest.raises(AslDefinitionError) as info:
         run(single({"Type": "Pass", "Parameters": {"x.$": "States.Bogus()"}}))
-    assert "States.S.Parameters.x.$" in str(info.value)
+    assert str(info.value).endswith(" at /States/S/Parameters/x.$")
 
 
 def test_missing_path_argument_names_the_field() -> None:

@@ -11,6 +11,7 @@ import pytest
 from stepdag.asl import AslDefinitionError, StateMachine
 from stepdag.asl import jsonata as J
 from stepdag.asl.errors import StatesError
+from tests.support.asl_problems import located
 from tests.unit.asl._util import echo, run
 
 JSONATA = {"QueryLanguage": "JSONata"}
@@ -136,7 +137,9 @@ def test_syntax_errors_are_definition_problems() -> None:
     }
     with pytest.raises(AslDefinitionError) as info:
         StateMachine(definition)
-    assert "States.P.Output: invalid JSONata expression '1 +'" in str(info.value)
+    assert info.value.problems == [
+        "INVALID_JSONATA_EXPRESSION: Unexpected end of expression at /States/P/Output"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -144,21 +147,26 @@ def test_syntax_errors_are_definition_problems() -> None:
     [
         (
             {"Type": "Pass", "InputPath": "$.a", "End": True},
-            "States.S.InputPath",
-            "not supported in a JSONata Pass",
+            "States.S",
+            "The QueryLanguage is set to 'JSONata', but field 'InputPath' is only supported "
+            "for the 'JSONPath' QueryLanguage",
         ),
         (
             {"Type": "Pass", "Parameters": {"a.$": "$"}, "End": True},
-            "States.S.Parameters",
-            "JSONata",
+            "States.S",
+            "field 'Parameters' is only supported for the 'JSONPath' QueryLanguage",
         ),
-        ({"Type": "Pass", "Result": 1, "End": True}, "States.S.Result", "JSONata"),
+        ({"Type": "Pass", "Result": 1, "End": True}, "States.S", "field 'Result' is only"),
         (
             {"Type": "Task", "Resource": "r", "ResultSelector": {}, "End": True},
-            "States.S.ResultSelector",
-            "JSONata",
+            "States.S",
+            "field 'ResultSelector' is only",
         ),
-        ({"Type": "Wait", "SecondsPath": "$.s", "End": True}, "States.S.SecondsPath", "JSONata"),
+        (
+            {"Type": "Wait", "SecondsPath": "$.s", "End": True},
+            "States.S",
+            "field 'SecondsPath' is only",
+        ),
         (
             {"Type": "Choice", "Choices": [{"Variable": "$.a", "IsPresent": True, "Next": "S"}]},
             "States.S.Choices[0].Variable",
@@ -192,9 +200,7 @@ def test_jsonpath_fields_rejected_in_jsonata_states(
     definition = {**JSONATA, "StartAt": "S", "States": {"S": state}}
     with pytest.raises(AslDefinitionError) as info:
         StateMachine(definition)
-    assert any(p.startswith(where) and fragment in p for p in info.value.problems), (
-        info.value.problems
-    )
+    assert located(info.value.problems, where, fragment), info.value.problems
 
 
 @pytest.mark.parametrize("key", ["Output", "Arguments", "Items"])
@@ -209,10 +215,10 @@ def test_jsonata_fields_rejected_in_jsonpath_states(key: str) -> None:
         }
     with pytest.raises(AslDefinitionError) as info:
         StateMachine({"StartAt": "S", "States": {"S": state}})
-    assert any(
-        f"States.S.{key}: field is only supported in JSONata states" in p
-        for p in info.value.problems
-    )
+    assert (
+        "SCHEMA_VALIDATION_FAILED: The QueryLanguage is set to 'JSONPath', but field "
+        f"'{key}' is only supported for the 'JSONata' QueryLanguage at /States/S"
+    ) in info.value.problems
 
 
 def test_a_jsonpath_state_inside_a_jsonata_machine_is_rejected() -> None:
@@ -221,7 +227,7 @@ def test_a_jsonpath_state_inside_a_jsonata_machine_is_rejected() -> None:
         "StartAt": "S",
         "States": {"S": {"Type": "Pass", "QueryLanguage": "JSONPath", "End": True}},
     }
-    with pytest.raises(AslDefinitionError, match="cannot use JSONPath"):
+    with pytest.raises(AslDefinitionError, match="'QueryLanguage' can not be 'JSONPath' if set"):
         StateMachine(definition)
 
 

@@ -7,17 +7,18 @@ from typing import Any
 import pytest
 
 from stepdag.asl import AslDefinitionError, StateMachine
+from tests.support.asl_problems import located
 
 
 def problems(definition: Any) -> list[str]:
     with pytest.raises(AslDefinitionError) as info:
         StateMachine(definition)
-    assert str(info.value).startswith("Invalid state machine definition")
+    assert str(info.value).startswith("Invalid State Machine Definition")
     return info.value.problems
 
 
 def has(found: list[str], where: str, fragment: str) -> bool:
-    return any(p.startswith(where) and fragment in p for p in found)
+    return located(found, where, fragment)
 
 
 def test_valid_definition_loads() -> None:
@@ -25,7 +26,7 @@ def test_valid_definition_loads() -> None:
 
 
 def test_invalid_json_string() -> None:
-    assert "invalid JSON" in problems("{not json")[0]
+    assert problems("{not json")[0].startswith("INVALID_JSON_DESCRIPTION: Expecting")
 
 
 def test_all_problems_reported_together() -> None:
@@ -39,9 +40,9 @@ def test_all_problems_reported_together() -> None:
             },
         }
     )
-    assert has(found, "StartAt", "'Missing' does not exist")
-    assert has(found, "States.A.Next", "undefined state 'Nowhere'")
-    assert has(found, "States.B.Resource", "required")
+    assert has(found, "StartAt", "MISSING_TRANSITION_TARGET: Missing 'Next' target: Missing")
+    assert has(found, "States.A.Next", "Missing 'Next' target: Nowhere")
+    assert has(found, "States.B", "These fields are required: [Resource]")
     assert has(found, "States.C.Type", "unknown")
     assert len(found) >= 4
 
@@ -53,8 +54,8 @@ def test_all_problems_reported_together() -> None:
         ({"StartAt": "A", "States": {}}, "States", "non-empty"),
         (
             {"StartAt": "A", "States": {"A": {"Type": "Succeed"}}, "Extra": 1},
-            "Extra",
-            "unknown field",
+            "",
+            "SCHEMA_VALIDATION_FAILED: Field 'Extra' is not supported",
         ),
         (
             {"StartAt": "A", "States": {"A": {"Type": "Succeed"}}, "TimeoutSeconds": 0},
@@ -94,16 +95,16 @@ def test_all_problems_reported_together() -> None:
         ),
         (
             {"StartAt": "A" * 81, "States": {"A" * 81: {"Type": "Succeed"}}},
-            "States.AAA",
-            "80 characters",
+            "States." + "A" * 81,
+            "INVALID_STATE_NAME: State name exceeds 80 characters",
         ),
         (
             {
                 "StartAt": "A",
                 "States": {"A": {"Type": "Pass", "Result": 1, "Retry": [], "End": True}},
             },
-            "States.A.Retry",
-            "not allowed",
+            "States.A",
+            "Field 'Retry' is not supported",
         ),
         (
             {"StartAt": "A", "States": {"A": {"Type": "Pass", "InputPath": 5, "End": True}}},
@@ -239,7 +240,7 @@ def test_all_problems_reported_together() -> None:
                 },
             },
             "States.A.Default",
-            "undefined",
+            "Missing 'Next' target: Z",
         ),
         (
             {"StartAt": "A", "States": {"A": {"Type": "Parallel", "Branches": [], "End": True}}},
@@ -362,7 +363,11 @@ def test_retry_validation(retry: Any, where: str, fragment: str) -> None:
     ("catch", "where", "fragment"),
     [
         ([{"ErrorEquals": ["X"]}], "States.T.Catch[0]", "requires 'Next'"),
-        ([{"ErrorEquals": ["X"], "Next": "Nope"}], "States.T.Catch[0].Next", "undefined"),
+        (
+            [{"ErrorEquals": ["X"], "Next": "Nope"}],
+            "States.T.Catch[0].Next",
+            "Missing 'Next' target: Nope",
+        ),
         (
             [{"ErrorEquals": ["States.ALL"], "Next": "H"}, {"ErrorEquals": ["X"], "Next": "H"}],
             "States.T.Catch[0].ErrorEquals",
@@ -401,9 +406,11 @@ def test_names_unique_across_branches_and_nested_paths() -> None:
         },
     }
     found = problems(definition)
-    assert has(found, "States.P.Branches[0].States.P", "duplicate state name 'P'")
+    assert has(
+        found, "States.P.Branches[0].States.P", "DUPLICATE_STATE_NAME: Duplicate State name: P"
+    )
     # Branch states cannot transition out of their branch.
-    assert has(found, "States.P.Branches[1].States.X.Next", "undefined state 'Outside'")
+    assert has(found, "States.P.Branches[1].States.X.Next", "Missing 'Next' target: Outside")
 
 
 def test_map_processor_validated_recursively() -> None:
@@ -445,4 +452,7 @@ def test_processor_config_allowed() -> None:
 
 
 def test_non_object_definition() -> None:
-    assert problems([1])[0].startswith("definition")
+    # A problem of the whole definition has no location, as in AWS's diagnostics.
+    assert problems([1]) == [
+        "SCHEMA_VALIDATION_FAILED: The field 'definition' must be a JSON object"
+    ]

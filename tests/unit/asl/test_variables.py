@@ -142,8 +142,8 @@ def test_an_inner_scope_may_not_assign_an_outer_variable() -> None:
     with pytest.raises(AslDefinitionError) as info:
         StateMachine(definition)
     assert info.value.problems == [
-        "States.P.Branches[0].States.B.Assign.outer: variable 'outer' is already assigned in "
-        "an outer scope"
+        "SCHEMA_VALIDATION_FAILED: variable 'outer' is already assigned in an outer scope "
+        "at /States/P/Branches[0]/States/B/Assign/outer"
     ]
 
 
@@ -180,7 +180,10 @@ def test_states_result_only_where_there_is_a_result() -> None:
         "Arguments": {"a": "{% $states.result %}"},
         "End": True,
     }
-    with pytest.raises(AslDefinitionError, match=r"Arguments\.a: \$states\.result"):
+    with pytest.raises(
+        AslDefinitionError,
+        match=r"\$states\.result is not available in this field at /States/T/Arguments/a",
+    ):
         StateMachine({**JSONATA, "StartAt": "T", "States": {"T": task}})
 
 
