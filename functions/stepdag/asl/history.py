@@ -49,6 +49,7 @@ _DETAILS_KEY: Final[dict[str, str]] = {
     "MapRunStarted": "mapRunStartedEventDetails",
     "MapRunFailed": "mapRunFailedEventDetails",
     "MapRunRedriven": "mapRunRedrivenEventDetails",
+    "EvaluationFailed": "evaluationFailedEventDetails",
 }
 
 

@@ -319,3 +319,61 @@ def test_an_endless_expression_fails_the_state_instead_of_hanging(
     monkeypatch.setattr(J, "EVALUATION_TIMEOUT_MS", 200)
     with pytest.raises(StatesError, match="D1012"):
         evaluate("{% ($f := function($n) { $f($n + 1) }; $f(0)) %}")
+
+
+def test_an_evaluation_failure_is_an_evaluation_failed_event() -> None:
+    # AWS: EvaluationFailedEventDetails (error, cause, location of the field, state),
+    # "only present in state machines that have QueryLanguage set to JSONata".
+    definition = {
+        **JSONATA,
+        "StartAt": "P",
+        "States": {
+            "P": {"Type": "Pass", "Output": {"a": "{% $states.input.x + 1 %}"}, "End": True}
+        },
+    }
+    result = StateMachine(definition).execute({"x": "s"})
+    assert [e.type for e in result.history] == [
+        "ExecutionStarted",
+        "PassStateEntered",
+        "EvaluationFailed",
+        "ExecutionFailed",
+    ]
+    event = result.history[2].to_dict()
+    assert event["evaluationFailedEventDetails"] == {
+        "error": "States.QueryEvaluationError",
+        "cause": result.cause,
+        "location": "Output/a",
+        "state": "P",
+    }
+
+
+def test_a_caught_evaluation_failure_is_still_recorded() -> None:
+    definition = {
+        **JSONATA,
+        "StartAt": "T",
+        "States": {
+            "T": {
+                "Type": "Task",
+                "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f",
+                "Arguments": "{% $nothing %}",
+                "Catch": [{"ErrorEquals": ["States.QueryEvaluationError"], "Next": "S"}],
+                "End": True,
+            },
+            "S": {"Type": "Succeed"},
+        },
+    }
+    result = StateMachine(definition).execute({}, task_handler=lambda *_: 1)
+    assert result.status == "SUCCEEDED"
+    (failed,) = [e for e in result.history if e.type == "EvaluationFailed"]
+    assert failed.details["location"] == "Arguments"
+    assert "returned nothing (undefined)" in failed.details["cause"]
+
+
+def test_jsonpath_runtime_errors_have_no_evaluation_failed_event() -> None:
+    definition = {
+        "StartAt": "P",
+        "States": {"P": {"Type": "Pass", "InputPath": "$.gone", "End": True}},
+    }
+    result = StateMachine(definition).execute({})
+    assert result.error == "States.Runtime"
+    assert "EvaluationFailed" not in [e.type for e in result.history]

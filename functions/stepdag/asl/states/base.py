@@ -8,6 +8,7 @@ are built, so constructors here trust the raw dict's shape.
 from __future__ import annotations
 
 import random
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ from stepdag.core.quotas import MAX_PAYLOAD_BYTES
 # States whose work produces ``$states.result`` in JSONata.
 _RESULT_STATES: Final = frozenset({"Task", "Parallel", "Map"})
 _PREFIXED: Final = frozenset({RUNTIME, jsonata.QUERY_EVALUATION_ERROR})
+# The field an evaluation cause names: "... specified for the field 'Output/a' ..." or
+# "The Items field must ...".
+_FIELD: Final = re.compile(r"specified for the field '([^']+)'|^The (\w+) field ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,7 +342,7 @@ class State(ABC):
                         frame, data, selected, self.next, ctx, assign_value=result
                     ), self.next
                 except StatesError as err:
-                    raise runtime_prefix(err, self.name, entered_id) from err
+                    raise runtime_prefix(err, self.name, entered_id, frame) from err
             except StatesError as err:
                 action, value = self.recover(frame, err, data, attempts)
                 if action == "retry":
@@ -394,14 +398,26 @@ def place_result(path: JsonPath | None, raw_input: Any, result: Any) -> Any:
         ) from exc
 
 
-def runtime_prefix(err: StatesError, state_name: str, entered_id: int) -> StatesError:
-    """AWS prefixes runtime (and JSONata evaluation) errors with the state that raised them."""
+def runtime_prefix(
+    err: StatesError, state_name: str, entered_id: int, frame: Frame | None = None
+) -> StatesError:
+    """AWS prefixes runtime (and JSONata evaluation) errors with the state that raised them;
+    a JSONata evaluation failure is also an ``EvaluationFailed`` event in ``frame``'s history
+    ("contains details about an evaluation failure ... when a JSONata expression throws an
+    error": error, cause, the field's location, the state)."""
     if err.error in _PREFIXED and not (err.cause or "").startswith("An error occurred while"):
-        return StatesError(
+        prefixed = StatesError(
             err.error,
             f"An error occurred while executing the state '{state_name}' "
             f"(entered at the event id #{entered_id}). {err.cause}",
         )
+        if frame is not None and err.error == jsonata.QUERY_EVALUATION_ERROR:
+            details = {"error": err.error, "cause": prefixed.cause, "state": state_name}
+            located = _FIELD.search(err.cause or "")
+            if located is not None:
+                details["location"] = located.group(1) or located.group(2)
+            frame.event("EvaluationFailed", details)
+        return prefixed
     return err
 
 

@@ -33,7 +33,7 @@ class PassState(State):
                 result = effective
             return self.finish(frame, data, result, self.next), self.next
         except StatesError as err:
-            raise runtime_prefix(err, self.name, entered_id) from err
+            raise runtime_prefix(err, self.name, entered_id, frame) from err
 
 
 def _entered_time(frame: Frame) -> str:
@@ -64,7 +64,7 @@ class ChoiceState(State):
             try:
                 return self._run_jsonata(frame, data)
             except StatesError as err:
-                raise runtime_prefix(err, self.name, entered_id) from err
+                raise runtime_prefix(err, self.name, entered_id, frame) from err
         try:
             effective = self.effective_input(data, frame)
             ctx = frame.context(self.name, _entered_time(frame))
@@ -80,7 +80,7 @@ class ChoiceState(State):
                 raise StatesError(NO_CHOICE_MATCHED, "No Matches!")
             return self.finish(frame, effective, effective, target, ctx, rule=rule), target
         except StatesError as err:
-            raise runtime_prefix(err, self.name, entered_id) from err
+            raise runtime_prefix(err, self.name, entered_id, frame) from err
 
     def _run_jsonata(self, frame: Frame, data: Any) -> tuple[Any, str | None]:
         ctx = frame.context(self.name, _entered_time(frame))
@@ -212,7 +212,7 @@ class WaitState(State):
             sleep_or_cancel(frame, self._duration(frame, effective))
             return self.finish(frame, effective, effective, self.next), self.next
         except StatesError as err:
-            raise runtime_prefix(err, self.name, entered_id) from err
+            raise runtime_prefix(err, self.name, entered_id, frame) from err
 
 
 def _sample(path: JsonPath, data: Any, field: str) -> Any:
@@ -233,7 +233,7 @@ class SucceedState(State):
             effective = self.effective_input(data, frame)
             return self.finish(frame, effective, effective, None), None
         except StatesError as err:
-            raise runtime_prefix(err, self.name, entered_id) from err
+            raise runtime_prefix(err, self.name, entered_id, frame) from err
 
 
 class FailState(State):
@@ -261,7 +261,7 @@ class FailState(State):
             if self.cause_path is not None:
                 cause = _as_text(payload.evaluate(self.cause_path, data, ctx, rng), "CausePath")
         except StatesError as err:
-            raise runtime_prefix(err, self.name, entered_id) from err
+            raise runtime_prefix(err, self.name, entered_id, frame) from err
         raise StatesError(error, cause)
 
 
