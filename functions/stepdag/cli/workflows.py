@@ -40,10 +40,21 @@ def compile_cmd(
         "statemachines"
     ),
     strategy: Annotated[str, typer.Option(help="sp (default) or levels")] = "sp",
+    query_language: Annotated[
+        str | None,
+        typer.Option("--query-language", help="JSONPath or JSONata (default: each workflow's own)"),
+    ] = None,
 ) -> None:
     """Compile workflows to Amazon States Language beside their modules (<name>.asl.json)."""
     from stepdag.core.compile import compile_dag
+    from stepdag.core.errors import InputValidationError
     from stepdag.core.loader import discover, load_workflow, unique
+    from stepdag.core.model import QUERY_LANGUAGES
+
+    if query_language is not None and query_language not in QUERY_LANGUAGES:
+        raise InputValidationError(
+            f"--query-language must be JSONPath or JSONata, not {query_language!r}"
+        )
 
     loaded = unique(load_workflow(w) for w in workflows) if workflows else discover(directory)
     if output is not None and len(loaded) != 1:
@@ -51,7 +62,11 @@ def compile_cmd(
     stale = []
     for lw in loaded:
         dag = lw.workflow.build()
-        compiled = compile_dag(dag, strategy="levels" if strategy == "levels" else "sp")
+        compiled = compile_dag(
+            dag,
+            strategy="levels" if strategy == "levels" else "sp",
+            query_language=query_language,
+        )
         text = compiled.to_json()
         for warning in compiled.warnings:
             err.print(f"[yellow]warning:[/] {escape(warning)}", markup=True)
