@@ -32,6 +32,7 @@ def compile_cmd(
     workflows: Annotated[
         list[str] | None, typer.Argument(help="workflows to compile (default: statemachines/*)")
     ] = None,
+    *,
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="write one ASL here")
     ] = None,
