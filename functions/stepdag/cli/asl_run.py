@@ -12,7 +12,7 @@ import typer
 from stepdag.cli.app import EXIT_FAILED, EXIT_INVALID
 from stepdag.cli.args import parse_json_arg
 from stepdag.core.errors import InputValidationError, WorkflowLoadError
-from stepdag.core.inputs import NotJson, dumps
+from stepdag.core.inputs import NotJson, check_input, dumps
 
 
 def asl_run(
@@ -33,13 +33,16 @@ def asl_run(
 
     The contract: stdout carries exactly that object, exit 0 when status is SUCCEEDED,
     1 for any other run result, 2 when the definition or input is invalid (then status
-    is "INVALID" and error/cause say why).
+    is "INVALID" and error/cause say why). The input is refused before the run when it
+    is over 256 KiB of JSON, nests deeper than 64 levels or is not strict JSON.
     """
     try:
         # Imported here: the interpreter loads for this command only (start-up).
         from stepdag.asl import StateMachine
 
         raw = parse_json_arg(input, "--input") if input is not None else {}
+        # Refused before the run, as StartExecution refuses it: the rules every entry applies.
+        check_input(raw, "--input")
         if not definition.is_file():
             raise InputValidationError(f"no such definition file {str(definition)!r}")
         sm = StateMachine(
