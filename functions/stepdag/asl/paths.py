@@ -286,7 +286,9 @@ class _Parser:
         if self.peek(2) == "?(":
             start = self.pos
             self.pos += 2
-            pred = _FilterParser(self).parse_or()
+            from stepdag.asl.path_filters import FilterParser  # its grammar needs this one
+
+            pred = FilterParser(self).parse_or()
             self.skip_ws()
             if self.peek() != ")":
                 raise self.error("expected ')' closing the filter")
@@ -354,126 +356,6 @@ class _Parser:
         if self.peek() != ch:
             raise self.error(f"expected '{ch}'")
         self.pos += 1
-
-
-Pred: TypeAlias = Callable[[Any, Any], bool]
-Operand: TypeAlias = Callable[[Any, Any], Any]
-
-
-class _FilterParser:
-    """Filter expressions ``?(@.a > 1 && @.b == 'x')`` on ``@`` (current) or ``$`` (root)."""
-
-    _OPS: Final = ("==", "!=", "<=", ">=", "<", ">")
-
-    def __init__(self, outer: _Parser) -> None:
-        self.p = outer
-
-    def parse_or(self) -> Pred:
-        left = self.parse_and()
-        while True:
-            self.p.skip_ws()
-            if self.p.peek(2) != "||":
-                return left
-            self.p.pos += 2
-            right = self.parse_and()
-            left = _or(left, right)
-
-    def parse_and(self) -> Pred:
-        left = self.parse_unary()
-        while True:
-            self.p.skip_ws()
-            if self.p.peek(2) != "&&":
-                return left
-            self.p.pos += 2
-            right = self.parse_unary()
-            left = _and(left, right)
-
-    def parse_unary(self) -> Pred:
-        self.p.skip_ws()
-        if self.p.peek() == "!":
-            self.p.pos += 1
-            inner = self.parse_unary()
-            return lambda cur, root: not inner(cur, root)
-        if self.p.peek() == "(":
-            self.p.pos += 1
-            inner = self.parse_or()
-            self.p.expect(")")
-            return inner
-        left = self.parse_operand()
-        self.p.skip_ws()
-        for op in self._OPS:
-            if self.p.peek(len(op)) == op:
-                self.p.pos += len(op)
-                right = self.parse_operand()
-                return _compare(op, left, right)
-        return lambda cur, root: left(cur, root) is not _MISSING
-
-    def parse_operand(self) -> Operand:
-        self.p.skip_ws()
-        ch = self.p.peek()
-        if ch in ("@", "$"):
-            self.p.pos += 1
-            segs = tuple(self.p.parse_segments(stop=" )=!<>&|,"))
-            path = JsonPath(ch, segs, False, all(isinstance(s, Field | Index) for s in segs))
-            use_root = ch == "$"
-
-            def get(cur: Any, root: Any) -> Any:
-                try:
-                    return path.find(root if use_root else cur)
-                except NoMatch:
-                    return _MISSING
-
-            return get
-        if ch in ("'", '"'):
-            s = self.p.parse_quoted()
-            return lambda cur, root: s
-        m = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?|true|false|null").match(
-            self.p.text, self.p.pos
-        )
-        if not m:
-            raise self.p.error("invalid filter operand")
-        self.p.pos = m.end()
-        lit: Any = {"true": True, "false": False, "null": None}.get(m.group(), _MISSING)
-        if lit is _MISSING:
-            lit = float(m.group()) if m.group(1) or m.group(2) else int(m.group())
-        return lambda cur, root: lit
-
-
-def _or(a: Pred, b: Pred) -> Pred:
-    return lambda cur, root: a(cur, root) or b(cur, root)
-
-
-def _and(a: Pred, b: Pred) -> Pred:
-    return lambda cur, root: a(cur, root) and b(cur, root)
-
-
-def _compare(op: str, left: Operand, right: Operand) -> Pred:
-    def pred(cur: Any, root: Any) -> bool:
-        a, b = left(cur, root), right(cur, root)
-        if a is _MISSING or b is _MISSING:
-            return False
-        if op == "==":
-            return bool(a == b and isinstance(a, bool) == isinstance(b, bool))
-        if op == "!=":
-            return not (a == b and isinstance(a, bool) == isinstance(b, bool))
-        num = (int, float)
-        comparable = (
-            isinstance(a, num)
-            and isinstance(b, num)
-            and not isinstance(a, bool)
-            and not isinstance(b, bool)
-        ) or (isinstance(a, str) and isinstance(b, str))
-        if not comparable:
-            return False
-        if op == "<":
-            return bool(a < b)
-        if op == "<=":
-            return bool(a <= b)
-        if op == ">":
-            return bool(a > b)
-        return bool(a >= b)
-
-    return pred
 
 
 @functools.lru_cache(maxsize=4096)
