@@ -13,6 +13,7 @@ from stepdag.asl.history import HistoryEvent
 from stepdag.asl.interpreter import ExecutionHandle, ExecutionResult, StartOptions, StateMachine
 from stepdag.asl.item_io import ItemReader, MemoryObjects, ResultWriter
 from stepdag.asl.runtime import TaskContext, TaskHandler
+from stepdag.asl.validate import validate_state_machine_definition
 
 __all__ = [
     "AslDefinitionError",
@@ -32,4 +33,5 @@ __all__ = [
     "TaskFailure",
     "TaskHandler",
     "VirtualClock",
+    "validate_state_machine_definition",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import uuid
@@ -28,10 +27,10 @@ from stepdag.asl.history import (
 )
 from stepdag.asl.item_io import ItemReader, ResultWriter
 from stepdag.asl.machine import Machine
-from stepdag.asl.quotas import definition_size_problem, name_problem
+from stepdag.asl.quotas import name_problem
 from stepdag.asl.runtime import Execution, Frame, TaskHandler
 from stepdag.asl.states.base import payload_size_exceeded
-from stepdag.asl.validate import validate_definition
+from stepdag.asl.validate import load_definition
 
 ACCOUNT: Final = "123456789012"
 REGION: Final = "us-east-1"
@@ -304,13 +303,6 @@ class ExecutionHandle:
         self._done.set()
 
 
-def _json_text(definition: Any) -> str | None:
-    try:
-        return to_json(definition)
-    except (TypeError, ValueError):
-        return None  # not JSON at all: validate_definition says why
-
-
 class StateMachine:
     """A validated ASL definition that can be executed locally."""
 
@@ -336,16 +328,7 @@ class StateMachine:
             raise ValueError(
                 f"machine_type must be {STANDARD!r} or {EXPRESS!r}, got {machine_type!r}"
             )
-        text = definition if isinstance(definition, str) else _json_text(definition)
-        too_big = definition_size_problem(text) if text is not None else None
-        if too_big is not None:
-            raise AslDefinitionError([too_big])
-        if isinstance(definition, str):
-            try:
-                definition = json.loads(definition)
-            except json.JSONDecodeError as exc:
-                raise AslDefinitionError([f"definition: invalid JSON: {exc}"]) from exc
-        problems = validate_definition(definition)
+        definition, problems = load_definition(definition)
         if problems:
             raise AslDefinitionError(problems)
         assert isinstance(definition, dict)

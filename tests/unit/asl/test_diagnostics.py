@@ -225,3 +225,29 @@ def test_a_bare_message_names_its_field() -> None:
         "The field 'Seconds' must be a non-negative integer",
         "/States/A/Seconds",
     )
+
+
+def test_validate_state_machine_definition_answers_as_the_api_does() -> None:
+    from stepdag.asl import validate_state_machine_definition
+
+    ok = validate_state_machine_definition('{"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}')
+    assert ok == {"result": "OK", "diagnostics": [], "truncated": False}
+    loop = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "A"}}}
+    assert validate_state_machine_definition(loop) == {
+        "result": "FAIL",
+        # No location: the API leaves the field out.
+        "diagnostics": [
+            {
+                "severity": "ERROR",
+                "code": "MISSING_END_STATE",
+                "message": "Workflow has no terminal state",
+            }
+        ],
+        "truncated": False,
+    }
+    bad = validate_state_machine_definition({"StartAt": "A", "States": {"A": {"Type": "Pass"}}})
+    assert bad["result"] == "FAIL"
+    assert bad["diagnostics"][0]["location"] == "/States/A"
+    assert validate_state_machine_definition("{")["diagnostics"][0]["code"] == (
+        "INVALID_JSON_DESCRIPTION"
+    )
