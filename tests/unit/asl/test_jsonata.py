@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stepdag.asl import AslDefinitionError, StateMachine
+from stepdag.asl import AslDefinitionError, StateMachine, TaskFailure
 from stepdag.asl import jsonata as J
 from stepdag.asl.errors import StatesError
 from tests.support.asl_problems import located
@@ -377,3 +377,30 @@ def test_jsonpath_runtime_errors_have_no_evaluation_failed_event() -> None:
     result = StateMachine(definition).execute({})
     assert result.error == "States.Runtime"
     assert "EvaluationFailed" not in [e.type for e in result.history]
+
+
+def test_a_failing_catcher_output_fails_the_state_with_its_prefix() -> None:
+    def fail(*_: Any) -> Any:
+        raise TaskFailure("E", "boom")
+
+    definition = {
+        **JSONATA,
+        "StartAt": "T",
+        "States": {
+            "T": {
+                "Type": "Task",
+                "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f",
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Output": "{% $nothing %}", "Next": "S"}],
+                "End": True,
+            },
+            "S": {"Type": "Succeed"},
+        },
+    }
+    result = StateMachine(definition).execute({}, task_handler=fail)
+    assert result.error == "States.QueryEvaluationError"
+    assert result.cause == (
+        "An error occurred while executing the state 'T' (entered at the event id #2). The "
+        "JSONata expression '$nothing' specified for the field 'Catch[0]/Output' returned "
+        "nothing (undefined)."
+    )
+    assert [e.type for e in result.history][-2:] == ["EvaluationFailed", "ExecutionFailed"]

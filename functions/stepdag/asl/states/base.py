@@ -344,7 +344,10 @@ class State(ABC):
                 except StatesError as err:
                     raise runtime_prefix(err, self.name, entered_id, frame) from err
             except StatesError as err:
-                action, value = self.recover(frame, err, data, attempts)
+                try:
+                    action, value = self.recover(frame, err, data, attempts)
+                except StatesError as failed:  # a catcher's own Output/Assign failed
+                    raise runtime_prefix(failed, self.name, entered_id, frame) from failed
                 if action == "retry":
                     self.backoff(frame, value)
                     retry_count += 1
