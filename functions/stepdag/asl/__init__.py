@@ -8,12 +8,12 @@ Parallel/Map concurrency, timeouts, callbacks and AWS-shaped execution history.
 from __future__ import annotations
 
 from stepdag.asl.clock import Clock, ClockEvent, RealClock, VirtualClock
+from stepdag.asl.definition import validate_state_machine_definition
 from stepdag.asl.errors import AslDefinitionError, StatesError, TaskFailure
 from stepdag.asl.history import HistoryEvent
 from stepdag.asl.interpreter import ExecutionHandle, ExecutionResult, StartOptions, StateMachine
 from stepdag.asl.item_io import ItemReader, MemoryObjects, ResultWriter
 from stepdag.asl.runtime import TaskContext, TaskHandler
-from stepdag.asl.validate import validate_state_machine_definition
 
 __all__ = [
     "AslDefinitionError",

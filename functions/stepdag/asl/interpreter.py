@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypedDict, Unpack
 
 from stepdag.asl.clock import Clock, RealClock
+from stepdag.asl.definition import load_definition
 from stepdag.asl.errors import (
     DATA_LIMIT_EXCEEDED,
     RUNTIME,
@@ -30,7 +31,6 @@ from stepdag.asl.machine import Machine
 from stepdag.asl.quotas import name_problem
 from stepdag.asl.runtime import Execution, Frame, TaskHandler
 from stepdag.asl.states.base import payload_size_exceeded
-from stepdag.asl.validate import load_definition
 
 ACCOUNT: Final = "123456789012"
 REGION: Final = "us-east-1"

@@ -6,17 +6,16 @@ Each problem names where it is, AWS-style: ``States/P/Branches[0]/States/B/Next:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from typing import Any, Final
 
 from stepdag.asl import choice, payload
 from stepdag.asl import validate_query as vq
-from stepdag.asl.diagnostics import ROOT, diagnostics
-from stepdag.asl.errors import ALL, KNOWN_STATES_ERRORS, to_json
+from stepdag.asl.diagnostics import ROOT
+from stepdag.asl.errors import ALL, KNOWN_STATES_ERRORS
 from stepdag.asl.paths import PathSyntaxError, compile_path
-from stepdag.asl.quotas import MAX_NAME_LENGTH, definition_size_problem
+from stepdag.asl.quotas import MAX_NAME_LENGTH
 from stepdag.asl.validate_distributed import distributed_problems
 
 _COMMON: Final = frozenset({"Type", "Comment"})
@@ -99,7 +98,7 @@ class _Validator:
     # -- machines -----------------------------------------------------------------------
 
     def machine(self, raw: Any, where: str, top: bool) -> None:
-        label = where or "definition"
+        label = where or ROOT
         if not isinstance(raw, dict):
             self.add(label, "must be a JSON object")
             return
@@ -578,42 +577,4 @@ def validate_definition(definition: Any) -> list[str]:
     return v.problems
 
 
-def load_definition(definition: Any) -> tuple[Any, list[str]]:
-    """The definition parsed (from JSON text or as given) and every problem with it, in
-    the order Step Functions checks: the 1 MiB quota, JSON syntax, then the language."""
-    try:
-        text = definition if isinstance(definition, str) else to_json(definition)
-    except (TypeError, ValueError):
-        text = None  # not JSON at all: validate_definition says why
-    too_big = definition_size_problem(text) if text is not None else None
-    if too_big is not None:
-        return None, [too_big]
-    if isinstance(definition, str):
-        try:
-            definition = json.loads(definition)
-        except json.JSONDecodeError as exc:
-            return None, [f"{ROOT}: invalid JSON: {exc}"]
-    return definition, validate_definition(definition)
-
-
-def validate_state_machine_definition(definition: Any) -> dict[str, Any]:
-    """What ``ValidateStateMachineDefinition`` answers: ``result`` OK or FAIL and the
-    ``diagnostics`` (severity, code, message, location when there is one)."""
-    found = diagnostics(load_definition(definition)[1])
-    return {
-        "result": "FAIL" if found else "OK",
-        "diagnostics": [
-            {"severity": d.severity, "code": d.code, "message": d.message}
-            | ({"location": d.location} if d.location is not None else {})
-            for d in found
-        ],
-        "truncated": False,
-    }
-
-
-__all__ = [
-    "MAX_NAME_LENGTH",
-    "load_definition",
-    "validate_definition",
-    "validate_state_machine_definition",
-]
+__all__ = ["MAX_NAME_LENGTH", "validate_definition"]
