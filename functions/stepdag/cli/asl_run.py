@@ -51,8 +51,15 @@ def asl_run(
         handler = _load_handlers(handlers) if handlers else None
         result = sm.execute(raw, task_handler=handler, name="asl-run").to_contract()
     except Exception as exc:  # the contract holds even for invalid input
-        name = type(exc).__name__
-        result = {"status": "INVALID", "output": None, "error": name, "cause": str(exc)}
+        from stepdag.asl.errors import AslDefinitionError
+
+        result = {"status": "INVALID", "output": None, "error": type(exc).__name__}
+        if isinstance(exc, AslDefinitionError):
+            # CreateStateMachine's answer, and one line per problem for the reader.
+            result |= {"error": "InvalidDefinition", "cause": exc.aws_message}
+            sys.stderr.write("".join(f"{p}\n" for p in exc.problems))
+        else:
+            result["cause"] = str(exc)
         sys.stdout.write(dumps(result, "the result", sort_keys=True) + "\n")
         raise typer.Exit(EXIT_INVALID) from None
     result = _strict(result)

@@ -62,3 +62,33 @@ def test_inputs_at_the_limits_run(tmp_path: Path) -> None:
     big.write_text(json.dumps({"a": "x" * (262_144 - len('{"a":""}'))}))
     code, result, _ = _run(tmp_path, "--input", f"@{big}")
     assert (code, result["status"]) == (0, "SUCCEEDED")
+
+
+def test_an_invalid_definition_reads_as_create_state_machine_answers(tmp_path: Path) -> None:
+    definition = tmp_path / "bad.asl.json"
+    definition.write_text(
+        json.dumps(
+            {
+                "StartAt": "pass1",
+                "States": {
+                    "pass1": {"Type": "Pass", "Next": "pass3"},
+                    "pass2": {"Type": "Pass", "End": True},
+                },
+            }
+        )
+    )
+    res = CliRunner().invoke(app, ["asl", "run", str(definition)])
+    assert res.exit_code == 2
+    assert json.loads(res.stdout) == {
+        "status": "INVALID",
+        "output": None,
+        "error": "InvalidDefinition",
+        "cause": "Invalid State Machine Definition: 'MISSING_TRANSITION_TARGET: Missing 'Next' "
+        'target: pass3 at /States/pass1/Next, MISSING_TRANSITION_TARGET: State "pass2" is not '
+        "reachable. at /States/pass2'",
+    }
+    # stderr: one line per problem, each with its location.
+    assert res.stderr.splitlines() == [
+        "MISSING_TRANSITION_TARGET: Missing 'Next' target: pass3 at /States/pass1/Next",
+        'MISSING_TRANSITION_TARGET: State "pass2" is not reachable. at /States/pass2',
+    ]
