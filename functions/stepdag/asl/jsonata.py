@@ -6,7 +6,9 @@ the node-runner Lambda never load it. Step Functions' dialect on top of JSONata:
 
 * ``$partition``, ``$range``, ``$hash``, ``$random`` (optional seed), ``$uuid``, ``$parse``;
 * ``$eval`` is not available (calling it fails as calling a non-function does);
-* ``$now()``/``$millis()`` read the execution's clock (so virtual time is honoured);
+* ``$now()``/``$millis()`` read the execution's clock (so virtual time is honoured),
+  ``$now(picture, timezone)`` formatting it as ``$fromMillis`` does;
+* ``$encodeUrl``/``$encodeUrlComponent`` are JavaScript's ``encodeURI``/``encodeURIComponent``;
 * an expression that returns nothing (undefined) fails the state with
   ``States.QueryEvaluationError`` naming the field, as does any evaluation error;
 * non-finite numbers come out as the strings ``"Infinity"``/``"-Infinity"``/``"NaN"``.
@@ -25,6 +27,7 @@ import math
 import random
 import re
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -382,9 +385,39 @@ def _now_ms() -> int:
     return int(env.clock.now() * 1000)
 
 
-def _now(*_: Any) -> Any:
-    stamp = dt.datetime.fromtimestamp(_now_ms() / 1000, dt.UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+def _now(picture: Any = None, timezone: Any = None, *_: Any) -> Any:
+    if picture is None and timezone is None:
+        stamp = dt.datetime.fromtimestamp(_now_ms() / 1000, dt.UTC)
+        return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    # $now(picture, timezone) formats as $fromMillis does (the library's own formatter).
+    import jsonatapy
+
+    text = "$fromMillis($ms, $p)" if timezone is None else "$fromMillis($ms, $p, $tz)"
+    return jsonatapy.compile(text).evaluate(None, {"ms": _now_ms(), "p": picture, "tz": timezone})
+
+
+# jsonata-js's $encodeUrl/$encodeUrlComponent are JavaScript's encodeURI and
+# encodeURIComponent: these characters stay as they are (jsonatapy escapes some of them
+# and leaves spaces in URLs).
+_URI_SAFE: Final = ";,/?:@&=+$-_.!~*'()#"
+_URI_COMPONENT_SAFE: Final = "-_.!~*'()"
+
+
+def _encoder(name: str, safe: str) -> Callable[..., Any]:
+    def encode(text: Any = None, *extra: Any) -> Any:
+        if text is None:
+            return None
+        if not isinstance(text, str) or extra:
+            position = 1 if not isinstance(text, str) else 2
+            raise _fail(
+                f'T0410: Argument {position} of function "{name}" does not match function signature'
+            )
+        try:
+            return urllib.parse.quote(text, safe=safe, encoding="utf-8", errors="strict")
+        except UnicodeEncodeError:
+            raise _fail(f"D3140: Malformed URL passed to ${name}(): {json.dumps(text)}") from None
+
+    return encode
 
 
 def _millis(*_: Any) -> Any:
@@ -403,6 +436,8 @@ _OVERRIDES: Final[dict[str, Callable[..., Any]]] = {
     "eval": _eval,
     "now": _now,
     "millis": _millis,
+    "encodeUrl": _encoder("encodeUrl", _URI_SAFE),
+    "encodeUrlComponent": _encoder("encodeUrlComponent", _URI_COMPONENT_SAFE),
 }
 
 
