@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
+from stepdag.asl import java_random
 from stepdag.asl.errors import RUNTIME, StatesError, to_json
 from stepdag.asl.paths import JsonPath, NoMatch, PathSyntaxError, compile_path
 
@@ -473,7 +474,9 @@ def _math_random(args: list[Any], env: Env) -> Any:
         raise _invalid("States.MathRandom")
     if len(args) == 3:
         seed = _truncated("States.MathRandom", args[2])
-        return random.Random(seed).randrange(start, end)
+        if end - start > INT32_MAX:  # Random.nextInt takes a positive int bound
+            raise _invalid("States.MathRandom")
+        return start + java_random.next_int(seed, end - start)
     return env.rng.randrange(start, end)
 
 

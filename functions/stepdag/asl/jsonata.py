@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
+from stepdag.asl import java_random
 from stepdag.asl.clock import Clock
 from stepdag.asl.errors import StatesError
 from stepdag.asl.jsonata_messages import js_message, js_syntax_message
@@ -330,26 +331,11 @@ def _hash(value: Any = None, algorithm: Any = None, *extra: Any) -> Any:
     return hashlib.new(name, value.encode("utf-8")).hexdigest()
 
 
-def java_random_double(seed: int) -> float:
-    """``new java.util.Random(seed).nextDouble()``: AWS's seeded ``$random``."""
-    mask = (1 << 48) - 1
-    state = (seed ^ 0x5DEECE66D) & mask
-
-    def next_bits(bits: int) -> int:
-        nonlocal state
-        state = (state * 0x5DEECE66D + 0xB) & mask
-        return state >> (48 - bits)
-
-    high = next_bits(26)
-    low = next_bits(27)
-    return ((high << 27) + low) * 2.0**-53
-
-
 def _random(seed: Any = None, *extra: Any) -> Any:
     if extra:
         raise _fail('T0410: Argument 2 of function "random" does not match function signature')
     if seed is not None:
-        return java_random_double(_towards_zero(seed, "random", 1))
+        return java_random.next_double(_towards_zero(seed, "random", 1))
     env = _env.get(None)
     return (env.rng if env is not None else random).random()
 
@@ -450,6 +436,5 @@ __all__ = [
     "compile_template",
     "evaluate",
     "is_expression",
-    "java_random_double",
     "template_problems",
 ]
