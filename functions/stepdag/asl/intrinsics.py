@@ -237,7 +237,34 @@ def _to_format_str(value: Any) -> str:
         return "[" + ", ".join(_to_format_str(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}={_to_format_str(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, float):
+        return _java_double(value)
     return json.dumps(value)
+
+
+def _java_double(value: float) -> str:
+    """Java's ``Double.toString``: plain between 10^-3 and 10^7 (``100.0``), otherwise
+    ``1.0E21`` / ``1.234567895E8`` / ``1.0E-5``; the digits are the shortest that round-trip."""
+    if value == 0:
+        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
+    sign = "-" if value < 0 else ""
+    digits, exponent = _shortest_digits(abs(value))  # value = 0.d1d2... * 10**exponent
+    if 1e-3 <= abs(value) < 1e7:
+        if exponent <= 0:
+            return f"{sign}0.{'0' * -exponent}{digits}"
+        whole, fraction = digits[:exponent].ljust(exponent, "0"), digits[exponent:]
+        return f"{sign}{whole}.{fraction or '0'}"
+    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{exponent - 1}"
+
+
+def _shortest_digits(value: float) -> tuple[str, int]:
+    mantissa, _, exp = f"{value!r}".partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = (whole + fraction).lstrip("0")
+    exponent = len(whole.lstrip("0")) + int(exp or 0) if whole.strip("0") else int(exp or 0)
+    if not whole.strip("0"):  # 0.000ddd: the leading zeros of the fraction shift it down
+        exponent -= len(fraction) - len(fraction.lstrip("0"))
+    return digits.rstrip("0") or "0", exponent
 
 
 def _format(args: list[Any], raw: str | None) -> str:
@@ -286,7 +313,19 @@ def _string_to_json(args: list[Any], env: Env) -> Any:
 
 
 def _json_to_string(args: list[Any], env: Env) -> Any:
-    return to_json(args[0])
+    return _java_json(args[0])
+
+
+def _java_json(value: Any) -> str:
+    """Compact JSON as Step Functions' (Jackson's) writer prints it: doubles as Java's
+    ``Double.toString`` (``1.0E21``), everything else as ``to_json``."""
+    if isinstance(value, float):
+        return _java_double(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{to_json(k)}:{_java_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_java_json(v) for v in value) + "]"
+    return to_json(value)
 
 
 def _array(args: list[Any], env: Env) -> Any:
